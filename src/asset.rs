@@ -1,0 +1,286 @@
+//! The catalog record (`MediaAsset`) and the small types around it.
+//! Plain serde types: they are stored in IndexedDB, returned to JS and typed for TypeScript.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use tsify::Tsify;
+
+/// Where an asset's bytes live on this device.
+#[derive(Tsify, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// The Origin Private File System (`handleName` names the file).
+    #[default]
+    Opfs,
+    /// An IndexedDB `blobs` store, used where OPFS is missing.
+    Indexeddb,
+}
+
+impl StorageKind {
+    /// The lowercase name used in records, options and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageKind::Opfs => "opfs",
+            StorageKind::Indexeddb => "indexeddb",
+        }
+    }
+}
+
+/// Where an asset stands with the server. Local imports start as `pending`.
+#[derive(Tsify, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncStatus {
+    /// Waiting to be uploaded (or re-sent).
+    #[default]
+    Pending,
+    /// A sync is moving it right now.
+    Syncing,
+    /// The server has it and it matches.
+    Synced,
+    /// The last attempt failed permanently; see the sync service for details.
+    Error,
+}
+
+/// One media item in the local library.
+///
+/// Every field added after the first release is optional or has a default, so
+/// records written by older versions (no cloud fields, no checksum) still load.
+#[derive(Tsify, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaAsset {
+    /// Client-assigned UUID v7, lowercase and hyphenated.
+    pub id: String,
+    /// The OPFS file name holding the bytes (for IndexedDB storage, the blob key).
+    pub handle_name: String,
+    /// The display name (usually the original file name).
+    pub name: String,
+    /// MIME type; `application/octet-stream` when the source had none.
+    #[serde(rename = "type")]
+    pub mime_type: String,
+    /// Size in bytes.
+    pub size: f64,
+    /// Milliseconds since the Unix epoch.
+    #[serde(deserialize_with = "de_timestamp")]
+    pub created_at: f64,
+    /// Milliseconds since the Unix epoch; changes on every metadata edit.
+    #[serde(deserialize_with = "de_timestamp")]
+    pub updated_at: f64,
+    /// Lowercase hex SHA-256 of the content (absent on records from before checksums).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub sha256: Option<String>,
+    /// User tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Where the bytes are kept on this device.
+    #[serde(default)]
+    pub storage: StorageKind,
+    /// Sync state with the server.
+    #[serde(default)]
+    pub sync_status: SyncStatus,
+    /// The server's id for this asset, once uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub cloud_id: Option<String>,
+    /// Where the server serves the bytes, once uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub cloud_url: Option<String>,
+    /// The user the asset belongs to on the server, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[tsify(optional)]
+    pub user_id: Option<String>,
+}
+
+/// Accepts a number (ms since epoch) or an ISO-8601 string, as older apps stored either.
+fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Num(f64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Num(n) if n.is_finite() => Ok(n),
+        Raw::Num(n) => Err(serde::de::Error::custom(format!("timestamp {n} is not finite"))),
+        Raw::Text(s) => {
+            parse_iso8601_ms(&s).ok_or_else(|| serde::de::Error::custom(format!("timestamp {s:?} is not ISO-8601")))
+        }
+    }
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (what `Date.prototype.toISOString` writes).
+fn parse_iso8601_ms(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || !s.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let frac = match s.get(19..s.len() - 1)? {
+        "" => 0.0,
+        f if f.starts_with('.') => format!("0{f}").parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    // Days from civil date (Howard Hinnant's algorithm).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    Some(secs as f64 * 1000.0 + (frac * 1000.0).round())
+}
+
+/// Options for `importFileToLibrary`.
+#[derive(Tsify, Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportOptions {
+    /// Display name; defaults to the `File`'s name (a plain `Blob` needs it or gets `untitled`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub name: Option<String>,
+    /// MIME type; defaults to the Blob's `type`.
+    #[serde(default, rename = "type")]
+    #[tsify(optional)]
+    pub mime_type: Option<String>,
+    /// Initial tags.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// A user-metadata edit for `updateAsset`. Absent fields stay as they are.
+#[derive(Tsify, Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AssetPatch {
+    /// New display name.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub name: Option<String>,
+    /// New tag list (replaces the old one).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// A filter for `listAssets`. All given fields must match.
+#[derive(Tsify, Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListFilter {
+    /// Only assets in this sync state.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub sync_status: Option<SyncStatus>,
+    /// Only assets carrying this tag.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub tag: Option<String>,
+    /// Only assets whose MIME type starts with this prefix (e.g. `image/`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub type_prefix: Option<String>,
+}
+
+impl ListFilter {
+    /// Whether `asset` passes every condition of the filter.
+    pub fn matches(&self, asset: &MediaAsset) -> bool {
+        self.sync_status.is_none_or(|s| s == asset.sync_status)
+            && self.tag.as_ref().is_none_or(|t| asset.tags.contains(t))
+            && self.type_prefix.as_ref().is_none_or(|p| asset.mime_type.starts_with(p.as_str()))
+    }
+}
+
+/// What a start-up (or explicit) sweep found and did.
+#[derive(Tsify, Serialize, Default, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Stored files or blobs with no catalog record, now removed.
+    pub removed_orphans: Vec<String>,
+    /// Temporary files of imports that never finished, now removed.
+    pub removed_temp: Vec<String>,
+    /// Ids of records whose bytes are missing. They are kept (never silently dropped):
+    /// the app decides whether to re-download (once synced) or delete them.
+    pub missing_bytes: Vec<String>,
+}
+
+/// Storage usage as the browser reports it.
+#[derive(Tsify, Serialize, Default, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageInfo {
+    /// Bytes this origin uses (all storage, not just this library).
+    pub usage: f64,
+    /// Bytes this origin may use.
+    pub quota: f64,
+    /// Whether the browser has granted persistent storage.
+    pub persisted: bool,
+    /// Where this library keeps new bytes.
+    pub storage: StorageKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_record_without_cloud_fields_loads_with_defaults() {
+        let old = r#"{"id":"0190f0c2-7a0e-7cc0-8000-000000000001","handleName":"a.png",
+            "name":"a.png","type":"image/png","size":12,"createdAt":1700000000000,
+            "updatedAt":"2023-11-14T22:13:20.000Z"}"#;
+        let a: MediaAsset = serde_json::from_str(old).unwrap();
+        assert_eq!(a.sync_status, SyncStatus::Pending);
+        assert_eq!(a.storage, StorageKind::Opfs);
+        assert_eq!(a.cloud_id, None);
+        assert_eq!(a.sha256, None);
+        assert!(a.tags.is_empty());
+        assert_eq!(a.updated_at, 1_700_000_000_000.0);
+    }
+
+    #[test]
+    fn optional_fields_are_absent_not_null_when_serialized() {
+        let old = r#"{"id":"x","handleName":"x","name":"n","type":"t","size":0,
+            "createdAt":1,"updatedAt":2}"#;
+        let a: MediaAsset = serde_json::from_str(old).unwrap();
+        let v = serde_json::to_value(&a).unwrap();
+        assert!(v.get("cloudId").is_none());
+        assert_eq!(v["syncStatus"], "pending");
+        assert_eq!(v["storage"], "opfs");
+        assert_eq!(v["type"], "t");
+    }
+
+    #[test]
+    fn bad_timestamps_are_rejected() {
+        for ts in [r#""yesterday""#, r#""2023-13-01T00:00:00Z""#, "null"] {
+            let rec = format!(
+                r#"{{"id":"x","handleName":"x","name":"n","type":"t","size":0,"createdAt":{ts},"updatedAt":1}}"#
+            );
+            assert!(serde_json::from_str::<MediaAsset>(&rec).is_err(), "{ts}");
+        }
+    }
+
+    #[test]
+    fn iso_parser_matches_known_instants() {
+        assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_iso8601_ms("2000-03-01T00:00:00.250Z"), Some(951_868_800_250.0));
+        assert_eq!(parse_iso8601_ms("2024-02-29T12:00:00.000Z"), Some(1_709_208_000_000.0));
+    }
+
+    #[test]
+    fn filter_combines_conditions() {
+        let mut a: MediaAsset = serde_json::from_str(
+            r#"{"id":"x","handleName":"x","name":"n","type":"image/png","size":0,"createdAt":1,"updatedAt":2,"tags":["cat"]}"#,
+        )
+        .unwrap();
+        let f = ListFilter { tag: Some("cat".into()), type_prefix: Some("image/".into()), ..Default::default() };
+        assert!(f.matches(&a));
+        a.sync_status = SyncStatus::Synced;
+        let g = ListFilter { sync_status: Some(SyncStatus::Pending), ..Default::default() };
+        assert!(!g.matches(&a));
+        assert!(ListFilter::default().matches(&a));
+    }
+}

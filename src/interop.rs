@@ -1,0 +1,334 @@
+//! The JS-facing surface (`#[wasm_bindgen]`): argument checks, error conversion, nothing else.
+//! Every function works the same in a page and in a dedicated worker.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::Serialize;
+use tsify::Tsify;
+use wasm_bindgen::prelude::*;
+
+use crate::asset::{AssetPatch, ImportOptions, ListFilter};
+use crate::error::LibraryError;
+use crate::store::{Library, StoragePreference};
+use crate::validate::ValidationError;
+
+/// Options for `MediaLibrary.open`.
+#[derive(Tsify, Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LibraryOptions {
+    /// Library name (1-64 of `a-zA-Z0-9-_`); `default` if absent. Names the IndexedDB
+    /// database `opfs-media:<name>` and the OPFS directory `opfs-media/<name>/`.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub name: Option<String>,
+    /// Where to keep bytes: `auto` (OPFS, else IndexedDB), `opfs` (or fail) or `indexeddb`.
+    #[serde(default)]
+    #[tsify(optional, type = "\"auto\" | \"opfs\" | \"indexeddb\"")]
+    pub storage: Option<String>,
+    /// Sweep orphans when opening (default `true`).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub sweep_on_open: Option<bool>,
+    /// Only sweep leftovers older than this many ms (default one hour), so an import that
+    /// another tab is running right now is never touched.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub sweep_grace_ms: Option<f64>,
+}
+
+/// Options for `MediaLibrary.sweep`.
+#[derive(Tsify, Deserialize, Default, Debug, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SweepOptions {
+    /// Only remove leftovers older than this many ms (default one hour).
+    #[serde(default)]
+    #[tsify(optional)]
+    pub grace_ms: Option<f64>,
+}
+
+const DEFAULT_GRACE_MS: f64 = 3_600_000.0;
+
+/// Turns a library error into a JS `Error` with a stable `name` and `code`.
+pub fn to_js_error(e: LibraryError) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name(e.name());
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code().into());
+    err.into()
+}
+
+fn options<T: DeserializeOwned + Default>(what: &'static str, v: JsValue) -> Result<T, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(T::default());
+    }
+    if !v.is_object() {
+        return Err(to_js_error(ValidationError::BadOptions { what, detail: "expected an object".into() }.into()));
+    }
+    // Through JSON rather than serde-wasm-bindgen, which ignores `deny_unknown_fields`:
+    // a misspelt option must be an error, not silently dropped.
+    let bad = |detail: String| to_js_error(ValidationError::BadOptions { what, detail }.into());
+    let text = js_sys::JSON::stringify(&v).map_err(|e| bad(crate::platform::error_parts(&e).1))?;
+    serde_json::from_str(&String::from(text)).map_err(|e| bad(e.to_string()))
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| to_js_error(LibraryError::Storage { op: "encoding a result", detail: e.to_string() }))
+}
+
+fn id_arg(v: &JsValue) -> Result<String, JsValue> {
+    v.as_string().ok_or_else(|| to_js_error(ValidationError::MalformedId(format!("{v:?}")).into()))
+}
+
+/// A local media library. Most apps use the module functions (`importFileToLibrary`, ...),
+/// which work on the library named `default`; open others for isolation (tests, accounts).
+#[wasm_bindgen]
+pub struct MediaLibrary {
+    inner: Rc<Library>,
+}
+
+#[wasm_bindgen]
+impl MediaLibrary {
+    /// Opens (creating) a library and sweeps leftovers of interrupted imports.
+    pub async fn open(
+        #[wasm_bindgen(unchecked_param_type = "LibraryOptions")] options: JsValue,
+    ) -> Result<MediaLibrary, JsValue> {
+        let opts: LibraryOptions = self::options("library options", options)?;
+        open_library(opts).await.map(|inner| MediaLibrary { inner })
+    }
+
+    /// The library's name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> String {
+        self.inner.name().to_owned()
+    }
+
+    /// Where new bytes go: `"opfs"` or `"indexeddb"`.
+    #[wasm_bindgen(getter, unchecked_return_type = "StorageKind")]
+    pub fn storage(&self) -> String {
+        self.inner.storage_kind().as_str().to_owned()
+    }
+
+    /// Whether OPFS writes use a sync access handle (dedicated workers).
+    #[wasm_bindgen(getter, js_name = usesSyncAccessHandle)]
+    pub fn uses_sync_access_handle(&self) -> bool {
+        self.inner.uses_sync_access_handle()
+    }
+
+    /// Imports a `File`/`Blob`; resolves with the full record once bytes and record are durable.
+    #[wasm_bindgen(js_name = importFile, unchecked_return_type = "MediaAsset")]
+    pub async fn import_file(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ImportOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let opts: ImportOptions = self::options("import options", options)?;
+        let asset = self.inner.import(&file, opts).await.map_err(to_js_error)?;
+        to_js(&asset)
+    }
+
+    /// Lists assets (oldest first), optionally filtered.
+    #[wasm_bindgen(unchecked_return_type = "MediaAsset[]")]
+    pub async fn list(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "ListFilter")] filter: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let filter: ListFilter = options("list filter", filter)?;
+        to_js(&self.inner.list(&filter).await.map_err(to_js_error)?)
+    }
+
+    /// One asset's record; rejects with `NotFoundError` for an unknown id.
+    #[wasm_bindgen(unchecked_return_type = "MediaAsset")]
+    pub async fn get(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.get(&id_arg(&id)?).await.map_err(to_js_error)?)
+    }
+
+    /// The asset's bytes as a `File` (name and type set), for `createImageBitmap` or an object URL.
+    #[wasm_bindgen(js_name = getFile)]
+    pub async fn get_file(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<web_sys::File, JsValue> {
+        self.inner.file(&id_arg(&id)?).await.map_err(to_js_error)
+    }
+
+    /// Edits user metadata (name, tags).
+    #[wasm_bindgen(unchecked_return_type = "MediaAsset")]
+    pub async fn update(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "AssetPatch")] patch: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let patch: AssetPatch = options("asset patch", patch)?;
+        to_js(&self.inner.update(&id_arg(&id)?, patch).await.map_err(to_js_error)?)
+    }
+
+    /// Deletes an asset and its bytes; rejects with `NotFoundError` if it is not there.
+    pub async fn delete(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
+        self.inner.delete(&id_arg(&id)?).await.map_err(to_js_error)
+    }
+
+    /// Removes leftovers of interrupted imports and reports records whose bytes are missing.
+    #[wasm_bindgen(unchecked_return_type = "SweepReport")]
+    pub async fn sweep(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SweepOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let opts: SweepOptions = self::options("sweep options", options)?;
+        to_js(&self.inner.sweep(opts.grace_ms.unwrap_or(DEFAULT_GRACE_MS)).await.map_err(to_js_error)?)
+    }
+
+    /// Storage usage/quota for the origin.
+    #[wasm_bindgen(unchecked_return_type = "StorageInfo")]
+    pub async fn estimate(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.estimate().await.map_err(to_js_error)?)
+    }
+
+    /// Asks for persistent storage; `false` if refused or unsupported.
+    #[wasm_bindgen(js_name = requestPersistence)]
+    pub async fn request_persistence(&self) -> bool {
+        self.inner.request_persistence().await
+    }
+
+    /// Listens for `change` events (`event.detail = { kind: 'import'|'update'|'delete', id }`).
+    #[wasm_bindgen(js_name = addEventListener)]
+    pub fn add_event_listener(&self, kind: &str, listener: &js_sys::Function) -> Result<(), JsValue> {
+        self.inner.events().add_event_listener_with_callback(kind, listener)
+    }
+
+    /// Stops listening.
+    #[wasm_bindgen(js_name = removeEventListener)]
+    pub fn remove_event_listener(&self, kind: &str, listener: &js_sys::Function) -> Result<(), JsValue> {
+        self.inner.events().remove_event_listener_with_callback(kind, listener)
+    }
+
+    /// Closes the database connection; the object is unusable afterwards.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+impl MediaLibrary {
+    /// The Rust library behind this handle (for Rust callers and tests).
+    pub fn library(&self) -> &Library {
+        &self.inner
+    }
+}
+
+async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, JsValue> {
+    let pref = match opts.storage.as_deref() {
+        None | Some("auto") => StoragePreference::Auto,
+        Some("opfs") => StoragePreference::Opfs,
+        Some("indexeddb") => StoragePreference::IndexedDb,
+        Some(other) => {
+            let detail = format!("storage must be \"auto\", \"opfs\" or \"indexeddb\", not {other:?}");
+            return Err(to_js_error(ValidationError::BadOptions { what: "library options", detail }.into()));
+        }
+    };
+    let lib = Library::open(opts.name.as_deref().unwrap_or("default"), pref).await.map_err(to_js_error)?;
+    if opts.sweep_on_open.unwrap_or(true) {
+        lib.sweep(opts.sweep_grace_ms.unwrap_or(DEFAULT_GRACE_MS)).await.map_err(to_js_error)?;
+    }
+    Ok(Rc::new(lib))
+}
+
+type SharedOpen = Shared<LocalBoxFuture<'static, Result<Rc<Library>, JsValue>>>;
+
+thread_local! {
+    /// The `default` library, opened once per JS realm on first use (concurrent first
+    /// calls share one open).
+    static DEFAULT: RefCell<Option<SharedOpen>> = const { RefCell::new(None) };
+}
+
+async fn default_library() -> Result<Rc<Library>, JsValue> {
+    let fut = DEFAULT.with(|d| {
+        d.borrow_mut().get_or_insert_with(|| open_library(LibraryOptions::default()).boxed_local().shared()).clone()
+    });
+    let result = fut.await;
+    if result.is_err() {
+        // Let a later call retry (e.g. after the user left private mode).
+        DEFAULT.with(|d| d.borrow_mut().take());
+    }
+    result
+}
+
+/// The `default` library used by the module functions (for its events and `sweep`).
+#[wasm_bindgen(js_name = defaultLibrary)]
+pub async fn default_library_handle() -> Result<MediaLibrary, JsValue> {
+    default_library().await.map(|inner| MediaLibrary { inner })
+}
+
+/// Imports a `File`/`Blob` into the default library; resolves with the new asset id once the
+/// bytes (OPFS, or IndexedDB where OPFS is missing) and the record are durable.
+#[wasm_bindgen(js_name = importFileToLibrary)]
+pub async fn import_file_to_library(
+    #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ImportOptions")] options: JsValue,
+) -> Result<String, JsValue> {
+    let opts: ImportOptions = self::options("import options", options)?;
+    let lib = default_library().await?;
+    lib.import(&file, opts).await.map(|a| a.id).map_err(to_js_error)
+}
+
+/// Lists the default library's assets.
+#[wasm_bindgen(js_name = listAssets, unchecked_return_type = "MediaAsset[]")]
+pub async fn list_assets(
+    #[wasm_bindgen(unchecked_param_type = "ListFilter")] filter: JsValue,
+) -> Result<JsValue, JsValue> {
+    default_library_handle().await?.list(filter).await
+}
+
+/// One asset of the default library.
+#[wasm_bindgen(js_name = getAsset, unchecked_return_type = "MediaAsset")]
+pub async fn get_asset(#[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<JsValue, JsValue> {
+    default_library_handle().await?.get(id).await
+}
+
+/// The bytes of an asset of the default library, as a `File`.
+#[wasm_bindgen(js_name = getAssetFile)]
+pub async fn get_asset_file(
+    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+) -> Result<web_sys::File, JsValue> {
+    default_library_handle().await?.get_file(id).await
+}
+
+/// Deletes an asset of the default library.
+#[wasm_bindgen(js_name = deleteAsset)]
+pub async fn delete_asset(#[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
+    default_library_handle().await?.delete(id).await
+}
+
+/// Edits user metadata of an asset of the default library.
+#[wasm_bindgen(js_name = updateAsset, unchecked_return_type = "MediaAsset")]
+pub async fn update_asset(
+    #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "AssetPatch")] patch: JsValue,
+) -> Result<JsValue, JsValue> {
+    default_library_handle().await?.update(id, patch).await
+}
+
+/// Storage usage/quota for the origin.
+#[wasm_bindgen(unchecked_return_type = "StorageInfo")]
+pub async fn estimate() -> Result<JsValue, JsValue> {
+    default_library_handle().await?.estimate().await
+}
+
+/// Asks the browser for persistent storage; `false` if refused or unsupported.
+#[wasm_bindgen(js_name = requestPersistence)]
+pub async fn request_persistence() -> bool {
+    match crate::platform::storage_manager() {
+        Some(_) => match default_library().await {
+            Ok(lib) => lib.request_persistence().await,
+            Err(_) => false,
+        },
+        None => false,
+    }
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}

@@ -1,0 +1,16 @@
+//! opfs-media: an offline-first media library for the browser.
+//! Bytes live in OPFS (IndexedDB where OPFS is missing), metadata in IndexedDB.
+//!
+//! Layering: `interop` is the thin `#[wasm_bindgen]` surface; `store` does the I/O;
+//! `asset`, `validate` and `error` are plain Rust, tested natively.
+
+pub mod asset;
+pub mod error;
+pub mod interop;
+pub mod platform;
+pub mod store;
+pub mod validate;
+
+pub use asset::{MediaAsset, StorageKind, SyncStatus};
+pub use error::LibraryError;
+pub use store::Library;

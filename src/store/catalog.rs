@@ -1,0 +1,234 @@
+//! The IndexedDB catalog: asset records (+ indexes) and, where OPFS is missing, the bytes.
+//! Writes use `durability: "strict"` so a resolved import survives a crash or power loss.
+
+use idb::{Database, DatabaseEvent, Factory, IndexParams, KeyPath, ObjectStoreParams, Query, Transaction};
+use serde::Serialize;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Blob, IdbDatabase, IdbTransaction};
+
+use crate::asset::MediaAsset;
+use crate::error::LibraryError;
+use crate::platform::error_parts;
+
+/// Store of `MediaAsset` records, keyed by `id`.
+pub const ASSETS: &str = "assets";
+/// Store of asset bytes as `Blob`s, keyed by asset id (IndexedDB fallback only).
+pub const BLOBS: &str = "blobs";
+/// Schema version; bump with a new step in `upgrade`.
+const VERSION: u32 = 1;
+
+/// A record read back from the catalog: parsed, or the raw key and why it did not parse.
+pub type Loaded = Result<MediaAsset, LibraryError>;
+
+/// An open catalog database for one library.
+pub struct Catalog {
+    db: IdbDatabase,
+}
+
+fn idb_err(op: &'static str) -> impl Fn(idb::Error) -> LibraryError {
+    move |e| match &e {
+        idb::Error::DomException(d) => LibraryError::from_dom(op, &d.name(), &d.message()),
+        idb::Error::IndexedDbNotFound(_) => LibraryError::StorageUnavailable(format!("IndexedDB is missing: {e}")),
+        other => {
+            let text = other.to_string();
+            // idb wraps most failures as JsValues; classify by the DOMException name in them.
+            let name = ["QuotaExceededError", "InvalidStateError", "AbortError"]
+                .into_iter()
+                .find(|n| text.contains(n))
+                .unwrap_or("");
+            LibraryError::from_dom(op, name, &text)
+        }
+    }
+}
+
+fn js_err(op: &'static str) -> impl Fn(JsValue) -> LibraryError {
+    move |e| {
+        let (name, msg) = error_parts(&e);
+        LibraryError::from_dom(op, &name, &msg)
+    }
+}
+
+impl Catalog {
+    /// Opens (creating or upgrading) the database `opfs-media:<library>`.
+    pub async fn open(library: &str) -> Result<Self, LibraryError> {
+        let factory =
+            Factory::new().map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB is missing: {e}")))?;
+        let mut req = factory
+            .open(&format!("opfs-media:{library}"), Some(VERSION))
+            .map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB cannot be opened: {e}")))?;
+        req.on_upgrade_needed(|event| {
+            // Errors here abort the upgrade, which makes the open request fail below.
+            let Ok(db) = event.database() else { return };
+            let old = event.old_version().unwrap_or(0);
+            let _ = upgrade(&db, old);
+        });
+        let db = req.await.map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB cannot be opened: {e}")))?;
+        Ok(Self { db: db.into() })
+    }
+
+    /// Closes the connection (lets tests delete the database).
+    pub fn close(&self) {
+        self.db.close();
+    }
+
+    fn tx(&self, stores: &[&str], write: bool) -> Result<Transaction, LibraryError> {
+        let names: js_sys::Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+        // `durability` is passed as a plain dictionary (web-sys gates it as unstable);
+        // engines that predate it ignore the member.
+        let opts = js_sys::Object::new();
+        let mode = if write {
+            let _ = js_sys::Reflect::set(&opts, &"durability".into(), &"strict".into());
+            "readwrite"
+        } else {
+            "readonly"
+        };
+        let tx = crate::platform::call(&self.db, "transaction", &[&names, &mode.into(), &opts])
+            .map(|t| t.unchecked_into::<IdbTransaction>());
+        tx.map(Transaction::from).map_err(js_err("starting a catalog transaction"))
+    }
+
+    /// Writes `asset` (and, for IndexedDB storage, its bytes) in one transaction and waits
+    /// until it is committed.
+    pub async fn put(&self, asset: &MediaAsset, blob: Option<&Blob>) -> Result<(), LibraryError> {
+        let err = idb_err("saving to the catalog");
+        let stores: &[&str] = if blob.is_some() { &[ASSETS, BLOBS] } else { &[ASSETS] };
+        let tx = self.tx(stores, true)?;
+        let value = to_js(asset)?;
+        tx.object_store(ASSETS).map_err(&err)?.put(&value, None).map_err(&err)?.await.map_err(&err)?;
+        if let Some(blob) = blob {
+            let key = JsValue::from_str(&asset.handle_name);
+            tx.object_store(BLOBS).map_err(&err)?.put(blob, Some(&key)).map_err(&err)?.await.map_err(&err)?;
+        }
+        finish(tx, "saving to the catalog").await
+    }
+
+    /// The record with this id, if any.
+    pub async fn get(&self, id: &str) -> Result<Option<MediaAsset>, LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[ASSETS], false)?;
+        let v = tx.object_store(ASSETS).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        v.map(|v| from_js(id, v)).transpose()
+    }
+
+    /// Every record, each parsed or reported as corrupt (never silently skipped).
+    pub async fn all(&self) -> Result<Vec<Loaded>, LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[ASSETS], false)?;
+        let store = tx.object_store(ASSETS).map_err(&err)?;
+        let keys = store.get_all_keys(None, None).map_err(&err)?.await.map_err(&err)?;
+        let values = store.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
+        Ok(keys
+            .into_iter()
+            .zip(values)
+            .map(|(k, v)| from_js(&k.as_string().unwrap_or_else(|| format!("{k:?}")), v))
+            .collect())
+    }
+
+    /// Every key in `store`, as strings.
+    pub async fn keys(&self, store: &str) -> Result<Vec<String>, LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[store], false)?;
+        let keys = tx.object_store(store).map_err(&err)?.get_all_keys(None, None).map_err(&err)?.await.map_err(&err)?;
+        Ok(keys.into_iter().filter_map(|k| k.as_string()).collect())
+    }
+
+    /// The stored bytes of an IndexedDB-backed asset.
+    pub async fn blob(&self, key: &str) -> Result<Option<Blob>, LibraryError> {
+        let err = idb_err("reading stored bytes");
+        let tx = self.tx(&[BLOBS], false)?;
+        let v = tx.object_store(BLOBS).map_err(&err)?.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
+        Ok(v.and_then(|v| v.dyn_into::<Blob>().ok()))
+    }
+
+    /// Deletes the record `id` and the blob `blob_key` (if given) in one transaction.
+    pub async fn delete(&self, id: &str, blob_key: Option<&str>) -> Result<(), LibraryError> {
+        let err = idb_err("deleting from the catalog");
+        let tx = self.tx(&[ASSETS, BLOBS], true)?;
+        tx.object_store(ASSETS)
+            .map_err(&err)?
+            .delete(Query::from(JsValue::from_str(id)))
+            .map_err(&err)?
+            .await
+            .map_err(&err)?;
+        if let Some(k) = blob_key {
+            tx.object_store(BLOBS)
+                .map_err(&err)?
+                .delete(Query::from(JsValue::from_str(k)))
+                .map_err(&err)?
+                .await
+                .map_err(&err)?;
+        }
+        finish(tx, "deleting from the catalog").await
+    }
+
+    /// Deletes stored bytes with no record (sweep).
+    pub async fn delete_blob(&self, key: &str) -> Result<(), LibraryError> {
+        let err = idb_err("deleting stored bytes");
+        let tx = self.tx(&[BLOBS], true)?;
+        tx.object_store(BLOBS)
+            .map_err(&err)?
+            .delete(Query::from(JsValue::from_str(key)))
+            .map_err(&err)?
+            .await
+            .map_err(&err)?;
+        finish(tx, "deleting stored bytes").await
+    }
+
+    /// Writes a blob with no record (tests use it to plant orphans).
+    #[doc(hidden)]
+    pub async fn put_raw_blob(&self, key: &str, blob: &Blob) -> Result<(), LibraryError> {
+        let err = idb_err("saving stored bytes");
+        let tx = self.tx(&[BLOBS], true)?;
+        tx.object_store(BLOBS)
+            .map_err(&err)?
+            .put(blob, Some(&JsValue::from_str(key)))
+            .map_err(&err)?
+            .await
+            .map_err(&err)?;
+        finish(tx, "saving stored bytes").await
+    }
+
+    /// Writes a raw value into the assets store (tests use it to plant old or corrupt records).
+    #[doc(hidden)]
+    pub async fn put_raw(&self, value: &JsValue) -> Result<(), LibraryError> {
+        let err = idb_err("saving to the catalog");
+        let tx = self.tx(&[ASSETS], true)?;
+        tx.object_store(ASSETS).map_err(&err)?.put(value, None).map_err(&err)?.await.map_err(&err)?;
+        finish(tx, "saving to the catalog").await
+    }
+}
+
+fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
+    if old < 1 {
+        let mut params = ObjectStoreParams::new();
+        params.key_path(Some(KeyPath::new_single("id")));
+        let assets = db.create_object_store(ASSETS, params)?;
+        for (name, path) in [("syncStatus", "syncStatus"), ("updatedAt", "updatedAt"), ("sha256", "sha256")] {
+            assets.create_index(name, KeyPath::new_single(path), Some(IndexParams::new()))?;
+        }
+        db.create_object_store(BLOBS, ObjectStoreParams::new())?;
+    }
+    Ok(())
+}
+
+async fn finish(tx: Transaction, op: &'static str) -> Result<(), LibraryError> {
+    let result = tx.await.map_err(idb_err(op))?;
+    if result.is_committed() {
+        Ok(())
+    } else {
+        Err(LibraryError::Storage { op, detail: "the transaction was aborted".into() })
+    }
+}
+
+fn to_js(asset: &MediaAsset) -> Result<JsValue, LibraryError> {
+    // JSON-compatible: plain objects (never `Map`), numbers not BigInts, so key paths
+    // and indexes can read the fields.
+    asset
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| LibraryError::Storage { op: "encoding a record", detail: e.to_string() })
+}
+
+fn from_js(id: &str, v: JsValue) -> Result<MediaAsset, LibraryError> {
+    serde_wasm_bindgen::from_value(v)
+        .map_err(|e| LibraryError::CorruptRecord { id: id.to_owned(), detail: e.to_string() })
+}

@@ -1,0 +1,196 @@
+//! Streams a `Blob` into a sink chunk by chunk while hashing it (SHA-256).
+//! Chunks stay JS `Uint8Array`s; only a copy for the hasher enters WASM memory.
+
+use js_sys::Uint8Array;
+use sha2::{Digest, Sha256};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, FileSystemReadWriteOptions, FileSystemSyncAccessHandle, ReadableStreamDefaultReader,
+    WritableStreamDefaultWriter,
+};
+
+use crate::platform;
+
+/// Where a copy failed: reading the source or writing the destination.
+#[derive(Debug)]
+pub enum CopyFailure {
+    /// The source stream errored (e.g. `NotReadableError`).
+    Read(JsValue),
+    /// The sink refused a chunk (e.g. `QuotaExceededError`).
+    Write(JsValue),
+}
+
+/// A destination for chunks. Implementations own the write side only; callers own cleanup.
+// WASM is single-threaded here, so the futures need no `Send` bound.
+#[allow(async_fn_in_trait)]
+pub trait ChunkSink {
+    /// Starts writing `chunk`; the returned future completes when the sink accepted it.
+    /// The hasher runs between the call and the await, overlapping the write.
+    fn start_write(&mut self, chunk: &Uint8Array) -> Result<Option<JsFuture>, JsValue>;
+    /// Makes the written bytes durable and releases the sink.
+    async fn close(&mut self) -> Result<(), JsValue>;
+    /// Discards what was written and releases the sink; never fails.
+    async fn abort(&mut self);
+}
+
+/// Writes through a `WritableStream` writer (OPFS `createWritable`, main thread).
+pub struct WriterSink(pub WritableStreamDefaultWriter);
+
+impl ChunkSink for WriterSink {
+    fn start_write(&mut self, chunk: &Uint8Array) -> Result<Option<JsFuture>, JsValue> {
+        Ok(Some(JsFuture::from(self.0.write_with_chunk(chunk))))
+    }
+    async fn close(&mut self) -> Result<(), JsValue> {
+        JsFuture::from(self.0.close()).await.map(drop)
+    }
+    async fn abort(&mut self) {
+        let _ = JsFuture::from(self.0.abort()).await;
+    }
+}
+
+/// Writes through an OPFS sync access handle (dedicated workers): synchronous writes.
+pub struct SyncHandleSink {
+    handle: FileSystemSyncAccessHandle,
+    at: f64,
+}
+
+impl SyncHandleSink {
+    /// Wraps an open handle; writing starts at offset 0.
+    pub fn new(handle: FileSystemSyncAccessHandle) -> Self {
+        Self { handle, at: 0.0 }
+    }
+}
+
+impl ChunkSink for SyncHandleSink {
+    fn start_write(&mut self, chunk: &Uint8Array) -> Result<Option<JsFuture>, JsValue> {
+        let opts = FileSystemReadWriteOptions::new();
+        opts.set_at(self.at);
+        let written = self.handle.write_with_buffer_source_and_options(chunk, &opts)?;
+        if written < chunk.length() as f64 {
+            // A short write means the disk or quota ran out part-way.
+            return Err(web_sys::DomException::new_with_message_and_name("short write", "QuotaExceededError")?.into());
+        }
+        self.at += written;
+        Ok(None)
+    }
+    async fn close(&mut self) -> Result<(), JsValue> {
+        let flushed = self.handle.flush();
+        self.handle.close();
+        flushed
+    }
+    async fn abort(&mut self) {
+        self.handle.close();
+    }
+}
+
+/// Accepts and drops every chunk: used where the Blob is stored whole (IndexedDB).
+pub struct HashOnly;
+
+impl ChunkSink for HashOnly {
+    fn start_write(&mut self, _: &Uint8Array) -> Result<Option<JsFuture>, JsValue> {
+        Ok(None)
+    }
+    async fn close(&mut self) -> Result<(), JsValue> {
+        Ok(())
+    }
+    async fn abort(&mut self) {}
+}
+
+/// Fails like a full disk once more than `left` bytes were written: a fault injected
+/// around a real sink (the `object_store` throttle idea), for quota tests.
+pub struct Budget<S> {
+    /// The real sink.
+    pub inner: S,
+    /// Bytes still allowed.
+    pub left: u64,
+}
+
+impl<S: ChunkSink> ChunkSink for Budget<S> {
+    fn start_write(&mut self, chunk: &Uint8Array) -> Result<Option<JsFuture>, JsValue> {
+        let len = u64::from(chunk.length());
+        if len > self.left {
+            let msg = "simulated: the quota was exhausted part-way through the write";
+            return Err(web_sys::DomException::new_with_message_and_name(msg, "QuotaExceededError")?.into());
+        }
+        self.left -= len;
+        self.inner.start_write(chunk)
+    }
+    async fn close(&mut self) -> Result<(), JsValue> {
+        self.inner.close().await
+    }
+    async fn abort(&mut self) {
+        self.inner.abort().await
+    }
+}
+
+/// Copies `source` into `sink` and returns `(bytes, lowercase hex SHA-256)`.
+/// On failure the sink is aborted before returning.
+pub async fn copy_hashing<S: ChunkSink>(source: &Blob, sink: &mut S) -> Result<(f64, String), CopyFailure> {
+    match pump(source, sink).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            sink.abort().await;
+            Err(e)
+        }
+    }
+}
+
+async fn pump<S: ChunkSink>(source: &Blob, sink: &mut S) -> Result<(f64, String), CopyFailure> {
+    if !platform::has_method(source, "stream") {
+        return Err(CopyFailure::Read(js_sys::Error::new("Blob.stream() is not available in this browser").into()));
+    }
+    let reader: ReadableStreamDefaultReader = source.stream().get_reader().unchecked_into();
+    let mut hasher = Sha256::new();
+    let mut scratch: Vec<u8> = Vec::new();
+    let mut total = 0f64;
+    loop {
+        let step = JsFuture::from(reader.read()).await.map_err(CopyFailure::Read)?;
+        if platform::get(&step, "done").as_bool().unwrap_or(true) {
+            break;
+        }
+        let chunk: Uint8Array = match platform::get(&step, "value").dyn_into() {
+            Ok(c) => c,
+            Err(v) => {
+                return Err(CopyFailure::Read(
+                    js_sys::Error::new(&format!("stream yielded a non-byte chunk: {v:?}")).into(),
+                ))
+            }
+        };
+        let pending = sink.start_write(&chunk).map_err(|e| {
+            let _ = reader.cancel();
+            CopyFailure::Write(e)
+        })?;
+        let len = chunk.length() as usize;
+        scratch.resize(len, 0);
+        chunk.copy_to(&mut scratch[..len]);
+        hasher.update(&scratch[..len]);
+        total += len as f64;
+        if let Some(p) = pending {
+            if let Err(e) = p.await {
+                let _ = reader.cancel();
+                return Err(CopyFailure::Write(e));
+            }
+        }
+    }
+    sink.close().await.map_err(CopyFailure::Write)?;
+    Ok((total, hex(&hasher.finalize())))
+}
+
+/// Lowercase hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    bytes.iter().flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_of_empty_sha256() {
+        use sha2::Digest;
+        assert_eq!(
+            super::hex(&sha2::Sha256::digest(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

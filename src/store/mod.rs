@@ -1,0 +1,356 @@
+//! The local library: imports bytes + record durably, reads, edits, deletes, sweeps.
+//! Bytes go to OPFS (or IndexedDB where OPFS is missing); records go to the catalog.
+
+pub mod catalog;
+pub mod copy;
+pub mod opfs;
+
+use std::cell::Cell;
+
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{Blob, File, FilePropertyBag};
+
+use crate::asset::{
+    AssetPatch, ImportOptions, ListFilter, MediaAsset, StorageInfo, StorageKind, SweepReport, SyncStatus,
+};
+use crate::error::LibraryError;
+use crate::platform::{self, error_parts};
+use crate::validate::{self, ValidationError};
+use catalog::Catalog;
+use copy::{copy_hashing, Budget, HashOnly};
+use opfs::{OpfsDir, TEMP_SUFFIX};
+
+/// Which backend a library should keep new bytes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StoragePreference {
+    /// OPFS when it works here, IndexedDB otherwise.
+    #[default]
+    Auto,
+    /// OPFS or fail with `StorageUnavailableError`.
+    Opfs,
+    /// Always IndexedDB (what `Auto` falls back to).
+    IndexedDb,
+}
+
+/// What a change event reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A new asset was imported.
+    Import,
+    /// An asset's metadata changed.
+    Update,
+    /// An asset was deleted.
+    Delete,
+}
+
+impl ChangeKind {
+    /// The `detail.kind` string of the JS event.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Import => "import",
+            Self::Update => "update",
+            Self::Delete => "delete",
+        }
+    }
+}
+
+/// One local media library (an IndexedDB database + an OPFS directory).
+pub struct Library {
+    name: String,
+    catalog: Catalog,
+    opfs: Option<OpfsDir>,
+    events: web_sys::EventTarget,
+    write_budget: Cell<Option<u64>>,
+}
+
+impl Library {
+    /// Opens the library `name`, choosing the byte store per `pref` by feature detection.
+    pub async fn open(name: &str, pref: StoragePreference) -> Result<Self, LibraryError> {
+        let name = validate::library_name(name)?;
+        let catalog = Catalog::open(&name).await?;
+        let opfs = match pref {
+            StoragePreference::IndexedDb => None,
+            StoragePreference::Opfs => Some(OpfsDir::open(&name).await?),
+            // OPFS missing or refusing (private mode, WebKitGTK, insecure context): fall back.
+            StoragePreference::Auto => OpfsDir::open(&name).await.ok(),
+        };
+        let events = web_sys::EventTarget::new()
+            .map_err(|e| LibraryError::StorageUnavailable(format!("EventTarget: {}", error_parts(&e).1)))?;
+        Ok(Self { name, catalog, opfs, events, write_budget: Cell::new(None) })
+    }
+
+    /// The library's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where new bytes go.
+    pub fn storage_kind(&self) -> StorageKind {
+        if self.opfs.is_some() {
+            StorageKind::Opfs
+        } else {
+            StorageKind::Indexeddb
+        }
+    }
+
+    /// Whether OPFS writes use a sync access handle (dedicated worker) rather than `createWritable`.
+    pub fn uses_sync_access_handle(&self) -> bool {
+        self.opfs.as_ref().is_some_and(|o| o.mode() == opfs::WriteMode::SyncHandle)
+    }
+
+    /// The target for `addEventListener('change', ...)`.
+    pub fn events(&self) -> &web_sys::EventTarget {
+        &self.events
+    }
+
+    /// Test hook: makes writes fail with a real `QuotaExceededError` DOMException after
+    /// `bytes` bytes, the way a full disk does part-way through an import.
+    #[doc(hidden)]
+    pub fn simulate_quota_after(&self, bytes: Option<u64>) {
+        self.write_budget.set(bytes);
+    }
+
+    /// The catalog, for tests that plant raw records.
+    #[doc(hidden)]
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Imports `source` (a `File` or `Blob`): bytes first, then the record. Durable when it
+    /// returns; on failure nothing is left behind and nothing already stored is touched.
+    pub async fn import(&self, source: &JsValue, opts: ImportOptions) -> Result<MediaAsset, LibraryError> {
+        let blob = as_blob(source)?;
+        let file_name = source.dyn_ref::<File>().map(File::name);
+        let name = match (&opts.name, &file_name) {
+            (Some(n), _) => validate::display_name(n)?,
+            (None, Some(n)) => validate::display_name(n)?,
+            (None, None) => "untitled".to_owned(),
+        };
+        let mime_type = validate::mime_type(opts.mime_type.as_deref().unwrap_or(&blob.type_()))?;
+        let tags = validate::tags(opts.tags.as_deref().unwrap_or_default())?;
+
+        let id = platform::new_asset_id();
+        let budget = self.write_budget.get();
+        let (size, sha256, storage) = match &self.opfs {
+            Some(dir) => {
+                let (size, sha) = dir.write_new(&id, blob, budget).await?;
+                (size, sha, StorageKind::Opfs)
+            }
+            None => {
+                let result = match budget {
+                    Some(left) => copy_hashing(blob, &mut Budget { inner: HashOnly, left }).await,
+                    None => copy_hashing(blob, &mut HashOnly).await,
+                };
+                let (size, sha) = result.map_err(opfs::copy_err)?;
+                (size, sha, StorageKind::Indexeddb)
+            }
+        };
+        let now = platform::now_ms();
+        let asset = MediaAsset {
+            handle_name: id.clone(),
+            id,
+            name,
+            mime_type,
+            size,
+            created_at: now,
+            updated_at: now,
+            sha256: Some(sha256),
+            tags,
+            storage,
+            sync_status: SyncStatus::Pending,
+            cloud_id: None,
+            cloud_url: None,
+            user_id: None,
+        };
+        let stored_blob = (storage == StorageKind::Indexeddb).then_some(blob);
+        if let Err(e) = self.catalog.put(&asset, stored_blob).await {
+            if let Some(dir) = &self.opfs {
+                let _ = dir.remove(&asset.handle_name).await;
+            }
+            return Err(e);
+        }
+        self.emit(ChangeKind::Import, &asset.id);
+        Ok(asset)
+    }
+
+    /// Every asset matching `filter`, oldest first. A corrupt record fails the call with
+    /// `CorruptRecordError` naming it, rather than vanishing from the list.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<MediaAsset>, LibraryError> {
+        let mut out = Vec::new();
+        for loaded in self.catalog.all().await? {
+            let asset = loaded?;
+            if filter.matches(&asset) {
+                out.push(asset);
+            }
+        }
+        out.sort_by(|a, b| a.created_at.total_cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The asset `id`, or `NotFoundError`.
+    pub async fn get(&self, id: &str) -> Result<MediaAsset, LibraryError> {
+        let id = validate::asset_id(id)?;
+        self.catalog.get(&id).await?.ok_or(LibraryError::NotFound(id))
+    }
+
+    /// The asset's bytes as a `File` carrying its name and type (no copy: it wraps the
+    /// stored OPFS file or IndexedDB blob).
+    pub async fn file(&self, id: &str) -> Result<File, LibraryError> {
+        let asset = self.get(id).await?;
+        let stored: Option<Blob> = match asset.storage {
+            StorageKind::Opfs => match &self.opfs {
+                Some(dir) => dir.file(&asset.handle_name).await?.map(Into::into),
+                None => {
+                    // Written by a context with OPFS; try opening it from here.
+                    match OpfsDir::open(&self.name).await {
+                        Ok(dir) => dir.file(&asset.handle_name).await?.map(Into::into),
+                        Err(e) => return Err(e),
+                    }
+                }
+            },
+            StorageKind::Indexeddb => self.catalog.blob(&asset.handle_name).await?,
+        };
+        let stored = stored.ok_or_else(|| LibraryError::BytesMissing(asset.id.clone()))?;
+        let parts: js_sys::Array = std::iter::once(JsValue::from(stored)).collect();
+        let bag = FilePropertyBag::new();
+        bag.set_type(&asset.mime_type);
+        bag.set_last_modified(asset.created_at);
+        File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
+            .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
+    }
+
+    /// Edits user metadata; bumps `updatedAt` and marks the asset for re-sync.
+    pub async fn update(&self, id: &str, patch: AssetPatch) -> Result<MediaAsset, LibraryError> {
+        let mut asset = self.get(id).await?;
+        if let Some(n) = &patch.name {
+            asset.name = validate::display_name(n)?;
+        }
+        if let Some(t) = &patch.tags {
+            asset.tags = validate::tags(t)?;
+        }
+        asset.updated_at = platform::now_ms().max(asset.updated_at + 1.0);
+        if asset.sync_status == SyncStatus::Synced {
+            asset.sync_status = SyncStatus::Pending;
+        }
+        self.catalog.put(&asset, None).await?;
+        self.emit(ChangeKind::Update, &asset.id);
+        Ok(asset)
+    }
+
+    /// Deletes the asset: the record first (so no record ever points at missing bytes),
+    /// then the OPFS file. `NotFoundError` if there is no such asset (a second delete).
+    pub async fn delete(&self, id: &str) -> Result<(), LibraryError> {
+        let asset = self.get(id).await?;
+        let blob_key = (asset.storage == StorageKind::Indexeddb).then_some(asset.handle_name.as_str());
+        self.catalog.delete(&asset.id, blob_key).await?;
+        if asset.storage == StorageKind::Opfs {
+            if let Some(dir) = &self.opfs {
+                // A failure here leaves an orphan file, which the next sweep removes.
+                let _ = dir.remove(&asset.handle_name).await;
+            }
+        }
+        self.emit(ChangeKind::Delete, &asset.id);
+        Ok(())
+    }
+
+    /// Removes stored bytes that no record points at and temp files of unfinished imports,
+    /// when older than `grace_ms` (another tab may be importing right now); reports records
+    /// whose bytes are missing without deleting them.
+    pub async fn sweep(&self, grace_ms: f64) -> Result<SweepReport, LibraryError> {
+        let records: Vec<MediaAsset> = self.catalog.all().await?.into_iter().filter_map(Result::ok).collect();
+        let has_record = |handle: &str| records.iter().any(|a| a.handle_name == handle);
+        let cutoff = platform::now_ms() - grace_ms;
+        let mut report = SweepReport::default();
+        let mut opfs_names = Vec::new();
+        if let Some(dir) = &self.opfs {
+            for (name, modified) in dir.list().await? {
+                let old_enough = modified <= cutoff;
+                if name.ends_with(TEMP_SUFFIX) || name.ends_with(".crswap") {
+                    if old_enough && dir.remove(&name).await? {
+                        report.removed_temp.push(name);
+                    }
+                } else if validate::asset_id(&name).is_ok() && !has_record(&name) {
+                    if old_enough && dir.remove(&name).await? {
+                        report.removed_orphans.push(name);
+                    }
+                } else {
+                    opfs_names.push(name);
+                }
+            }
+        }
+        let blob_keys = self.catalog.keys(catalog::BLOBS).await?;
+        for key in &blob_keys {
+            if !has_record(key) {
+                self.catalog.delete_blob(key).await?;
+                report.removed_orphans.push(key.clone());
+            }
+        }
+        for a in &records {
+            let present = match a.storage {
+                StorageKind::Opfs => self.opfs.is_none() || opfs_names.contains(&a.handle_name),
+                StorageKind::Indexeddb => blob_keys.contains(&a.handle_name),
+            };
+            if !present {
+                report.missing_bytes.push(a.id.clone());
+            }
+        }
+        Ok(report)
+    }
+
+    /// Usage and quota for the origin, and whether storage is persistent.
+    pub async fn estimate(&self) -> Result<StorageInfo, LibraryError> {
+        let storage = self.storage_kind();
+        let Some(sm) = platform::storage_manager() else {
+            return Err(LibraryError::StorageUnavailable(
+                "navigator.storage is missing, so usage cannot be estimated here".into(),
+            ));
+        };
+        let est = platform::call_async(&sm, "estimate", &[])
+            .await
+            .map_err(|e| LibraryError::Storage { op: "estimating storage", detail: error_parts(&e).1 })?;
+        let num = |k| platform::get(&est, k).as_f64().unwrap_or(0.0);
+        let persisted =
+            platform::call_async(&sm, "persisted", &[]).await.ok().and_then(|v| v.as_bool()).unwrap_or(false);
+        Ok(StorageInfo { usage: num("usage"), quota: num("quota"), persisted, storage })
+    }
+
+    /// Asks the browser to keep this origin's data under storage pressure; `false` if refused
+    /// or unsupported (the library works either way).
+    pub async fn request_persistence(&self) -> bool {
+        match platform::storage_manager() {
+            Some(sm) => platform::call_async(&sm, "persist", &[]).await.ok().and_then(|v| v.as_bool()).unwrap_or(false),
+            None => false,
+        }
+    }
+
+    /// Closes the catalog connection.
+    pub fn close(&self) {
+        self.catalog.close();
+    }
+
+    fn emit(&self, kind: ChangeKind, id: &str) {
+        let detail = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&detail, &"kind".into(), &kind.as_str().into());
+        let _ = js_sys::Reflect::set(&detail, &"id".into(), &id.into());
+        let init = web_sys::CustomEventInit::new();
+        init.set_detail(&detail);
+        if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
+            // Listener exceptions are reported by the browser, not thrown into us.
+            let _ = self.events.dispatch_event(&ev);
+        }
+    }
+}
+
+/// The value as a `Blob`, or a clear error naming what it was.
+fn as_blob(v: &JsValue) -> Result<&Blob, LibraryError> {
+    v.dyn_ref::<Blob>().ok_or_else(|| {
+        let what = if v.is_null() {
+            "null".to_owned()
+        } else if v.is_undefined() {
+            "undefined".to_owned()
+        } else {
+            v.js_typeof().as_string().unwrap_or_default()
+        };
+        ValidationError::NotABlob(what).into()
+    })
+}

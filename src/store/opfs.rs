@@ -1,0 +1,221 @@
+//! The library's OPFS directory: create, stream-write with commit by rename, read, remove, list.
+//! Each call is guarded: a missing or failing API becomes a `LibraryError`, never a throw.
+
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    Blob, File, FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemGetDirectoryOptions,
+    FileSystemGetFileOptions, FileSystemSyncAccessHandle, WritableStreamDefaultWriter,
+};
+
+use crate::error::LibraryError;
+use crate::platform::{self, error_parts};
+use crate::store::copy::{copy_hashing, Budget, ChunkSink, CopyFailure, SyncHandleSink, WriterSink};
+
+/// Suffix of files still being written; committed files are named by asset id alone.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+fn dom_err(op: &'static str) -> impl Fn(JsValue) -> LibraryError {
+    move |e| {
+        let (name, msg) = error_parts(&e);
+        LibraryError::from_dom(op, &name, &msg)
+    }
+}
+
+/// How bytes get into a file: decided once per library by feature detection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// `FileSystemFileHandle.createWritable()` (pages; workers in Chromium/Firefox).
+    Writable,
+    /// `createSyncAccessHandle()` (dedicated workers only; Safari's only write path).
+    SyncHandle,
+}
+
+/// One library's directory: `<OPFS root>/opfs-media/<library>/`.
+pub struct OpfsDir {
+    dir: FileSystemDirectoryHandle,
+    mode: WriteMode,
+}
+
+impl OpfsDir {
+    /// Opens (creating) the directory, or says why OPFS cannot be used here.
+    pub async fn open(library: &str) -> Result<Self, LibraryError> {
+        let unavailable = |why: String| LibraryError::StorageUnavailable(format!("OPFS: {why}"));
+        let storage = platform::storage_manager().ok_or_else(|| unavailable("navigator.storage is missing".into()))?;
+        let root = platform::call_async(&storage, "getDirectory", &[])
+            .await
+            .map_err(|e| unavailable(format!("getDirectory() failed: {}", error_parts(&e).1)))?;
+        let root: FileSystemDirectoryHandle =
+            root.dyn_into().map_err(|_| unavailable("getDirectory() did not return a directory handle".into()))?;
+        let top = subdir(&root, "opfs-media").await?;
+        let dir = subdir(&top, library).await?;
+        let proto = platform::get(&platform::get(&platform::global(), "FileSystemFileHandle"), "prototype");
+        let mode = if platform::is_worker() && platform::has_method(&proto, "createSyncAccessHandle") {
+            WriteMode::SyncHandle
+        } else if platform::has_method(&proto, "createWritable") {
+            WriteMode::Writable
+        } else {
+            return Err(unavailable("no way to write files here (createWritable is missing and this is not a worker with sync access handles)".into()));
+        };
+        Ok(Self { dir, mode })
+    }
+
+    /// The write path in use.
+    pub fn mode(&self) -> WriteMode {
+        self.mode
+    }
+
+    /// Streams `source` into `<name>.tmp`, commits it as `<name>`, returns `(size, sha256)`.
+    /// On any failure the temporary file is removed and nothing is left under `name`.
+    pub async fn write_new(
+        &self,
+        name: &str,
+        source: &Blob,
+        budget: Option<u64>,
+    ) -> Result<(f64, String), LibraryError> {
+        let tmp = format!("{name}{TEMP_SUFFIX}");
+        let handle = self.file_handle(&tmp, true).await?;
+        let result = self.write_into(&handle, source, budget).await;
+        let result = match result {
+            Ok(done) => self.commit(&handle, &tmp, name).await.map(|()| done),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            let _ = self.remove(&tmp).await;
+        }
+        result
+    }
+
+    async fn write_into(
+        &self,
+        handle: &FileSystemFileHandle,
+        source: &Blob,
+        budget: Option<u64>,
+    ) -> Result<(f64, String), LibraryError> {
+        match self.mode {
+            WriteMode::Writable => {
+                let stream =
+                    JsFuture::from(handle.create_writable()).await.map_err(dom_err("opening a file for writing"))?;
+                let writer: WritableStreamDefaultWriter = stream
+                    .unchecked_into::<web_sys::WritableStream>()
+                    .get_writer()
+                    .map_err(dom_err("opening a file for writing"))?;
+                run_copy(source, WriterSink(writer), budget).await
+            }
+            WriteMode::SyncHandle => {
+                let h = JsFuture::from(handle.create_sync_access_handle())
+                    .await
+                    .map_err(dom_err("opening a file for writing"))?;
+                let h: FileSystemSyncAccessHandle = h.unchecked_into();
+                run_copy(source, SyncHandleSink::new(h), budget).await
+            }
+        }
+    }
+
+    /// Renames the finished temp file into place. `move()` is feature-detected: without it
+    /// the bytes are copied into the final name (by reference to the OPFS file, no WASM copy).
+    async fn commit(&self, handle: &FileSystemFileHandle, tmp: &str, name: &str) -> Result<(), LibraryError> {
+        if platform::has_method(handle, "move") {
+            platform::call_async(handle, "move", &[&JsValue::from_str(name)])
+                .await
+                .map_err(dom_err("committing a file"))?;
+            return Ok(());
+        }
+        let written = self.file(tmp).await?.ok_or_else(|| LibraryError::Storage {
+            op: "committing a file",
+            detail: "temporary file vanished".into(),
+        })?;
+        let target = self.file_handle(name, true).await?;
+        self.write_into(&target, &written, None).await?;
+        let _ = self.remove(tmp).await;
+        Ok(())
+    }
+
+    async fn file_handle(&self, name: &str, create: bool) -> Result<FileSystemFileHandle, LibraryError> {
+        let opts = FileSystemGetFileOptions::new();
+        opts.set_create(create);
+        let h = JsFuture::from(self.dir.get_file_handle_with_options(name, &opts))
+            .await
+            .map_err(dom_err("opening a file"))?;
+        Ok(h.unchecked_into())
+    }
+
+    /// The stored file, or `None` if there is none under `name`.
+    pub async fn file(&self, name: &str) -> Result<Option<File>, LibraryError> {
+        let opts = FileSystemGetFileOptions::new();
+        let h = match JsFuture::from(self.dir.get_file_handle_with_options(name, &opts)).await {
+            Ok(h) => h.unchecked_into::<FileSystemFileHandle>(),
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(dom_err("opening a file")(e)),
+        };
+        let f = JsFuture::from(h.get_file()).await.map_err(dom_err("reading a file"))?;
+        Ok(Some(f.unchecked_into()))
+    }
+
+    /// Removes `name`; `Ok(false)` if it was not there.
+    pub async fn remove(&self, name: &str) -> Result<bool, LibraryError> {
+        match JsFuture::from(self.dir.remove_entry(name)).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(dom_err("removing a file")(e)),
+        }
+    }
+
+    /// Every file in the directory with its `lastModified` (ms).
+    pub async fn list(&self) -> Result<Vec<(String, f64)>, LibraryError> {
+        let iter = platform::call(&self.dir, "values", &[]).map_err(dom_err("listing files"))?;
+        let mut out = Vec::new();
+        loop {
+            let step = platform::call_async(&iter, "next", &[]).await.map_err(dom_err("listing files"))?;
+            if platform::get(&step, "done").as_bool().unwrap_or(true) {
+                break;
+            }
+            let entry = platform::get(&step, "value");
+            if platform::get(&entry, "kind").as_string().as_deref() != Some("file") {
+                continue;
+            }
+            let name = platform::get(&entry, "name").as_string().unwrap_or_default();
+            let modified = match self.file(&name).await? {
+                Some(f) => f.last_modified(),
+                None => continue,
+            };
+            out.push((name, modified));
+        }
+        Ok(out)
+    }
+}
+
+async fn run_copy<S: ChunkSink>(source: &Blob, sink: S, budget: Option<u64>) -> Result<(f64, String), LibraryError> {
+    let result = match budget {
+        Some(left) => copy_hashing(source, &mut Budget { inner: sink, left }).await,
+        None => {
+            let mut sink = sink;
+            copy_hashing(source, &mut sink).await
+        }
+    };
+    result.map_err(copy_err)
+}
+
+/// Maps a failed copy to the library's vocabulary.
+pub fn copy_err(f: CopyFailure) -> LibraryError {
+    match f {
+        CopyFailure::Read(e) => {
+            let (name, msg) = error_parts(&e);
+            LibraryError::SourceUnreadable(format!("{name}: {msg}"))
+        }
+        CopyFailure::Write(e) => dom_err("writing the file")(e),
+    }
+}
+
+fn is_not_found(e: &JsValue) -> bool {
+    matches!(error_parts(e).0.as_str(), "NotFoundError" | "TypeMismatchError")
+}
+
+async fn subdir(parent: &FileSystemDirectoryHandle, name: &str) -> Result<FileSystemDirectoryHandle, LibraryError> {
+    let opts = FileSystemGetDirectoryOptions::new();
+    opts.set_create(true);
+    let d = JsFuture::from(parent.get_directory_handle_with_options(name, &opts)).await.map_err(|e| {
+        LibraryError::StorageUnavailable(format!("OPFS: cannot open directory {name:?}: {}", error_parts(&e).1))
+    })?;
+    Ok(d.unchecked_into())
+}

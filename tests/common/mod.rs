@@ -1,0 +1,584 @@
+//! Library tests shared by the page suite (`web_page.rs`) and the worker suite
+//! (`web_worker.rs`). Each test opens its own uniquely named library.
+
+use js_sys::{Array, Reflect, Uint8Array};
+use opfs_media::interop::{self, MediaLibrary};
+use opfs_media::platform;
+use opfs_media::{Library, StorageKind, SyncStatus};
+use sha2::{Digest, Sha256};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Blob, File, FilePropertyBag, FileSystemDirectoryHandle};
+
+/// A 1x1 red PNG.
+pub const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53, 0xDE, 0x00, 0x00, 0x00, 0x0C, 0x49,
+    0x44, 0x41, 0x54, 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00, 0x00, 0x03, 0x01, 0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0,
+    0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+pub fn unique(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    platform::fill_random(&mut b);
+    format!("{prefix}-{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+pub async fn open(storage: &str) -> MediaLibrary {
+    let opts = js_sys::Object::new();
+    Reflect::set(&opts, &"name".into(), &unique("t").into()).unwrap();
+    Reflect::set(&opts, &"storage".into(), &storage.into()).unwrap();
+    MediaLibrary::open(opts.into()).await.expect("open library")
+}
+
+pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+pub fn file(data: &[u8], name: &str, mime: &str) -> File {
+    let parts = Array::of1(&Uint8Array::from(data));
+    let bag = FilePropertyBag::new();
+    bag.set_type(mime);
+    File::new_with_u8_array_sequence_and_options(&parts, name, &bag).unwrap()
+}
+
+pub fn sha_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn read_all(blob: &Blob) -> Vec<u8> {
+    let buf = JsFuture::from(blob.array_buffer()).await.unwrap();
+    Uint8Array::new(&buf).to_vec()
+}
+
+pub fn field(v: &JsValue, k: &str) -> JsValue {
+    Reflect::get(v, &k.into()).unwrap()
+}
+
+/// Asserts a rejected call is a JS `Error` with this `name` and `code`.
+#[track_caller]
+pub fn assert_js_error(result: Result<impl std::fmt::Debug, JsValue>, name: &str, code: &str) {
+    let err = result.expect_err("expected an error");
+    assert!(err.is_instance_of::<js_sys::Error>(), "not an Error: {err:?}");
+    let got = (field(&err, "name").as_string().unwrap(), field(&err, "code").as_string().unwrap());
+    assert_eq!(got, (name.to_owned(), code.to_owned()), "message: {:?}", field(&err, "message"));
+    assert!(field(&err, "message").as_string().unwrap().len() > 10);
+}
+
+/// The library's OPFS directory, opened independently of the library.
+pub async fn opfs_dir(lib: &Library) -> FileSystemDirectoryHandle {
+    let sm = platform::storage_manager().unwrap();
+    let mut dir: FileSystemDirectoryHandle = JsFuture::from(sm.get_directory()).await.unwrap().unchecked_into();
+    for name in ["opfs-media", lib.name()] {
+        dir = JsFuture::from(dir.get_directory_handle(name)).await.unwrap().unchecked_into();
+    }
+    dir
+}
+
+pub async fn opfs_names(lib: &Library) -> Vec<String> {
+    let dir = opfs_dir(lib).await;
+    let iter = platform::call(&dir, "keys", &[]).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let step = platform::call_async(&iter, "next", &[]).await.unwrap();
+        if field(&step, "done").as_bool().unwrap() {
+            break;
+        }
+        out.push(field(&step, "value").as_string().unwrap());
+    }
+    out.sort();
+    out
+}
+
+pub async fn put_opfs_file(lib: &Library, name: &str, data: &[u8]) {
+    let dir = opfs_dir(lib).await;
+    let opts = web_sys::FileSystemGetFileOptions::new();
+    opts.set_create(true);
+    let h: web_sys::FileSystemFileHandle =
+        JsFuture::from(dir.get_file_handle_with_options(name, &opts)).await.unwrap().unchecked_into();
+    if platform::is_worker() {
+        let sh: web_sys::FileSystemSyncAccessHandle =
+            JsFuture::from(h.create_sync_access_handle()).await.unwrap().unchecked_into();
+        sh.write_with_u8_array(data).unwrap();
+        sh.flush().unwrap();
+        sh.close();
+    } else {
+        let w = JsFuture::from(h.create_writable()).await.unwrap();
+        platform::call_async(&w, "write", &[&Uint8Array::from(data)]).await.unwrap();
+        platform::call_async(&w, "close", &[]).await.unwrap();
+    }
+}
+
+fn asset_of(v: &JsValue) -> opfs_media::MediaAsset {
+    serde_wasm_bindgen::from_value(v.clone()).expect("a MediaAsset")
+}
+
+// ---------------------------------------------------------------------------------------
+
+pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
+    let lib = open(storage).await;
+    assert_eq!(lib.storage(), expect.as_str());
+    let data = bytes(300_000, 7);
+    let v = lib.import_file(file(&data, "holiday.jpg", "image/jpeg").into(), JsValue::UNDEFINED).await.unwrap();
+    let a = asset_of(&v);
+    assert_eq!(a.name, "holiday.jpg");
+    assert_eq!(a.mime_type, "image/jpeg");
+    assert_eq!(a.size, 300_000.0);
+    assert_eq!(a.sha256.as_deref(), Some(sha_hex(&data).as_str()));
+    assert_eq!(a.sync_status, SyncStatus::Pending);
+    assert_eq!(a.storage, expect);
+    assert_eq!(a.handle_name, a.id);
+    assert!(a.cloud_id.is_none() && a.cloud_url.is_none() && a.user_id.is_none());
+    assert!(field(&v, "cloudId").is_undefined(), "cloud fields are absent, not null");
+    assert_eq!(uuid::Uuid::parse_str(&a.id).unwrap().get_version_num(), 7);
+    assert!(a.created_at > 1.6e12 && a.created_at == a.updated_at);
+
+    let got = asset_of(&lib.get(a.id.clone().into()).await.unwrap());
+    assert_eq!(got, a);
+    let listed = lib.list(JsValue::UNDEFINED).await.unwrap();
+    assert_eq!(Array::from(&listed).length(), 1);
+
+    let f = lib.get_file(a.id.clone().into()).await.unwrap();
+    assert_eq!((f.name(), f.type_(), f.size()), ("holiday.jpg".to_owned(), "image/jpeg".to_owned(), 300_000.0));
+    assert_eq!(read_all(&f).await, data);
+    if expect == StorageKind::Opfs {
+        assert_eq!(opfs_names(lib.library()).await, vec![a.id.clone()], "only the committed file, no temp");
+    }
+}
+
+pub async fn image_is_drawable(storage: &str) {
+    let lib = open(storage).await;
+    let a = asset_of(&lib.import_file(file(PNG_1X1, "dot.png", "image/png").into(), JsValue::UNDEFINED).await.unwrap());
+    let f = lib.get_file(a.id.into()).await.unwrap();
+    let bitmap = platform::call_async(&platform::global(), "createImageBitmap", &[&f]).await.expect("decodable");
+    assert_eq!(field(&bitmap, "width").as_f64(), Some(1.0));
+}
+
+pub async fn list_filter_update_and_events(storage: &str) {
+    let lib = open(storage).await;
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    let cb = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::CustomEvent)>::new(move |e: web_sys::CustomEvent| {
+        let d = e.detail();
+        s2.borrow_mut().push(format!(
+            "{}:{}",
+            field(&d, "kind").as_string().unwrap(),
+            field(&d, "id").as_string().unwrap()
+        ));
+    });
+    lib.add_event_listener("change", cb.as_ref().unchecked_ref()).unwrap();
+
+    let opts = js_sys::JSON::parse(r#"{"tags":["cats","cats","pets"]}"#).unwrap();
+    let img = asset_of(&lib.import_file(file(PNG_1X1, "a.png", "image/png").into(), opts).await.unwrap());
+    assert_eq!(img.tags, vec!["cats", "pets"]);
+    let blob = Blob::new_with_u8_array_sequence(&Array::of1(&Uint8Array::from(&b"hello"[..]))).unwrap();
+    let txt = asset_of(&lib.import_file(blob.into(), JsValue::UNDEFINED).await.unwrap());
+    assert_eq!((txt.name.as_str(), txt.mime_type.as_str()), ("untitled", "application/octet-stream"));
+
+    let filter = |json: &str| js_sys::JSON::parse(json).unwrap();
+    let only = |v: JsValue| Array::from(&v).iter().map(|x| asset_of(&x).id).collect::<Vec<_>>();
+    assert_eq!(only(lib.list(filter(r#"{"typePrefix":"image/"}"#)).await.unwrap()), vec![img.id.clone()]);
+    assert_eq!(only(lib.list(filter(r#"{"tag":"pets"}"#)).await.unwrap()), vec![img.id.clone()]);
+    assert_eq!(only(lib.list(filter(r#"{"syncStatus":"pending"}"#)).await.unwrap()).len(), 2);
+    assert_eq!(only(lib.list(JsValue::UNDEFINED).await.unwrap()), vec![img.id.clone(), txt.id.clone()], "oldest first");
+    assert_js_error(lib.list(filter(r#"{"colour":"red"}"#)).await, "InvalidInputError", "INVALID_OPTIONS");
+
+    let up =
+        asset_of(&lib.update(txt.id.clone().into(), filter(r#"{"name":"notes.txt","tags":["work"]}"#)).await.unwrap());
+    assert_eq!((up.name.as_str(), up.tags.as_slice()), ("notes.txt", &["work".to_owned()][..]));
+    assert!(up.updated_at > txt.updated_at);
+    assert_eq!(up.created_at, txt.created_at);
+    assert_js_error(
+        lib.update(txt.id.clone().into(), filter(r#"{"name":"../etc"}"#)).await,
+        "InvalidInputError",
+        "NAME_IS_PATH",
+    );
+    assert_eq!(
+        asset_of(&lib.get(txt.id.clone().into()).await.unwrap()).name,
+        "notes.txt",
+        "a refused edit changes nothing"
+    );
+
+    lib.delete(img.id.clone().into()).await.unwrap();
+    assert_eq!(
+        *seen.borrow(),
+        vec![
+            format!("import:{}", img.id),
+            format!("import:{}", txt.id),
+            format!("update:{}", txt.id),
+            format!("delete:{}", img.id)
+        ]
+    );
+    lib.remove_event_listener("change", cb.as_ref().unchecked_ref()).unwrap();
+}
+
+pub async fn delete_and_unknown_ids(storage: &str) {
+    let lib = open(storage).await;
+    let a = asset_of(&lib.import_file(file(b"bytes", "x.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    lib.delete(a.id.clone().into()).await.unwrap();
+    assert_js_error(lib.get(a.id.clone().into()).await, "NotFoundError", "ASSET_NOT_FOUND");
+    assert_js_error(lib.get_file(a.id.clone().into()).await, "NotFoundError", "ASSET_NOT_FOUND");
+    assert_js_error(lib.delete(a.id.clone().into()).await, "NotFoundError", "ASSET_NOT_FOUND");
+    let unknown = "0190f0c2-7a0e-7cc0-8000-000000000000";
+    assert_js_error(lib.get(unknown.into()).await, "NotFoundError", "ASSET_NOT_FOUND");
+    assert_js_error(lib.update(unknown.into(), JsValue::UNDEFINED).await, "NotFoundError", "ASSET_NOT_FOUND");
+    let long = "x".repeat(10_000);
+    for bad in [
+        JsValue::from("nope"),
+        "../../etc/passwd".into(),
+        "".into(),
+        long.as_str().into(),
+        JsValue::from(42),
+        JsValue::NULL,
+    ] {
+        assert_js_error(lib.get(bad.clone()).await, "InvalidInputError", "MALFORMED_ID");
+        assert_js_error(lib.delete(bad).await, "InvalidInputError", "MALFORMED_ID");
+    }
+    if lib.storage() == "opfs" {
+        assert!(opfs_names(lib.library()).await.is_empty(), "deleted bytes are gone");
+    }
+    let report = lib.library().sweep(0.0).await.unwrap();
+    assert_eq!(report, Default::default());
+}
+
+pub async fn bad_input_is_refused_cleanly(storage: &str) {
+    let lib = open(storage).await;
+    let keep = asset_of(
+        &lib.import_file(file(b"keep me", "keep.txt", "text/plain").into(), JsValue::UNDEFINED).await.unwrap(),
+    );
+    for not_blob in [
+        JsValue::from(3),
+        JsValue::from("a string"),
+        JsValue::NULL,
+        JsValue::UNDEFINED,
+        js_sys::Object::new().into(),
+        Uint8Array::from(&b"raw"[..]).into(),
+    ] {
+        assert_js_error(lib.import_file(not_blob, JsValue::UNDEFINED).await, "InvalidInputError", "NOT_A_BLOB");
+    }
+    let huge = "n".repeat(10 * 1024);
+    for (name, code) in [
+        ("", "EMPTY_NAME"),
+        ("   ", "EMPTY_NAME"),
+        ("../x", "NAME_IS_PATH"),
+        ("a/b.png", "NAME_IS_PATH"),
+        ("bell\u{7}.png", "NAME_HAS_CONTROL_CHARACTER"),
+        ("new\nline.png", "NAME_HAS_CONTROL_CHARACTER"),
+        (huge.as_str(), "NAME_TOO_LONG"),
+    ] {
+        assert_js_error(
+            lib.import_file(file(b"data", name, "image/png").into(), JsValue::UNDEFINED).await,
+            "InvalidInputError",
+            code,
+        );
+        // The same name passed as an option is refused the same way.
+        let opts = js_sys::Object::new();
+        Reflect::set(&opts, &"name".into(), &name.into()).unwrap();
+        assert_js_error(
+            lib.import_file(file(b"data", "ok.png", "").into(), opts.into()).await,
+            "InvalidInputError",
+            code,
+        );
+    }
+    let bad_opts = js_sys::JSON::parse(r#"{"name":"ok.png","colour":"red"}"#).unwrap();
+    assert_js_error(
+        lib.import_file(file(b"d", "ok.png", "").into(), bad_opts).await,
+        "InvalidInputError",
+        "INVALID_OPTIONS",
+    );
+    assert_js_error(
+        lib.import_file(file(b"d", "ok.png", "").into(), JsValue::from(5)).await,
+        "InvalidInputError",
+        "INVALID_OPTIONS",
+    );
+    let bad_type = js_sys::JSON::parse(r#"{"type":"not a type"}"#).unwrap();
+    assert_js_error(
+        lib.import_file(file(b"d", "ok.png", "").into(), bad_type).await,
+        "InvalidInputError",
+        "INVALID_TYPE",
+    );
+    let bad_tags = js_sys::JSON::parse(r#"{"tags":[""]}"#).unwrap();
+    assert_js_error(
+        lib.import_file(file(b"d", "ok.png", "").into(), bad_tags).await,
+        "InvalidInputError",
+        "INVALID_TAGS",
+    );
+
+    // Nothing half-written: one record, and (OPFS) exactly one file.
+    let all = Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap());
+    assert_eq!(all.length(), 1);
+    assert_eq!(asset_of(&all.get(0)).id, keep.id);
+    if lib.storage() == "opfs" {
+        assert_eq!(opfs_names(lib.library()).await, vec![keep.id.clone()]);
+    }
+    assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
+}
+
+pub async fn zero_byte_file_is_accepted(storage: &str) {
+    let lib = open(storage).await;
+    let a = asset_of(&lib.import_file(file(b"", "empty.txt", "text/plain").into(), JsValue::UNDEFINED).await.unwrap());
+    assert_eq!(a.size, 0.0);
+    assert_eq!(a.sha256.as_deref(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    let f = lib.get_file(a.id.into()).await.unwrap();
+    assert_eq!(f.size(), 0.0);
+}
+
+pub async fn quota_exhausted_part_way(storage: &str) {
+    let lib = open(storage).await;
+    let first = bytes(200_000, 1);
+    let kept = asset_of(&lib.import_file(file(&first, "first.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    lib.library().simulate_quota_after(Some(300_000));
+    let big = bytes(2_000_000, 2);
+    assert_js_error(
+        lib.import_file(file(&big, "big.bin", "").into(), JsValue::UNDEFINED).await,
+        "QuotaExceededError",
+        "QUOTA_EXCEEDED",
+    );
+    lib.library().simulate_quota_after(None);
+
+    let all = Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap());
+    assert_eq!(all.length(), 1, "no record for the failed import");
+    assert_eq!(read_all(&lib.get_file(kept.id.clone().into()).await.unwrap()).await, first, "earlier data intact");
+    if lib.storage() == "opfs" {
+        assert_eq!(opfs_names(lib.library()).await, vec![kept.id.clone()], "temp file removed");
+    }
+    assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
+    // And the library still works afterwards.
+    let again = asset_of(&lib.import_file(file(&big, "big.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    assert_eq!(again.size, 2_000_000.0);
+}
+
+pub async fn sweep_removes_orphans_and_reports_missing(storage: &str) {
+    let lib = open(storage).await;
+    let keep = asset_of(&lib.import_file(file(b"keep", "keep.txt", "").into(), JsValue::UNDEFINED).await.unwrap());
+    let lost = asset_of(&lib.import_file(file(b"lost", "lost.txt", "").into(), JsValue::UNDEFINED).await.unwrap());
+    let orphan = "0190f0c2-7a0e-7cc0-8000-0000000000aa".to_owned();
+    let temp = "0190f0c2-7a0e-7cc0-8000-0000000000bb.tmp".to_owned();
+    if lib.storage() == "opfs" {
+        // A crash after the bytes were committed but before the record; a crash mid-write;
+        // bytes lost behind a record's back.
+        put_opfs_file(lib.library(), &orphan, b"orphan").await;
+        put_opfs_file(lib.library(), &temp, b"half").await;
+        JsFuture::from(opfs_dir(lib.library()).await.remove_entry(&lost.handle_name)).await.unwrap();
+        // Fresh leftovers are left alone (another tab may be importing right now).
+        let early = lib.library().sweep(3_600_000.0).await.unwrap();
+        assert!(early.removed_orphans.is_empty() && early.removed_temp.is_empty());
+    } else {
+        let cat = lib.library().catalog();
+        let blob = Blob::new_with_u8_array_sequence(&Array::of1(&Uint8Array::from(&b"orphan"[..]))).unwrap();
+        put_blob(cat, &orphan, &blob).await;
+        delete_blob(cat, &lost.handle_name).await;
+    }
+    let report = lib.library().sweep(0.0).await.unwrap();
+    assert_eq!(report.removed_orphans, vec![orphan]);
+    assert_eq!(report.removed_temp, if lib.storage() == "opfs" { vec![temp] } else { vec![] });
+    assert_eq!(report.missing_bytes, vec![lost.id.clone()]);
+    // The record with missing bytes is kept and reported on read.
+    assert_eq!(Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap()).length(), 2);
+    assert_js_error(lib.get_file(lost.id.clone().into()).await, "NotFoundError", "BYTES_MISSING");
+    assert_eq!(read_all(&lib.get_file(keep.id.clone().into()).await.unwrap()).await, b"keep");
+    lib.delete(lost.id.into()).await.unwrap();
+    assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
+}
+
+async fn put_blob(cat: &opfs_media::store::catalog::Catalog, key: &str, blob: &Blob) {
+    cat.put_raw_blob(key, blob).await.unwrap();
+}
+
+async fn delete_blob(cat: &opfs_media::store::catalog::Catalog, key: &str) {
+    cat.delete_blob(key).await.unwrap();
+}
+
+pub async fn old_and_corrupt_records(storage: &str) {
+    let lib = open(storage).await;
+    let id = "0190f0c2-7a0e-7cc0-8000-0000000000cc";
+    let old = js_sys::JSON::parse(&format!(
+        r#"{{"id":"{id}","handleName":"{id}","name":"old.png","type":"image/png","size":4,
+            "createdAt":"2023-11-14T22:13:20.000Z","updatedAt":1700000000000}}"#
+    ))
+    .unwrap();
+    lib.library().catalog().put_raw(&old).await.unwrap();
+    let a = asset_of(&lib.get(id.into()).await.unwrap());
+    assert_eq!((a.sync_status, a.storage, a.cloud_id, a.sha256), (SyncStatus::Pending, StorageKind::Opfs, None, None));
+    assert_eq!(a.created_at, 1_700_000_000_000.0);
+    let up = asset_of(&lib.update(id.into(), js_sys::JSON::parse(r#"{"tags":["legacy"]}"#).unwrap()).await.unwrap());
+    assert_eq!(up.tags, vec!["legacy"]);
+
+    let bad_id = "0190f0c2-7a0e-7cc0-8000-0000000000dd";
+    let corrupt = js_sys::JSON::parse(&format!(r#"{{"id":"{bad_id}","size":"huge"}}"#)).unwrap();
+    lib.library().catalog().put_raw(&corrupt).await.unwrap();
+    assert_js_error(lib.get(bad_id.into()).await, "CorruptRecordError", "CORRUPT_RECORD");
+    assert_js_error(lib.list(JsValue::UNDEFINED).await, "CorruptRecordError", "CORRUPT_RECORD");
+    // The good record is still readable by id.
+    assert_eq!(asset_of(&lib.get(id.into()).await.unwrap()).name, "old.png");
+}
+
+pub async fn concurrent_imports(storage: &str) {
+    let lib = open(storage).await;
+    let files: Vec<File> = (0..12).map(|i| file(&bytes(10_000 + i, i as u8), &format!("f{i}.bin"), "")).collect();
+    let results =
+        futures_util::future::join_all(files.iter().map(|f| lib.import_file(f.clone().into(), JsValue::UNDEFINED)))
+            .await;
+    let mut ids: Vec<String> = results.into_iter().map(|r| asset_of(&r.unwrap()).id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 12);
+    let all = Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap());
+    for a in all.iter() {
+        let a = asset_of(&a);
+        let n: usize = a.name[1..a.name.len() - 4].parse().unwrap();
+        assert_eq!(read_all(&lib.get_file(a.id.into()).await.unwrap()).await, bytes(10_000 + n, n as u8));
+    }
+}
+
+/// With `getDirectory` throwing (as in private modes or WebKitGTK), `auto` falls back to
+/// IndexedDB and `opfs` fails with a typed error.
+pub async fn missing_opfs_falls_back() {
+    let proto = platform::get(&platform::get(&platform::global(), "StorageManager"), "prototype");
+    let original = platform::get(&proto, "getDirectory");
+    let thrower = js_sys::Function::new_no_args("throw new DOMException('blocked for the test', 'SecurityError')");
+    Reflect::set(&proto, &"getDirectory".into(), &thrower).unwrap();
+    let auto = MediaLibrary::open(js_sys::JSON::parse(&format!(r#"{{"name":"{}"}}"#, unique("fb"))).unwrap()).await;
+    let forced =
+        MediaLibrary::open(js_sys::JSON::parse(&format!(r#"{{"name":"{}","storage":"opfs"}}"#, unique("fb"))).unwrap())
+            .await;
+    Reflect::set(&proto, &"getDirectory".into(), &original).unwrap();
+
+    let auto = auto.expect("auto falls back");
+    assert_eq!(auto.storage(), "indexeddb");
+    let data = bytes(50_000, 9);
+    let a = asset_of(&auto.import_file(file(&data, "fallback.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    assert_eq!(a.storage, StorageKind::Indexeddb);
+    assert_eq!(read_all(&auto.get_file(a.id.into()).await.unwrap()).await, data);
+    assert_js_error(forced.map(|_| ()), "StorageUnavailableError", "STORAGE_UNAVAILABLE");
+}
+
+pub async fn bad_library_options() {
+    for json in [r#"{"name":"../evil"}"#, r#"{"name":""}"#, r#"{"storage":"floppy"}"#, r#"{"nmae":"typo"}"#] {
+        let r = MediaLibrary::open(js_sys::JSON::parse(json).unwrap()).await.map(|_| ());
+        let code = if json.contains("name\":") { "INVALID_LIBRARY_NAME" } else { "INVALID_OPTIONS" };
+        assert_js_error(r, "InvalidInputError", code);
+    }
+}
+
+/// The module functions (`importFileToLibrary`, ...) on the default library.
+pub async fn module_functions_on_default_library() {
+    let data = bytes(1234, 3);
+    let id = interop::import_file_to_library(file(&data, "module.bin", "").into(), JsValue::UNDEFINED).await.unwrap();
+    let a = asset_of(&interop::get_asset(id.clone().into()).await.unwrap());
+    assert_eq!(a.size, 1234.0);
+    assert!(Array::from(&interop::list_assets(JsValue::UNDEFINED).await.unwrap())
+        .iter()
+        .any(|x| asset_of(&x).id == id));
+    let f = interop::get_asset_file(id.clone().into()).await.unwrap();
+    assert_eq!(read_all(&f).await, data);
+    interop::update_asset(id.clone().into(), js_sys::JSON::parse(r#"{"name":"renamed.bin"}"#).unwrap()).await.unwrap();
+    let info = interop::estimate().await.unwrap();
+    assert!(field(&info, "quota").as_f64().unwrap() > 0.0);
+    let _granted: bool = interop::request_persistence().await;
+    interop::delete_asset(id.clone().into()).await.unwrap();
+    assert_js_error(interop::delete_asset(id.into()).await, "NotFoundError", "ASSET_NOT_FOUND");
+    assert_js_error(
+        interop::import_file_to_library(JsValue::from("x"), JsValue::UNDEFINED).await,
+        "InvalidInputError",
+        "NOT_A_BLOB",
+    );
+}
+
+/// Declares every shared test as a `#[wasm_bindgen_test]` in the including binary.
+#[macro_export]
+macro_rules! library_suite {
+    () => {
+        use opfs_media::StorageKind;
+        use wasm_bindgen_test::wasm_bindgen_test;
+
+        #[wasm_bindgen_test]
+        async fn opfs_import_get_list_roundtrip() {
+            common::import_get_list_roundtrip("auto", StorageKind::Opfs).await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_import_get_list_roundtrip() {
+            common::import_get_list_roundtrip("indexeddb", StorageKind::Indexeddb).await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_image_is_drawable() {
+            common::image_is_drawable("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_image_is_drawable() {
+            common::image_is_drawable("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_list_filter_update_and_events() {
+            common::list_filter_update_and_events("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_list_filter_update_and_events() {
+            common::list_filter_update_and_events("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_delete_and_unknown_ids() {
+            common::delete_and_unknown_ids("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_delete_and_unknown_ids() {
+            common::delete_and_unknown_ids("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_bad_input_is_refused_cleanly() {
+            common::bad_input_is_refused_cleanly("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_bad_input_is_refused_cleanly() {
+            common::bad_input_is_refused_cleanly("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_zero_byte_file_is_accepted() {
+            common::zero_byte_file_is_accepted("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_zero_byte_file_is_accepted() {
+            common::zero_byte_file_is_accepted("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_quota_exhausted_part_way() {
+            common::quota_exhausted_part_way("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_quota_exhausted_part_way() {
+            common::quota_exhausted_part_way("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_sweep_removes_orphans_and_reports_missing() {
+            common::sweep_removes_orphans_and_reports_missing("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_sweep_removes_orphans_and_reports_missing() {
+            common::sweep_removes_orphans_and_reports_missing("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_old_and_corrupt_records() {
+            common::old_and_corrupt_records("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn opfs_concurrent_imports() {
+            common::concurrent_imports("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn idb_concurrent_imports() {
+            common::concurrent_imports("indexeddb").await
+        }
+        #[wasm_bindgen_test]
+        async fn missing_opfs_falls_back() {
+            common::missing_opfs_falls_back().await
+        }
+        #[wasm_bindgen_test]
+        async fn bad_library_options() {
+            common::bad_library_options().await
+        }
+        #[wasm_bindgen_test]
+        async fn module_functions_on_default_library() {
+            common::module_functions_on_default_library().await
+        }
+    };
+}
