@@ -40,11 +40,49 @@ pub enum SyncStatus {
     Error,
 }
 
+// tsify would mark every `#[serde(default)]` field optional, but records we return always
+// carry them; so this one interface is written by hand (the tsc check and the browser
+// tests' `RETURNED_KEYS` keep it honest).
+#[wasm_bindgen::prelude::wasm_bindgen(typescript_custom_section)]
+const MEDIA_ASSET_TS: &str = r#"
+/** One media item in the local library. Cloud fields are absent until the asset is synced. */
+export interface MediaAsset {
+    /** Client-assigned UUID v7, lowercase and hyphenated. */
+    id: string;
+    /** The OPFS file name holding the bytes (for IndexedDB storage, the blob key). */
+    handleName: string;
+    /** The display name (usually the original file name). */
+    name: string;
+    /** MIME type; `application/octet-stream` when the source had none. */
+    type: string;
+    /** Size in bytes. */
+    size: number;
+    /** Milliseconds since the Unix epoch. */
+    createdAt: number;
+    /** Milliseconds since the Unix epoch; changes on every metadata edit. */
+    updatedAt: number;
+    /** Lowercase hex SHA-256 of the content (absent on records from before checksums). */
+    sha256?: string;
+    /** User tags. */
+    tags: string[];
+    /** Where the bytes are kept on this device. */
+    storage: StorageKind;
+    /** Sync state with the server. */
+    syncStatus: SyncStatus;
+    /** The server's id for this asset, once uploaded. */
+    cloudId?: string;
+    /** Where the server serves the bytes, once uploaded. */
+    cloudUrl?: string;
+    /** The user the asset belongs to on the server, once known. */
+    userId?: string;
+}
+"#;
+
 /// One media item in the local library.
 ///
 /// Every field added after the first release is optional or has a default, so
 /// records written by older versions (no cloud fields, no checksum) still load.
-#[derive(Tsify, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaAsset {
     /// Client-assigned UUID v7, lowercase and hyphenated.
@@ -66,7 +104,6 @@ pub struct MediaAsset {
     pub updated_at: f64,
     /// Lowercase hex SHA-256 of the content (absent on records from before checksums).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[tsify(optional)]
     pub sha256: Option<String>,
     /// User tags.
     #[serde(default)]
@@ -79,15 +116,12 @@ pub struct MediaAsset {
     pub sync_status: SyncStatus,
     /// The server's id for this asset, once uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[tsify(optional)]
     pub cloud_id: Option<String>,
     /// Where the server serves the bytes, once uploaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[tsify(optional)]
     pub cloud_url: Option<String>,
     /// The user the asset belongs to on the server, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[tsify(optional)]
     pub user_id: Option<String>,
 }
 

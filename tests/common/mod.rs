@@ -28,7 +28,7 @@ pub async fn open(storage: &str) -> MediaLibrary {
     let opts = js_sys::Object::new();
     Reflect::set(&opts, &"name".into(), &unique("t").into()).unwrap();
     Reflect::set(&opts, &"storage".into(), &storage.into()).unwrap();
-    MediaLibrary::open(opts.into()).await.expect("open library")
+    MediaLibrary::open(Some(opts.into())).await.expect("open library")
 }
 
 pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
@@ -109,7 +109,15 @@ pub async fn put_opfs_file(lib: &Library, name: &str, data: &[u8]) {
     }
 }
 
+/// The keys the hand-written `MediaAsset` TypeScript interface declares as always present.
+pub const RETURNED_KEYS: &[&str] =
+    &["id", "handleName", "name", "type", "size", "createdAt", "updatedAt", "tags", "storage", "syncStatus"];
+
+/// Parses a returned record, checking it has every non-optional key of the `.d.ts`.
 fn asset_of(v: &JsValue) -> opfs_media::MediaAsset {
+    for k in RETURNED_KEYS {
+        assert!(!field(v, k).is_undefined(), "returned record lacks {k}: {v:?}");
+    }
     serde_wasm_bindgen::from_value(v.clone()).expect("a MediaAsset")
 }
 
@@ -119,7 +127,7 @@ pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
     let lib = open(storage).await;
     assert_eq!(lib.storage(), expect.as_str());
     let data = bytes(300_000, 7);
-    let v = lib.import_file(file(&data, "holiday.jpg", "image/jpeg").into(), JsValue::UNDEFINED).await.unwrap();
+    let v = lib.import_file(file(&data, "holiday.jpg", "image/jpeg").into(), None).await.unwrap();
     let a = asset_of(&v);
     assert_eq!(a.name, "holiday.jpg");
     assert_eq!(a.mime_type, "image/jpeg");
@@ -135,7 +143,7 @@ pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
 
     let got = asset_of(&lib.get(a.id.clone().into()).await.unwrap());
     assert_eq!(got, a);
-    let listed = lib.list(JsValue::UNDEFINED).await.unwrap();
+    let listed = lib.list(None).await.unwrap();
     assert_eq!(Array::from(&listed).length(), 1);
 
     let f = lib.get_file(a.id.clone().into()).await.unwrap();
@@ -148,7 +156,7 @@ pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
 
 pub async fn image_is_drawable(storage: &str) {
     let lib = open(storage).await;
-    let a = asset_of(&lib.import_file(file(PNG_1X1, "dot.png", "image/png").into(), JsValue::UNDEFINED).await.unwrap());
+    let a = asset_of(&lib.import_file(file(PNG_1X1, "dot.png", "image/png").into(), None).await.unwrap());
     let f = lib.get_file(a.id.into()).await.unwrap();
     let bitmap = platform::call_async(&platform::global(), "createImageBitmap", &[&f]).await.expect("decodable");
     assert_eq!(field(&bitmap, "width").as_f64(), Some(1.0));
@@ -169,19 +177,19 @@ pub async fn list_filter_update_and_events(storage: &str) {
     lib.add_event_listener("change", cb.as_ref().unchecked_ref()).unwrap();
 
     let opts = js_sys::JSON::parse(r#"{"tags":["cats","cats","pets"]}"#).unwrap();
-    let img = asset_of(&lib.import_file(file(PNG_1X1, "a.png", "image/png").into(), opts).await.unwrap());
+    let img = asset_of(&lib.import_file(file(PNG_1X1, "a.png", "image/png").into(), Some(opts)).await.unwrap());
     assert_eq!(img.tags, vec!["cats", "pets"]);
     let blob = Blob::new_with_u8_array_sequence(&Array::of1(&Uint8Array::from(&b"hello"[..]))).unwrap();
-    let txt = asset_of(&lib.import_file(blob.into(), JsValue::UNDEFINED).await.unwrap());
+    let txt = asset_of(&lib.import_file(blob.into(), None).await.unwrap());
     assert_eq!((txt.name.as_str(), txt.mime_type.as_str()), ("untitled", "application/octet-stream"));
 
     let filter = |json: &str| js_sys::JSON::parse(json).unwrap();
     let only = |v: JsValue| Array::from(&v).iter().map(|x| asset_of(&x).id).collect::<Vec<_>>();
-    assert_eq!(only(lib.list(filter(r#"{"typePrefix":"image/"}"#)).await.unwrap()), vec![img.id.clone()]);
-    assert_eq!(only(lib.list(filter(r#"{"tag":"pets"}"#)).await.unwrap()), vec![img.id.clone()]);
-    assert_eq!(only(lib.list(filter(r#"{"syncStatus":"pending"}"#)).await.unwrap()).len(), 2);
-    assert_eq!(only(lib.list(JsValue::UNDEFINED).await.unwrap()), vec![img.id.clone(), txt.id.clone()], "oldest first");
-    assert_js_error(lib.list(filter(r#"{"colour":"red"}"#)).await, "InvalidInputError", "INVALID_OPTIONS");
+    assert_eq!(only(lib.list(Some(filter(r#"{"typePrefix":"image/"}"#))).await.unwrap()), vec![img.id.clone()]);
+    assert_eq!(only(lib.list(Some(filter(r#"{"tag":"pets"}"#))).await.unwrap()), vec![img.id.clone()]);
+    assert_eq!(only(lib.list(Some(filter(r#"{"syncStatus":"pending"}"#))).await.unwrap()).len(), 2);
+    assert_eq!(only(lib.list(None).await.unwrap()), vec![img.id.clone(), txt.id.clone()], "oldest first");
+    assert_js_error(lib.list(Some(filter(r#"{"colour":"red"}"#))).await, "InvalidInputError", "INVALID_OPTIONS");
 
     let up =
         asset_of(&lib.update(txt.id.clone().into(), filter(r#"{"name":"notes.txt","tags":["work"]}"#)).await.unwrap());
@@ -214,7 +222,7 @@ pub async fn list_filter_update_and_events(storage: &str) {
 
 pub async fn delete_and_unknown_ids(storage: &str) {
     let lib = open(storage).await;
-    let a = asset_of(&lib.import_file(file(b"bytes", "x.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    let a = asset_of(&lib.import_file(file(b"bytes", "x.bin", "").into(), None).await.unwrap());
     lib.delete(a.id.clone().into()).await.unwrap();
     assert_js_error(lib.get(a.id.clone().into()).await, "NotFoundError", "ASSET_NOT_FOUND");
     assert_js_error(lib.get_file(a.id.clone().into()).await, "NotFoundError", "ASSET_NOT_FOUND");
@@ -243,9 +251,7 @@ pub async fn delete_and_unknown_ids(storage: &str) {
 
 pub async fn bad_input_is_refused_cleanly(storage: &str) {
     let lib = open(storage).await;
-    let keep = asset_of(
-        &lib.import_file(file(b"keep me", "keep.txt", "text/plain").into(), JsValue::UNDEFINED).await.unwrap(),
-    );
+    let keep = asset_of(&lib.import_file(file(b"keep me", "keep.txt", "text/plain").into(), None).await.unwrap());
     for not_blob in [
         JsValue::from(3),
         JsValue::from("a string"),
@@ -254,7 +260,7 @@ pub async fn bad_input_is_refused_cleanly(storage: &str) {
         js_sys::Object::new().into(),
         Uint8Array::from(&b"raw"[..]).into(),
     ] {
-        assert_js_error(lib.import_file(not_blob, JsValue::UNDEFINED).await, "InvalidInputError", "NOT_A_BLOB");
+        assert_js_error(lib.import_file(not_blob, None).await, "InvalidInputError", "NOT_A_BLOB");
     }
     let huge = "n".repeat(10 * 1024);
     for (name, code) in [
@@ -267,7 +273,7 @@ pub async fn bad_input_is_refused_cleanly(storage: &str) {
         (huge.as_str(), "NAME_TOO_LONG"),
     ] {
         assert_js_error(
-            lib.import_file(file(b"data", name, "image/png").into(), JsValue::UNDEFINED).await,
+            lib.import_file(file(b"data", name, "image/png").into(), None).await,
             "InvalidInputError",
             code,
         );
@@ -275,37 +281,37 @@ pub async fn bad_input_is_refused_cleanly(storage: &str) {
         let opts = js_sys::Object::new();
         Reflect::set(&opts, &"name".into(), &name.into()).unwrap();
         assert_js_error(
-            lib.import_file(file(b"data", "ok.png", "").into(), opts.into()).await,
+            lib.import_file(file(b"data", "ok.png", "").into(), Some(opts.into())).await,
             "InvalidInputError",
             code,
         );
     }
     let bad_opts = js_sys::JSON::parse(r#"{"name":"ok.png","colour":"red"}"#).unwrap();
     assert_js_error(
-        lib.import_file(file(b"d", "ok.png", "").into(), bad_opts).await,
+        lib.import_file(file(b"d", "ok.png", "").into(), Some(bad_opts)).await,
         "InvalidInputError",
         "INVALID_OPTIONS",
     );
     assert_js_error(
-        lib.import_file(file(b"d", "ok.png", "").into(), JsValue::from(5)).await,
+        lib.import_file(file(b"d", "ok.png", "").into(), Some(JsValue::from(5))).await,
         "InvalidInputError",
         "INVALID_OPTIONS",
     );
     let bad_type = js_sys::JSON::parse(r#"{"type":"not a type"}"#).unwrap();
     assert_js_error(
-        lib.import_file(file(b"d", "ok.png", "").into(), bad_type).await,
+        lib.import_file(file(b"d", "ok.png", "").into(), Some(bad_type)).await,
         "InvalidInputError",
         "INVALID_TYPE",
     );
     let bad_tags = js_sys::JSON::parse(r#"{"tags":[""]}"#).unwrap();
     assert_js_error(
-        lib.import_file(file(b"d", "ok.png", "").into(), bad_tags).await,
+        lib.import_file(file(b"d", "ok.png", "").into(), Some(bad_tags)).await,
         "InvalidInputError",
         "INVALID_TAGS",
     );
 
     // Nothing half-written: one record, and (OPFS) exactly one file.
-    let all = Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap());
+    let all = Array::from(&lib.list(None).await.unwrap());
     assert_eq!(all.length(), 1);
     assert_eq!(asset_of(&all.get(0)).id, keep.id);
     if lib.storage() == "opfs" {
@@ -316,7 +322,7 @@ pub async fn bad_input_is_refused_cleanly(storage: &str) {
 
 pub async fn zero_byte_file_is_accepted(storage: &str) {
     let lib = open(storage).await;
-    let a = asset_of(&lib.import_file(file(b"", "empty.txt", "text/plain").into(), JsValue::UNDEFINED).await.unwrap());
+    let a = asset_of(&lib.import_file(file(b"", "empty.txt", "text/plain").into(), None).await.unwrap());
     assert_eq!(a.size, 0.0);
     assert_eq!(a.sha256.as_deref(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     let f = lib.get_file(a.id.into()).await.unwrap();
@@ -326,17 +332,17 @@ pub async fn zero_byte_file_is_accepted(storage: &str) {
 pub async fn quota_exhausted_part_way(storage: &str) {
     let lib = open(storage).await;
     let first = bytes(200_000, 1);
-    let kept = asset_of(&lib.import_file(file(&first, "first.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    let kept = asset_of(&lib.import_file(file(&first, "first.bin", "").into(), None).await.unwrap());
     lib.library().simulate_quota_after(Some(300_000));
     let big = bytes(2_000_000, 2);
     assert_js_error(
-        lib.import_file(file(&big, "big.bin", "").into(), JsValue::UNDEFINED).await,
+        lib.import_file(file(&big, "big.bin", "").into(), None).await,
         "QuotaExceededError",
         "QUOTA_EXCEEDED",
     );
     lib.library().simulate_quota_after(None);
 
-    let all = Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap());
+    let all = Array::from(&lib.list(None).await.unwrap());
     assert_eq!(all.length(), 1, "no record for the failed import");
     assert_eq!(read_all(&lib.get_file(kept.id.clone().into()).await.unwrap()).await, first, "earlier data intact");
     if lib.storage() == "opfs" {
@@ -344,14 +350,14 @@ pub async fn quota_exhausted_part_way(storage: &str) {
     }
     assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
     // And the library still works afterwards.
-    let again = asset_of(&lib.import_file(file(&big, "big.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    let again = asset_of(&lib.import_file(file(&big, "big.bin", "").into(), None).await.unwrap());
     assert_eq!(again.size, 2_000_000.0);
 }
 
 pub async fn sweep_removes_orphans_and_reports_missing(storage: &str) {
     let lib = open(storage).await;
-    let keep = asset_of(&lib.import_file(file(b"keep", "keep.txt", "").into(), JsValue::UNDEFINED).await.unwrap());
-    let lost = asset_of(&lib.import_file(file(b"lost", "lost.txt", "").into(), JsValue::UNDEFINED).await.unwrap());
+    let keep = asset_of(&lib.import_file(file(b"keep", "keep.txt", "").into(), None).await.unwrap());
+    let lost = asset_of(&lib.import_file(file(b"lost", "lost.txt", "").into(), None).await.unwrap());
     let orphan = "0190f0c2-7a0e-7cc0-8000-0000000000aa".to_owned();
     let temp = "0190f0c2-7a0e-7cc0-8000-0000000000bb.tmp".to_owned();
     if lib.storage() == "opfs" {
@@ -374,7 +380,7 @@ pub async fn sweep_removes_orphans_and_reports_missing(storage: &str) {
     assert_eq!(report.removed_temp, if lib.storage() == "opfs" { vec![temp] } else { vec![] });
     assert_eq!(report.missing_bytes, vec![lost.id.clone()]);
     // The record with missing bytes is kept and reported on read.
-    assert_eq!(Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap()).length(), 2);
+    assert_eq!(Array::from(&lib.list(None).await.unwrap()).length(), 2);
     assert_js_error(lib.get_file(lost.id.clone().into()).await, "NotFoundError", "BYTES_MISSING");
     assert_eq!(read_all(&lib.get_file(keep.id.clone().into()).await.unwrap()).await, b"keep");
     lib.delete(lost.id.into()).await.unwrap();
@@ -408,7 +414,7 @@ pub async fn old_and_corrupt_records(storage: &str) {
     let corrupt = js_sys::JSON::parse(&format!(r#"{{"id":"{bad_id}","size":"huge"}}"#)).unwrap();
     lib.library().catalog().put_raw(&corrupt).await.unwrap();
     assert_js_error(lib.get(bad_id.into()).await, "CorruptRecordError", "CORRUPT_RECORD");
-    assert_js_error(lib.list(JsValue::UNDEFINED).await, "CorruptRecordError", "CORRUPT_RECORD");
+    assert_js_error(lib.list(None).await, "CorruptRecordError", "CORRUPT_RECORD");
     // The good record is still readable by id.
     assert_eq!(asset_of(&lib.get(id.into()).await.unwrap()).name, "old.png");
 }
@@ -416,14 +422,12 @@ pub async fn old_and_corrupt_records(storage: &str) {
 pub async fn concurrent_imports(storage: &str) {
     let lib = open(storage).await;
     let files: Vec<File> = (0..12).map(|i| file(&bytes(10_000 + i, i as u8), &format!("f{i}.bin"), "")).collect();
-    let results =
-        futures_util::future::join_all(files.iter().map(|f| lib.import_file(f.clone().into(), JsValue::UNDEFINED)))
-            .await;
+    let results = futures_util::future::join_all(files.iter().map(|f| lib.import_file(f.clone().into(), None))).await;
     let mut ids: Vec<String> = results.into_iter().map(|r| asset_of(&r.unwrap()).id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 12);
-    let all = Array::from(&lib.list(JsValue::UNDEFINED).await.unwrap());
+    let all = Array::from(&lib.list(None).await.unwrap());
     for a in all.iter() {
         let a = asset_of(&a);
         let n: usize = a.name[1..a.name.len() - 4].parse().unwrap();
@@ -438,16 +442,18 @@ pub async fn missing_opfs_falls_back() {
     let original = platform::get(&proto, "getDirectory");
     let thrower = js_sys::Function::new_no_args("throw new DOMException('blocked for the test', 'SecurityError')");
     Reflect::set(&proto, &"getDirectory".into(), &thrower).unwrap();
-    let auto = MediaLibrary::open(js_sys::JSON::parse(&format!(r#"{{"name":"{}"}}"#, unique("fb"))).unwrap()).await;
-    let forced =
-        MediaLibrary::open(js_sys::JSON::parse(&format!(r#"{{"name":"{}","storage":"opfs"}}"#, unique("fb"))).unwrap())
-            .await;
+    let auto =
+        MediaLibrary::open(Some(js_sys::JSON::parse(&format!(r#"{{"name":"{}"}}"#, unique("fb"))).unwrap())).await;
+    let forced = MediaLibrary::open(Some(
+        js_sys::JSON::parse(&format!(r#"{{"name":"{}","storage":"opfs"}}"#, unique("fb"))).unwrap(),
+    ))
+    .await;
     Reflect::set(&proto, &"getDirectory".into(), &original).unwrap();
 
     let auto = auto.expect("auto falls back");
     assert_eq!(auto.storage(), "indexeddb");
     let data = bytes(50_000, 9);
-    let a = asset_of(&auto.import_file(file(&data, "fallback.bin", "").into(), JsValue::UNDEFINED).await.unwrap());
+    let a = asset_of(&auto.import_file(file(&data, "fallback.bin", "").into(), None).await.unwrap());
     assert_eq!(a.storage, StorageKind::Indexeddb);
     assert_eq!(read_all(&auto.get_file(a.id.into()).await.unwrap()).await, data);
     assert_js_error(forced.map(|_| ()), "StorageUnavailableError", "STORAGE_UNAVAILABLE");
@@ -455,7 +461,7 @@ pub async fn missing_opfs_falls_back() {
 
 pub async fn bad_library_options() {
     for json in [r#"{"name":"../evil"}"#, r#"{"name":""}"#, r#"{"storage":"floppy"}"#, r#"{"nmae":"typo"}"#] {
-        let r = MediaLibrary::open(js_sys::JSON::parse(json).unwrap()).await.map(|_| ());
+        let r = MediaLibrary::open(Some(js_sys::JSON::parse(json).unwrap())).await.map(|_| ());
         let code = if json.contains("name\":") { "INVALID_LIBRARY_NAME" } else { "INVALID_OPTIONS" };
         assert_js_error(r, "InvalidInputError", code);
     }
@@ -464,12 +470,10 @@ pub async fn bad_library_options() {
 /// The module functions (`importFileToLibrary`, ...) on the default library.
 pub async fn module_functions_on_default_library() {
     let data = bytes(1234, 3);
-    let id = interop::import_file_to_library(file(&data, "module.bin", "").into(), JsValue::UNDEFINED).await.unwrap();
+    let id = interop::import_file_to_library(file(&data, "module.bin", "").into(), None).await.unwrap();
     let a = asset_of(&interop::get_asset(id.clone().into()).await.unwrap());
     assert_eq!(a.size, 1234.0);
-    assert!(Array::from(&interop::list_assets(JsValue::UNDEFINED).await.unwrap())
-        .iter()
-        .any(|x| asset_of(&x).id == id));
+    assert!(Array::from(&interop::list_assets(None).await.unwrap()).iter().any(|x| asset_of(&x).id == id));
     let f = interop::get_asset_file(id.clone().into()).await.unwrap();
     assert_eq!(read_all(&f).await, data);
     interop::update_asset(id.clone().into(), js_sys::JSON::parse(r#"{"name":"renamed.bin"}"#).unwrap()).await.unwrap();
@@ -478,11 +482,7 @@ pub async fn module_functions_on_default_library() {
     let _granted: bool = interop::request_persistence().await;
     interop::delete_asset(id.clone().into()).await.unwrap();
     assert_js_error(interop::delete_asset(id.into()).await, "NotFoundError", "ASSET_NOT_FOUND");
-    assert_js_error(
-        interop::import_file_to_library(JsValue::from("x"), JsValue::UNDEFINED).await,
-        "InvalidInputError",
-        "NOT_A_BLOB",
-    );
+    assert_js_error(interop::import_file_to_library(JsValue::from("x"), None).await, "InvalidInputError", "NOT_A_BLOB");
 }
 
 /// Declares every shared test as a `#[wasm_bindgen_test]` in the including binary.

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything the build, tests, bench and demo need on a fresh Debian machine,
+# and does nothing for what is already there. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# 1. The wasm target.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding rust target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# 2. wasm-bindgen-cli pinned to the exact wasm-bindgen in Cargo.lock (the test runner and the
+#    CLI must match the library's version byte for byte).
+WB_VERSION=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION" ]; then
+  log "installing wasm-bindgen-cli $WB_VERSION (2-3 minutes)"
+  # Not --locked: the CLI's own lockfile pins a yanked webpki-roots release.
+  cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
+fi
+
+# 3. Headless Chromium and its driver, from Debian.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "chromium and chromium-driver are missing: run 'sudo apt-get install chromium chromium-driver'" >&2
+    exit 1
+  fi
+  log "installing chromium + chromium-driver"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+# 4. wasm-pack (optional path for users: `wasm-pack test --headless --chrome`). From crates.io,
+#    since its npm installer downloads a binary.
+if [ "${OPFS_MEDIA_SKIP_WASM_PACK:-}" = "" ] && ! command -v wasm-pack >/dev/null; then
+  log "installing wasm-pack (3-5 minutes)"
+  cargo install wasm-pack --locked
+fi
+
+# 5. JS tooling (typescript, playwright-core, binaryen's wasm-opt), exactly as locked.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+log "ready"
