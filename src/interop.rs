@@ -94,7 +94,7 @@ pub struct MediaLibrary {
 impl MediaLibrary {
     /// Opens (creating) a library and sweeps leftovers of interrupted imports.
     pub async fn open(
-        #[wasm_bindgen(unchecked_param_type = "LibraryOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LibraryOptions")] options: Option<JsValue>,
     ) -> Result<MediaLibrary, JsValue> {
         let opts: LibraryOptions = self::options("library options", options)?;
         open_library(opts).await.map(|inner| MediaLibrary { inner })
@@ -123,7 +123,7 @@ impl MediaLibrary {
     pub async fn import_file(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "ImportOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let opts: ImportOptions = self::options("import options", options)?;
         let asset = self.inner.import(&file, opts).await.map_err(to_js_error)?;
@@ -134,7 +134,7 @@ impl MediaLibrary {
     #[wasm_bindgen(unchecked_return_type = "MediaAsset[]")]
     pub async fn list(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "ListFilter")] filter: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListFilter")] filter: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let filter: ListFilter = options("list filter", filter)?;
         to_js(&self.inner.list(&filter).await.map_err(to_js_error)?)
@@ -175,7 +175,7 @@ impl MediaLibrary {
     #[wasm_bindgen(unchecked_return_type = "SweepReport")]
     pub async fn sweep(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "SweepOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "SweepOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let opts: SweepOptions = self::options("sweep options", options)?;
         to_js(&self.inner.sweep(opts.grace_ms.unwrap_or(DEFAULT_GRACE_MS)).await.map_err(to_js_error)?)
@@ -266,7 +266,7 @@ pub async fn default_library_handle() -> Result<MediaLibrary, JsValue> {
 #[wasm_bindgen(js_name = importFileToLibrary)]
 pub async fn import_file_to_library(
     #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "ImportOptions")] options: Option<JsValue>,
+    #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: Option<JsValue>,
 ) -> Result<String, JsValue> {
     let opts: ImportOptions = self::options("import options", options)?;
     let lib = default_library().await?;
@@ -276,7 +276,7 @@ pub async fn import_file_to_library(
 /// Lists the default library's assets.
 #[wasm_bindgen(js_name = listAssets, unchecked_return_type = "MediaAsset[]")]
 pub async fn list_assets(
-    #[wasm_bindgen(unchecked_param_type = "ListFilter")] filter: Option<JsValue>,
+    #[wasm_bindgen(unchecked_optional_param_type = "ListFilter")] filter: Option<JsValue>,
 ) -> Result<JsValue, JsValue> {
     default_library_handle().await?.list(filter).await
 }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test: lint, native unit tests, browser suites (page + dedicated worker) in
+# headless Chromium, the same suite through wasm-pack, the package's TypeScript types, the
+# demo end-to-end, and a small smoke run of the bench page. Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+bash scripts/setup.sh
+
+step "format and lint (native + wasm32)"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
+
+step "native unit tests"
+cargo test --workspace
+
+step "browser tests: page (main thread) and dedicated worker, headless Chromium"
+cargo test --target wasm32-unknown-unknown --test web_page --test web_worker
+
+if command -v wasm-pack >/dev/null; then
+  step "the same page suite via wasm-pack test --headless --chrome"
+  wasm-pack test --headless --chrome -- --test web_page
+fi
+
+step "npm package build + TypeScript types (tsc --noEmit over tests/types/example.ts)"
+bash scripts/build-pkg.sh
+node_modules/.bin/tsc -p tests/types/tsconfig.json
+
+step "end-to-end: the demo in headless Chromium (screenshots in target/e2e/)"
+node --test tests/e2e/
+
+step "bench smoke run (tiny workload; the real numbers come from npm run bench)"
+node bench/run.mjs --runs 1 --big-mb 4 --small-n 10
+
+step "all tests passed"

@@ -1,0 +1,48 @@
+// Compiled by `tsc --noEmit` in `npm test` against the built pkg/ types: if the .d.ts
+// drifts from how the API is used here, the test fails.
+import init, {
+  importFileToLibrary, listAssets, getAsset, getAssetFile, deleteAsset, updateAsset,
+  estimate, requestPersistence, defaultLibrary, MediaLibrary,
+  type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
+} from 'opfs-media';
+
+export async function example(file: File): Promise<void> {
+  await init();
+  const id: string = await importFileToLibrary(file);
+  await importFileToLibrary(new Blob(['x']), { name: 'x.txt', type: 'text/plain', tags: ['a'] });
+  const asset: MediaAsset = await getAsset(id);
+  const status: SyncStatus = asset.syncStatus;
+  const where: StorageKind = asset.storage;
+  const tags: string[] = asset.tags;
+  const cloud: string | undefined = asset.cloudId;
+  const sha: string | undefined = asset.sha256;
+  const all: MediaAsset[] = await listAssets({ syncStatus: 'pending', typePrefix: 'image/' });
+  const blob: File = await getAssetFile(id);
+  const bitmap = await createImageBitmap(blob);
+  const renamed: MediaAsset = await updateAsset(id, { name: 'new.png', tags: [] });
+  const info: StorageInfo = await estimate();
+  const persisted: boolean = await requestPersistence();
+  await deleteAsset(id);
+
+  const lib: MediaLibrary = await MediaLibrary.open({ name: 'drafts', storage: 'auto' });
+  const imported: MediaAsset = await lib.importFile(file);
+  lib.addEventListener('change', (e: Event) => console.log((e as CustomEvent).detail));
+  const report: SweepReport = await lib.sweep({ graceMs: 0 });
+  const kind: StorageKind = lib.storage;
+  const def: MediaLibrary = await defaultLibrary();
+  console.log(status, where, tags, cloud, sha, all.length, bitmap.width, renamed, info.quota, persisted,
+    imported.id, report.missingBytes, kind, def.name);
+
+  try {
+    await getAsset('not-an-id');
+  } catch (e) {
+    if (e instanceof Error && e.name === 'InvalidInputError') console.log((e as Error & { code: string }).code);
+  }
+}
+
+// Misuse must not compile.
+// @ts-expect-error: syncStatus is a closed union
+const bad: SyncStatus = 'done';
+// @ts-expect-error: unknown option
+MediaLibrary.open({ nmae: 'typo' });
+void bad;
