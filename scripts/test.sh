@@ -30,7 +30,7 @@ bash scripts/build-pkg.sh
 node_modules/.bin/tsc -p tests/types/tsconfig.json
 
 step "end-to-end: the demo in headless Chromium (screenshots in target/e2e/)"
-node --test tests/e2e/
+node --test tests/e2e/*.mjs
 
 step "bench smoke run (tiny workload; the real numbers come from npm run bench)"
 node bench/run.mjs --runs 1 --big-mb 4 --small-n 10
