@@ -354,6 +354,38 @@ pub async fn quota_exhausted_part_way(storage: &str) {
     assert_eq!(again.size, 2_000_000.0);
 }
 
+/// A `Blob` whose stream yields `good_chunks` chunks and then fails like a file that changed
+/// on disk (`NotReadableError`).
+fn failing_blob(good_chunks: u32) -> JsValue {
+    let make = js_sys::Function::new_with_args(
+        "n",
+        "class Failing extends Blob {
+            stream() {
+                let sent = 0;
+                return new ReadableStream({ pull(c) {
+                    if (sent++ < n) c.enqueue(new Uint8Array(65536).fill(7));
+                    else c.error(new DOMException('the file changed on disk', 'NotReadableError'));
+                } });
+            }
+        }
+        return new Failing([new Uint8Array(10)], { type: 'image/png' });",
+    );
+    make.call1(&JsValue::NULL, &good_chunks.into()).unwrap()
+}
+
+pub async fn unreadable_source_leaves_nothing(storage: &str) {
+    let lib = open(storage).await;
+    for good_chunks in [0, 5] {
+        let r = lib.import_file(failing_blob(good_chunks), None).await;
+        assert_js_error(r, "InvalidInputError", "SOURCE_UNREADABLE");
+    }
+    assert_eq!(Array::from(&lib.list(None).await.unwrap()).length(), 0);
+    if lib.storage() == "opfs" {
+        assert!(opfs_names(lib.library()).await.is_empty(), "temp files removed");
+    }
+    assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
+}
+
 pub async fn sweep_removes_orphans_and_reports_missing(storage: &str) {
     let lib = open(storage).await;
     let keep = asset_of(&lib.import_file(file(b"keep", "keep.txt", "").into(), None).await.unwrap());
@@ -485,12 +517,40 @@ pub async fn module_functions_on_default_library() {
     assert_js_error(interop::import_file_to_library(JsValue::from("x"), None).await, "InvalidInputError", "NOT_A_BLOB");
 }
 
+/// Declares one shared test per storage backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($opfs:ident, $idb:ident => $f:ident;)*) => {$(
+        #[wasm_bindgen_test]
+        async fn $opfs() {
+            common::$f("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn $idb() {
+            common::$f("indexeddb").await
+        }
+    )*};
+}
+
 /// Declares every shared test as a `#[wasm_bindgen_test]` in the including binary.
 #[macro_export]
 macro_rules! library_suite {
     () => {
         use opfs_media::StorageKind;
         use wasm_bindgen_test::wasm_bindgen_test;
+
+        on_both_backends! {
+            opfs_image_is_drawable, idb_image_is_drawable => image_is_drawable;
+            opfs_list_filter_update_and_events, idb_list_filter_update_and_events => list_filter_update_and_events;
+            opfs_delete_and_unknown_ids, idb_delete_and_unknown_ids => delete_and_unknown_ids;
+            opfs_bad_input_is_refused_cleanly, idb_bad_input_is_refused_cleanly => bad_input_is_refused_cleanly;
+            opfs_zero_byte_file_is_accepted, idb_zero_byte_file_is_accepted => zero_byte_file_is_accepted;
+            opfs_quota_exhausted_part_way, idb_quota_exhausted_part_way => quota_exhausted_part_way;
+            opfs_unreadable_source_leaves_nothing, idb_unreadable_source_leaves_nothing => unreadable_source_leaves_nothing;
+            opfs_sweep_removes_orphans_and_reports_missing, idb_sweep_removes_orphans_and_reports_missing => sweep_removes_orphans_and_reports_missing;
+            opfs_old_and_corrupt_records, idb_old_and_corrupt_records => old_and_corrupt_records;
+            opfs_concurrent_imports, idb_concurrent_imports => concurrent_imports;
+        }
 
         #[wasm_bindgen_test]
         async fn opfs_import_get_list_roundtrip() {
@@ -499,74 +559,6 @@ macro_rules! library_suite {
         #[wasm_bindgen_test]
         async fn idb_import_get_list_roundtrip() {
             common::import_get_list_roundtrip("indexeddb", StorageKind::Indexeddb).await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_image_is_drawable() {
-            common::image_is_drawable("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_image_is_drawable() {
-            common::image_is_drawable("indexeddb").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_list_filter_update_and_events() {
-            common::list_filter_update_and_events("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_list_filter_update_and_events() {
-            common::list_filter_update_and_events("indexeddb").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_delete_and_unknown_ids() {
-            common::delete_and_unknown_ids("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_delete_and_unknown_ids() {
-            common::delete_and_unknown_ids("indexeddb").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_bad_input_is_refused_cleanly() {
-            common::bad_input_is_refused_cleanly("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_bad_input_is_refused_cleanly() {
-            common::bad_input_is_refused_cleanly("indexeddb").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_zero_byte_file_is_accepted() {
-            common::zero_byte_file_is_accepted("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_zero_byte_file_is_accepted() {
-            common::zero_byte_file_is_accepted("indexeddb").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_quota_exhausted_part_way() {
-            common::quota_exhausted_part_way("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_quota_exhausted_part_way() {
-            common::quota_exhausted_part_way("indexeddb").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_sweep_removes_orphans_and_reports_missing() {
-            common::sweep_removes_orphans_and_reports_missing("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_sweep_removes_orphans_and_reports_missing() {
-            common::sweep_removes_orphans_and_reports_missing("indexeddb").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_old_and_corrupt_records() {
-            common::old_and_corrupt_records("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn opfs_concurrent_imports() {
-            common::concurrent_imports("opfs").await
-        }
-        #[wasm_bindgen_test]
-        async fn idb_concurrent_imports() {
-            common::concurrent_imports("indexeddb").await
         }
         #[wasm_bindgen_test]
         async fn missing_opfs_falls_back() {
