@@ -1,7 +1,7 @@
 // End-to-end: drives www-demo in headless Chromium the way a person would: pick an image,
 // see it listed, draw it, reload (no network needed) and find it still there.
 // Screenshots go to target/e2e/ to be looked at.
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../../scripts/chromium.mjs';
 import { mkdirSync } from 'node:fs';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -30,11 +30,7 @@ test('demo: import, draw, reload offline, still there', async () => {
   mkdirSync('target/e2e', { recursive: true });
   const server = await serve({ root: '.' });
   const origin = `http://127.0.0.1:${server.address().port}`;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     const page = await context.newPage();
