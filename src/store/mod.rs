@@ -263,18 +263,17 @@ impl Library {
         let mut report = SweepReport::default();
         let mut opfs_names = Vec::new();
         if let Some(dir) = &self.opfs {
-            for (name, modified) in dir.list().await? {
-                let old_enough = modified <= cutoff;
-                if name.ends_with(TEMP_SUFFIX) || name.ends_with(".crswap") {
-                    if old_enough && dir.remove(&name).await? {
-                        report.removed_temp.push(name);
-                    }
-                } else if validate::asset_id(&name).is_ok() && !has_record(&name) {
-                    if old_enough && dir.remove(&name).await? {
-                        report.removed_orphans.push(name);
-                    }
-                } else {
+            for name in dir.names().await? {
+                let is_temp = name.ends_with(TEMP_SUFFIX) || name.ends_with(".crswap");
+                let is_orphan = !is_temp && validate::asset_id(&name).is_ok() && !has_record(&name);
+                if !is_temp && !is_orphan {
                     opfs_names.push(name);
+                    continue;
+                }
+                // Only leftovers pay for a `getFile` (to read their age), not every asset.
+                let old_enough = dir.modified(&name).await?.is_some_and(|m| m <= cutoff);
+                if old_enough && dir.remove(&name).await? {
+                    if is_temp { &mut report.removed_temp } else { &mut report.removed_orphans }.push(name);
                 }
             }
         }

@@ -161,8 +161,8 @@ impl OpfsDir {
         }
     }
 
-    /// Every file in the directory with its `lastModified` (ms).
-    pub async fn list(&self) -> Result<Vec<(String, f64)>, LibraryError> {
+    /// The names of every file in the directory.
+    pub async fn names(&self) -> Result<Vec<String>, LibraryError> {
         let iter = platform::call(&self.dir, "values", &[]).map_err(dom_err("listing files"))?;
         let mut out = Vec::new();
         loop {
@@ -171,17 +171,16 @@ impl OpfsDir {
                 break;
             }
             let entry = platform::get(&step, "value");
-            if platform::get(&entry, "kind").as_string().as_deref() != Some("file") {
-                continue;
+            if platform::get(&entry, "kind").as_string().as_deref() == Some("file") {
+                out.push(platform::get(&entry, "name").as_string().unwrap_or_default());
             }
-            let name = platform::get(&entry, "name").as_string().unwrap_or_default();
-            let modified = match self.file(&name).await? {
-                Some(f) => f.last_modified(),
-                None => continue,
-            };
-            out.push((name, modified));
         }
         Ok(out)
+    }
+
+    /// The file's `lastModified` (ms), or `None` if it is gone.
+    pub async fn modified(&self, name: &str) -> Result<Option<f64>, LibraryError> {
+        Ok(self.file(name).await?.map(|f| f.last_modified()))
     }
 }
 
