@@ -21,15 +21,27 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WB_VERSION"
   cargo install wasm-bindgen-cli --version "$WB_VERSION" --force
 fi
 
-# 3. Headless Chromium and its driver, from Debian.
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+# 3. The three browser engines and their WebDriver servers, from Debian: Chromium +
+#    chromedriver, Firefox ESR (geckodriver comes from crates.io below), WebKitGTK's
+#    MiniBrowser + WebKitWebDriver (needs a display: xvfb).
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v firefox >/dev/null || need_apt+=(firefox-esr)
+[ -x /usr/bin/WebKitWebDriver ] || need_apt+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null || need_apt+=(xvfb)
+if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "chromium and chromium-driver are missing: run 'sudo apt-get install chromium chromium-driver'" >&2
+    echo "missing Debian packages: run 'sudo apt-get install ${need_apt[*]}'" >&2
     exit 1
   fi
-  log "installing chromium + chromium-driver"
+  log "installing ${need_apt[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if ! command -v geckodriver >/dev/null; then
+  log "installing geckodriver from crates.io (about 2 minutes)"
+  cargo install geckodriver --locked
 fi
 
 # 4. wasm-pack (optional path for users: `wasm-pack test --headless --chrome`). From crates.io,

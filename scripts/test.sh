@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: lint, native unit tests, browser suites (page + dedicated worker) in
-# headless Chromium, the same suite through wasm-pack, the package's TypeScript types, the
+# Runs every test: lint, native unit tests, browser suites (page + dedicated worker) on
+# Chromium, Firefox and WebKit, the same suite through wasm-pack, the package's TypeScript types, the
 # demo end-to-end, and a small smoke run of the bench page. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +17,8 @@ cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
 step "native unit tests"
 cargo test --workspace
 
-step "browser tests: page (main thread) and dedicated worker, headless Chromium"
-cargo test --target wasm32-unknown-unknown --test web_page --test web_worker
+step "browser tests: page (main thread) and dedicated worker on Chromium, Firefox and WebKit"
+bash scripts/test-browsers.sh
 
 if command -v wasm-pack >/dev/null; then
   step "the same page suite via wasm-pack test --headless --chrome"

@@ -87,9 +87,26 @@ impl Catalog {
         tx.map(Transaction::from).map_err(js_err("starting a catalog transaction"))
     }
 
-    /// Writes `asset` (and, for IndexedDB storage, its bytes) in one transaction and waits
-    /// until it is committed.
-    pub async fn put(&self, asset: &MediaAsset, blob: Option<&Blob>) -> Result<(), LibraryError> {
+    /// Whether this engine can store `Blob` values in IndexedDB. WebKit refuses them in
+    /// ephemeral sessions ("Error preparing Blob/File data"), so we probe once, with a
+    /// transaction that is aborted and leaves nothing behind.
+    pub async fn can_store_blobs(&self) -> bool {
+        let Ok(tx) = self.tx(&[BLOBS], true) else { return false };
+        let probe = Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(&[0u8][..])));
+        let (Ok(store), Ok(probe)) = (tx.object_store(BLOBS), probe) else { return false };
+        let ok = match store.put(&probe, Some(&JsValue::from_str("probe"))) {
+            Ok(req) => req.await.is_ok(),
+            Err(_) => false,
+        };
+        if let Ok(tx) = tx.abort() {
+            let _ = tx.await;
+        }
+        ok
+    }
+
+    /// Writes `asset` (and, for IndexedDB storage, its bytes: a `Blob`, or an `ArrayBuffer`
+    /// where the engine cannot store Blobs) in one transaction and waits until it is committed.
+    pub async fn put(&self, asset: &MediaAsset, blob: Option<&JsValue>) -> Result<(), LibraryError> {
         let err = idb_err("saving to the catalog");
         let stores: &[&str] = if blob.is_some() { &[ASSETS, BLOBS] } else { &[ASSETS] };
         let tx = self.tx(stores, true)?;
@@ -137,7 +154,14 @@ impl Catalog {
         let err = idb_err("reading stored bytes");
         let tx = self.tx(&[BLOBS], false)?;
         let v = tx.object_store(BLOBS).map_err(&err)?.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
-        Ok(v.and_then(|v| v.dyn_into::<Blob>().ok()))
+        let Some(v) = v else { return Ok(None) };
+        if let Some(b) = v.dyn_ref::<Blob>() {
+            return Ok(Some(b.clone()));
+        }
+        // Stored as an ArrayBuffer (engines that cannot store Blobs): wrap it, no copy in WASM.
+        Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&v))
+            .map(Some)
+            .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: error_parts(&e).1 })
     }
 
     /// Deletes the record `id` and the blob `blob_key` (if given) in one transaction.
@@ -174,9 +198,9 @@ impl Catalog {
         finish(tx, "deleting stored bytes").await
     }
 
-    /// Writes a blob with no record (tests use it to plant orphans).
+    /// Writes bytes (a `Blob` or `ArrayBuffer`) with no record (tests use it to plant orphans).
     #[doc(hidden)]
-    pub async fn put_raw_blob(&self, key: &str, blob: &Blob) -> Result<(), LibraryError> {
+    pub async fn put_raw_bytes(&self, key: &str, blob: &JsValue) -> Result<(), LibraryError> {
         let err = idb_err("saving stored bytes");
         let tx = self.tx(&[BLOBS], true)?;
         tx.object_store(BLOBS)

@@ -61,6 +61,8 @@ pub struct Library {
     opfs: Option<OpfsDir>,
     events: web_sys::EventTarget,
     write_budget: Cell<Option<u64>>,
+    /// Whether IndexedDB takes `Blob` values here (else bytes are stored as `ArrayBuffer`s).
+    idb_blobs: bool,
 }
 
 impl Library {
@@ -76,7 +78,8 @@ impl Library {
         };
         let events = web_sys::EventTarget::new()
             .map_err(|e| LibraryError::StorageUnavailable(format!("EventTarget: {}", error_parts(&e).1)))?;
-        Ok(Self { name, catalog, opfs, events, write_budget: Cell::new(None) })
+        let idb_blobs = opfs.is_some() || catalog.can_store_blobs().await;
+        Ok(Self { name, catalog, opfs, events, write_budget: Cell::new(None), idb_blobs })
     }
 
     /// The library's name.
@@ -162,8 +165,19 @@ impl Library {
             cloud_url: None,
             user_id: None,
         };
-        let stored_blob = (storage == StorageKind::Indexeddb).then_some(blob);
-        if let Err(e) = self.catalog.put(&asset, stored_blob).await {
+        let stored = match storage {
+            StorageKind::Opfs => None,
+            StorageKind::Indexeddb if self.idb_blobs => Some(JsValue::from(blob)),
+            // Only on engines that refuse Blobs in IndexedDB: the bytes pass through JS
+            // memory (never WASM memory) once, as one ArrayBuffer.
+            StorageKind::Indexeddb => {
+                Some(wasm_bindgen_futures::JsFuture::from(blob.array_buffer()).await.map_err(|e| {
+                    let (name, msg) = error_parts(&e);
+                    LibraryError::from_dom("reading the file", &name, &msg)
+                })?)
+            }
+        };
+        if let Err(e) = self.catalog.put(&asset, stored.as_ref()).await {
             if let Some(dir) = &self.opfs {
                 let _ = dir.remove(&asset.handle_name).await;
             }

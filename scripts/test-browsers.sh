@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs the wasm-bindgen-test browser suites (page + dedicated worker) on each engine and
+# prints a per-engine summary; any failure on any engine fails the run.
+# ENGINES="chromium firefox webkit" (default: all three).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ENGINES=${ENGINES:-chromium firefox webkit}
+SUITES="web_page web_worker"
+declare -A RESULT
+failed=0
+
+run_suite() { # engine suite
+  local engine=$1 suite=$2 log
+  log=$(mktemp)
+  # The runner picks the driver from the first of GECKODRIVER, SAFARIDRIVER, CHROMEDRIVER
+  # that is set, so exactly one is passed per run.
+  local -a cmd=(env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER)
+  case $engine in
+    chromium) cmd+=(CHROMEDRIVER=/usr/bin/chromedriver) ;;
+    firefox) cmd+=(GECKODRIVER="$(command -v geckodriver)") ;;
+    # WebKitGTK's MiniBrowser needs a display even when headless.
+    webkit) cmd+=(SAFARIDRIVER=/usr/bin/WebKitWebDriver xvfb-run -a) ;;
+  esac
+  cmd+=(cargo test --target wasm32-unknown-unknown --test "$suite")
+  printf '\n\033[1m--- %s / %s\033[0m\n' "$engine" "$suite"
+  "${cmd[@]}" 2>&1 | tee "$log" | grep -E '^(test |test result|Running headless|    panicked|failures:|error)' || true
+  local line
+  line=$(grep -E '^test result:' "$log" | tail -n 1)
+  grep -q '^test result: ok' "$log" || failed=1
+  RESULT["$engine/$suite"]=${line:-"no result (see output above)"}
+  rm -f "$log"
+}
+
+for e in $ENGINES; do for s in $SUITES; do run_suite "$e" "$s"; done; done
+
+printf '\n\033[1mbrowser suites\033[0m\n'
+for e in $ENGINES; do for s in $SUITES; do printf '  %-9s %-11s %s\n' "$e" "$s" "${RESULT[$e/$s]}"; done; done
+exit $failed
