@@ -35,4 +35,9 @@ for e in $ENGINES; do for s in $SUITES; do run_suite "$e" "$s"; done; done
 
 printf '\n\033[1mbrowser suites\033[0m\n'
 for e in $ENGINES; do for s in $SUITES; do printf '  %-9s %-11s %s\n' "$e" "$s" "${RESULT[$e/$s]}"; done; done
+
+# What each engine offers of the APIs the library touches (a report, not a test: the suites
+# above are what pass or fail). xvfb-run because WebKitGTK needs a display.
+printf '\n\033[1mengine features (page / dedicated worker)\033[0m\n'
+xvfb-run -a node scripts/engine-features.mjs || echo "(feature probe failed; see above)"
 exit $failed
