@@ -12,7 +12,7 @@ bash scripts/setup.sh
 step "format and lint (native + wasm32)"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p opfs-media --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 step "native unit tests"
 cargo test --workspace

@@ -1,0 +1,261 @@
+//! Asset metadata in SQL through one code path for SQLite and PostgreSQL (sqlx `Any`).
+//! Every write bumps the user's change sequence in the same transaction.
+
+use serde::Serialize;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+
+/// A stored asset row (live or tombstone).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AssetRow {
+    pub user_id: String,
+    pub id: String,
+    pub name: String,
+    pub mime_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub path: String,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub version: i64,
+    pub seq: i64,
+    pub deleted_at: Option<i64>,
+    pub thumb_path: Option<String>,
+}
+
+/// The metadata database.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+}
+
+/// Result of trying to insert a new asset.
+pub enum Insert {
+    /// Created.
+    Created(AssetRow),
+    /// The id already exists (live or deleted); the caller decides 200/409.
+    Exists(AssetRow),
+}
+
+const COLS: &str = "user_id, id, name, mime_type, size, sha256, path, tags, created_at, updated_at, version, seq, deleted_at, thumb_path";
+
+fn row(r: &sqlx::any::AnyRow) -> Result<AssetRow, sqlx::Error> {
+    let tags: String = r.try_get("tags")?;
+    Ok(AssetRow {
+        user_id: r.try_get("user_id")?,
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        mime_type: r.try_get("mime_type")?,
+        size: r.try_get("size")?,
+        sha256: r.try_get("sha256")?,
+        path: r.try_get("path")?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        version: r.try_get("version")?,
+        seq: r.try_get("seq")?,
+        deleted_at: r.try_get("deleted_at")?,
+        thumb_path: r.try_get("thumb_path")?,
+    })
+}
+
+impl Db {
+    /// Connects (creating a SQLite file if needed) and runs the migrations for the engine.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            // SQLite serialises writers anyway; one connection avoids SQLITE_BUSY under load.
+            .max_connections(if sqlite { 1 } else { 16 })
+            .connect(url)
+            .await?;
+        if sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        } else {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        }
+        Ok(Self { pool })
+    }
+
+    /// One asset of `user` (tombstones included).
+    pub async fn get(&self, user: &str, id: &str) -> Result<Option<AssetRow>, sqlx::Error> {
+        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
+        sqlx::query(&q).bind(user).bind(id).fetch_optional(&self.pool).await?.as_ref().map(row).transpose()
+    }
+
+    async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &str) -> Result<i64, sqlx::Error> {
+        // The row lock on user_seq also serialises a user's writers, so seq order is commit order.
+        let r = sqlx::query(
+            "INSERT INTO user_seq (user_id, seq) VALUES ($1, 1) \
+             ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq",
+        )
+        .bind(user)
+        .fetch_one(&mut **tx)
+        .await?;
+        r.try_get("seq")
+    }
+
+    /// Inserts a new asset unless the id exists for this user.
+    pub async fn insert(&self, a: &AssetRow) -> Result<Insert, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
+        if let Some(existing) = sqlx::query(&q).bind(&a.user_id).bind(&a.id).fetch_optional(&mut *tx).await? {
+            return Ok(Insert::Exists(row(&existing)?));
+        }
+        let seq = Self::next_seq(&mut tx, &a.user_id).await?;
+        let q = format!(
+            "INSERT INTO assets ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)"
+        );
+        let inserted = sqlx::query(&q)
+            .bind(&a.user_id)
+            .bind(&a.id)
+            .bind(&a.name)
+            .bind(&a.mime_type)
+            .bind(a.size)
+            .bind(&a.sha256)
+            .bind(&a.path)
+            .bind(serde_json::to_string(&a.tags).unwrap_or_else(|_| "[]".into()))
+            .bind(a.created_at)
+            .bind(a.updated_at)
+            .bind(1i64)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await;
+        match inserted {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(Insert::Created(AssetRow { version: 1, seq, deleted_at: None, thumb_path: None, ..a.clone() }))
+            }
+            // A concurrent upload of the same id won the race: report what it stored.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
+                let existing = self.get(&a.user_id, &a.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+                Ok(Insert::Exists(existing))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Updates name/tags if `version` matches; returns the new row, or `Err(current)` on a
+    /// stale version. `None` if the asset is missing or deleted.
+    pub async fn update_meta(
+        &self,
+        user: &str,
+        id: &str,
+        version: i64,
+        name: &str,
+        tags: &[String],
+        now: i64,
+    ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
+        let Some(cur) = sqlx::query(&q).bind(user).bind(id).fetch_optional(&mut *tx).await? else { return Ok(None) };
+        let cur = row(&cur)?;
+        if cur.deleted_at.is_some() {
+            return Ok(None);
+        }
+        if cur.version != version {
+            return Ok(Some(Err(cur)));
+        }
+        let seq = Self::next_seq(&mut tx, user).await?;
+        let tags_json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
+        let done = sqlx::query(
+            "UPDATE assets SET name = $1, tags = $2, updated_at = $3, version = version + 1, seq = $4 \
+             WHERE user_id = $5 AND id = $6 AND version = $7",
+        )
+        .bind(name)
+        .bind(&tags_json)
+        .bind(now)
+        .bind(seq)
+        .bind(user)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(Some(Err(cur)));
+        }
+        tx.commit().await?;
+        Ok(Some(Ok(AssetRow {
+            name: name.into(),
+            tags: tags.to_vec(),
+            updated_at: now,
+            version: version + 1,
+            seq,
+            ..cur
+        })))
+    }
+
+    /// Turns a live asset into a tombstone. `Ok(None)` if missing; `Err(current)` if
+    /// `if_version` is given and stale. Already-deleted assets return their tombstone.
+    pub async fn delete(
+        &self,
+        user: &str,
+        id: &str,
+        if_version: Option<i64>,
+        now: i64,
+    ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
+        let Some(cur) = sqlx::query(&q).bind(user).bind(id).fetch_optional(&mut *tx).await? else { return Ok(None) };
+        let cur = row(&cur)?;
+        if cur.deleted_at.is_some() {
+            return Ok(Some(Ok(cur)));
+        }
+        if if_version.is_some_and(|v| v != cur.version) {
+            return Ok(Some(Err(cur)));
+        }
+        let seq = Self::next_seq(&mut tx, user).await?;
+        sqlx::query(
+            "UPDATE assets SET deleted_at = $1, updated_at = $2, version = version + 1, seq = $3 \
+             WHERE user_id = $4 AND id = $5",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(seq)
+        .bind(user)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Ok(AssetRow { deleted_at: Some(now), updated_at: now, version: cur.version + 1, seq, ..cur })))
+    }
+
+    /// Live assets of `user` with id > `after`, ordered by id, at most `limit`.
+    pub async fn list(&self, user: &str, after: &str, limit: i64) -> Result<Vec<AssetRow>, sqlx::Error> {
+        let q = format!(
+            "SELECT {COLS} FROM assets WHERE user_id = $1 AND id > $2 AND deleted_at IS NULL ORDER BY id LIMIT $3"
+        );
+        sqlx::query(&q).bind(user).bind(after).bind(limit).fetch_all(&self.pool).await?.iter().map(row).collect()
+    }
+
+    /// Changes (live rows and tombstones) of `user` with seq > `after`, in seq order.
+    pub async fn changes(&self, user: &str, after: i64, limit: i64) -> Result<Vec<AssetRow>, sqlx::Error> {
+        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3");
+        sqlx::query(&q).bind(user).bind(after).bind(limit).fetch_all(&self.pool).await?.iter().map(row).collect()
+    }
+
+    /// Records a generated thumbnail's path.
+    pub async fn set_thumb(&self, user: &str, id: &str, path: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE assets SET thumb_path = $1 WHERE user_id = $2 AND id = $3")
+            .bind(path)
+            .bind(user)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether any row (live or tombstone) references `path` as bytes or thumbnail.
+    pub async fn path_in_use(&self, path: &str) -> Result<bool, sqlx::Error> {
+        let r =
+            sqlx::query("SELECT COUNT(*) AS n FROM assets WHERE (path = $1 AND deleted_at IS NULL) OR thumb_path = $2")
+                .bind(path)
+                .bind(path)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(r.try_get::<i64, _>("n")? > 0)
+    }
+}

@@ -1,0 +1,74 @@
+//! Reference server for the opfs-media sync protocol (docs/protocol.md).
+//! SQLite + a local directory by default; PostgreSQL + S3-compatible storage by configuration.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod storage;
+pub mod thumb;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use object_store::ObjectStore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// The protocol name clients check in `GET /api/media/capabilities`.
+pub const PROTOCOL: &str = "opfs-media";
+/// The protocol version this server speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Everything a handler needs, passed explicitly.
+#[derive(Clone)]
+pub struct AppState {
+    /// Asset metadata.
+    pub db: db::Db,
+    /// Asset bytes.
+    pub store: Arc<dyn ObjectStore>,
+    /// How credentials are checked.
+    pub auth: auth::AuthMode,
+    /// Largest upload accepted (413 above).
+    pub max_upload_bytes: u64,
+}
+
+/// The router with every protocol endpoint. `cors_origins` lists the browser origins allowed
+/// to call it (e.g. the demo page); empty means same-origin only.
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let api = Router::new()
+        .route("/api/media/capabilities", get(api::capabilities))
+        .route("/api/media/assets", get(api::list).post(api::upload))
+        .route("/api/media/assets/{id}", get(api::download).delete(api::delete))
+        .route("/api/media/assets/{id}/metadata", get(api::get_meta).patch(api::patch_meta))
+        .route("/api/media/assets/{id}/thumbnail", get(api::thumbnail))
+        .route("/api/media/changes", get(api::changes))
+        // Uploads stream and enforce their own limit; JSON bodies stay small.
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state);
+    let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::HEAD])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+            header::RANGE,
+            HeaderName::from_static("x-asset-id"),
+            HeaderName::from_static("x-asset-name"),
+            HeaderName::from_static("x-asset-tags"),
+            HeaderName::from_static("x-asset-created-at"),
+            HeaderName::from_static("x-content-sha256"),
+        ])
+        .expose_headers([header::ETAG, header::CONTENT_RANGE, header::RETRY_AFTER, header::CONTENT_DISPOSITION]);
+    api.layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+}

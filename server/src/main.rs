@@ -1,0 +1,112 @@
+//! `opfs-media-server`: serves the protocol, or mints a token for a user.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use opfs_media_server::{auth::AuthMode, db::Db, router, storage, AppState};
+
+#[derive(Parser)]
+#[command(version, about = "Reference server for the opfs-media sync protocol")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    cfg: Config,
+}
+
+#[derive(clap::Args, Clone)]
+struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "OPFS_MEDIA_BIND", default_value = "127.0.0.1:8787")]
+    bind: SocketAddr,
+    /// Metadata database: `sqlite://<file>?mode=rwc` (default) or `postgres://...`.
+    #[arg(long, env = "OPFS_MEDIA_DATABASE_URL", default_value = "sqlite://data/opfs-media.db?mode=rwc")]
+    database_url: String,
+    /// Byte storage: `file://<dir>` (default, relative to the working directory) or `s3://<bucket>[/prefix]`.
+    #[arg(long, env = "OPFS_MEDIA_STORAGE_URL", default_value = "file://data/objects")]
+    storage_url: String,
+    /// `dev-insecure` (any `Bearer dev:<user>` is trusted: demo only) or `hmac` (needs --secret).
+    #[arg(long, env = "OPFS_MEDIA_AUTH", default_value = "dev-insecure")]
+    auth: String,
+    /// HMAC secret for `--auth hmac`.
+    #[arg(long, env = "OPFS_MEDIA_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Largest upload in bytes.
+    #[arg(long, env = "OPFS_MEDIA_MAX_UPLOAD_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    max_upload_bytes: u64,
+    /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
+    #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Prints a token for USER valid for TTL seconds (with the configured auth mode).
+    MintToken {
+        user: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
+}
+
+fn auth_mode(cfg: &Config) -> Result<AuthMode, String> {
+    match (cfg.auth.as_str(), &cfg.secret) {
+        ("dev-insecure", _) => Ok(AuthMode::DevInsecure),
+        ("hmac", Some(s)) if s.len() >= 16 => Ok(AuthMode::Hmac(s.as_bytes().to_vec())),
+        ("hmac", _) => Err("--auth hmac needs --secret (OPFS_MEDIA_SECRET) of at least 16 characters".into()),
+        (other, _) => Err(format!("unknown --auth {other:?}: use dev-insecure or hmac")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    let auth = auth_mode(&cli.cfg)?;
+    if let Some(Cmd::MintToken { user, ttl }) = cli.cmd {
+        if !opfs_media_server::auth::valid_user(&user) {
+            return Err("user ids are 1-64 of A-Z a-z 0-9 _ -".into());
+        }
+        let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + ttl;
+        println!("{}", auth.mint(&user, exp));
+        return Ok(());
+    }
+    if matches!(auth, AuthMode::DevInsecure) {
+        tracing::warn!("auth mode dev-insecure: any `Bearer dev:<user>` is trusted. Use --auth hmac outside a demo.");
+    }
+    if let Some(dir) = cli
+        .cfg
+        .database_url
+        .strip_prefix("sqlite://")
+        .and_then(|p| std::path::Path::new(p.split('?').next().unwrap_or("")).parent().map(|d| d.to_owned()))
+    {
+        std::fs::create_dir_all(dir)?;
+    }
+    let db = Db::connect(&cli.cfg.database_url).await?;
+    let store = storage::open(&cli.cfg.storage_url)?;
+    let state = AppState { db: db.clone(), store: store.clone(), auth, max_upload_bytes: cli.cfg.max_upload_bytes };
+    // Leftovers of crashed uploads: swept at start and hourly, with an hour's grace.
+    tokio::spawn(async move {
+        loop {
+            match storage::sweep_orphans(store.as_ref(), &db, Duration::from_secs(3600)).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "swept orphaned objects"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+    let app = router(state, &cli.cfg.cors_origins);
+    let listener = tokio::net::TcpListener::bind(cli.cfg.bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, "opfs-media-server listening");
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Where asset bytes live: any `object_store` backend chosen by configuration (a local
+//! directory by default, S3-compatible at scale). The rest of the server never knows which.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+use crate::db::Db;
+
+/// Builds the store from a URL: `file://<relative-or-absolute dir>` or `s3://<bucket>[/prefix]`
+/// (credentials, region and endpoint from the usual `AWS_*` environment variables).
+pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    if let Some(dir) = url.strip_prefix("file://") {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create storage dir {dir:?}: {e}"))?;
+        let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| e.to_string())?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("s3://") {
+        let mut b = AmazonS3Builder::from_env().with_url(url);
+        if let Ok(ep) = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")) {
+            b = b.with_allow_http(ep.starts_with("http://")).with_endpoint(ep);
+        }
+        return b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>).map_err(|e| e.to_string());
+    }
+    Err(format!("unsupported storage URL {url:?}: use file://<dir> or s3://<bucket>[/prefix]"))
+}
+
+/// Removes objects no live row references and older than `grace` (uploads that crashed
+/// between writing bytes and committing metadata, or whose cleanup failed).
+pub async fn sweep_orphans(store: &dyn ObjectStore, db: &Db, grace: std::time::Duration) -> Result<usize, String> {
+    let cutoff = chrono_now() - grace.as_secs() as i64;
+    let mut listing = store.list(None);
+    let mut removed = 0;
+    while let Some(meta) = listing.next().await {
+        let meta = meta.map_err(|e| e.to_string())?;
+        if meta.last_modified.timestamp() > cutoff {
+            continue;
+        }
+        if !db.path_in_use(meta.location.as_ref()).await.map_err(|e| e.to_string())? {
+            store.delete(&meta.location).await.map_err(|e| e.to_string())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// The object path of an asset's bytes: `<user>/<id>-<nonce>-<safe-name>`. The nonce makes
+/// each upload attempt write its own object, so a racing or corrupt retry never overwrites
+/// committed bytes.
+pub fn asset_path(user: &str, id: &str, nonce: &str, name: &str) -> Path {
+    Path::from(format!("{user}/{id}-{nonce}-{}", safe_name(name)))
+}
+
+/// ASCII letters, digits, `.`, `_`, `-` kept; anything else becomes `_`; at most 100 bytes;
+/// never empty or starting with a dot.
+pub fn safe_name(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .take(100)
+        .collect();
+    if s.is_empty() || s.starts_with('.') {
+        s.insert(0, '_');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_cannot_escape_the_user_directory() {
+        for (raw, safe) in [
+            ("../../etc/passwd", "_.._.._etc_passwd"),
+            ("a/b\\c", "a_b_c"),
+            ("", "_"),
+            ("..", "_.."),
+            ("été.png", "_t_.png"),
+        ] {
+            assert_eq!(safe_name(raw), safe, "{raw}");
+        }
+        assert_eq!(safe_name(&"x".repeat(500)).len(), 100);
+        let p = asset_path("alice", "0190f0c2-7a0e-7cc0-8000-000000000001", "ab12", "../../x");
+        assert_eq!(p.as_ref(), "alice/0190f0c2-7a0e-7cc0-8000-000000000001-ab12-_.._.._x");
+        assert_eq!(p.parts().count(), 2);
+    }
+}
