@@ -1,0 +1,328 @@
+// The opfs-media protocol conformance suite (docs/protocol.md). Runs against any server:
+//   npm run conformance -- --base-url http://127.0.0.1:8787 --token TOKEN --token2 TOKEN_OF_ANOTHER_USER
+// Every check talks HTTP only, so any implementation can run it. Each run uses fresh ids.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+
+const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : (process.env[k.replace(/^--/, 'CONFORMANCE_').replace(/-/g, '_').toUpperCase()] ?? d); };
+const BASE = arg('--base-url');
+const TOKEN = arg('--token');
+const TOKEN2 = arg('--token2');
+if (!BASE || !TOKEN || !TOKEN2) {
+  console.error('usage: suite.mjs --base-url URL --token TOKEN --token2 TOKEN_OF_A_SECOND_USER');
+  process.exit(2);
+}
+
+// UUID v7 from the current time and random bits, as clients make them.
+export function uuidv7() {
+  const b = randomBytes(16);
+  const ms = BigInt(Date.now());
+  for (let i = 0; i < 6; i++) b[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
+  b[6] = (b[6] & 0x0f) | 0x70; b[8] = (b[8] & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+const sha = (buf) => createHash('sha256').update(buf).digest('hex');
+const auth = (t = TOKEN) => ({ authorization: `Bearer ${t}` });
+
+async function req(method, path, { token = TOKEN, headers = {}, body } = {}) {
+  const res = await fetch(BASE + path, { method, headers: { ...(token ? auth(token) : {}), ...headers }, body });
+  const buf = Buffer.from(await res.arrayBuffer());
+  let json = null;
+  if ((res.headers.get('content-type') ?? '').includes('application/json')) json = JSON.parse(buf.toString('utf8'));
+  return { status: res.status, headers: res.headers, buf, json };
+}
+
+export async function upload(bytes, { id = uuidv7(), name = 'file.bin', type = 'application/octet-stream', token = TOKEN, checksum = sha(bytes), headers = {} } = {}) {
+  const h = { 'content-type': type, 'x-asset-id': id, 'x-asset-name': encodeURIComponent(name), ...headers };
+  if (checksum !== null) h['x-content-sha256'] = checksum;
+  const r = await req('POST', '/api/media/assets', { token, headers: h, body: bytes });
+  return { ...r, id };
+}
+
+function assertError(r, status, code) {
+  assert.equal(r.status, status, `status (body: ${r.buf.toString('utf8').slice(0, 300)})`);
+  assert.equal(r.json?.error?.code, code, 'error code');
+  assert.equal(typeof r.json.error.message, 'string');
+}
+
+// A tiny valid PNG (w x h, RGB), so thumbnails can be checked.
+function png(w, h) {
+  const zlib = process.getBuiltinModule ? process.getBuiltinModule('node:zlib') : null;
+  return import('node:zlib').then(({ deflateSync, crc32 }) => {
+    const raw = Buffer.alloc((w * 3 + 1) * h, 0x80);
+    for (let y = 0; y < h; y++) raw[y * (w * 3 + 1)] = 0;
+    const chunk = (t, d) => { const l = Buffer.alloc(4); l.writeUInt32BE(d.length); const td = Buffer.concat([Buffer.from(t), d]); const c = Buffer.alloc(4); c.writeUInt32BE(crc32(td) >>> 0); return Buffer.concat([l, td, c]); };
+    const ihdr = Buffer.alloc(13); ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+    void zlib;
+    return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  });
+}
+
+let caps;
+
+test('capabilities: protocol, versions and limits (no auth needed)', async () => {
+  const r = await req('GET', '/api/media/capabilities', { token: null });
+  assert.equal(r.status, 200);
+  caps = r.json;
+  assert.equal(caps.protocol, 'opfs-media');
+  assert.ok(Array.isArray(caps.versions) && caps.versions.includes(1));
+  assert.ok(Number.isSafeInteger(caps.maxUploadBytes) && caps.maxUploadBytes > 0);
+  assert.ok(Number.isSafeInteger(caps.pageMax) && caps.pageMax >= 1);
+});
+
+test('auth: missing or invalid credentials get 401 UNAUTHENTICATED', async () => {
+  for (const token of [null, 'not-a-valid-token', `${TOKEN}!`]) {
+    const r = await req('GET', '/api/media/assets', { token });
+    assertError(r, 401, 'UNAUTHENTICATED');
+    assert.match(r.headers.get('www-authenticate') ?? '', /Bearer/);
+  }
+});
+
+test('upload: 201 with the asset record, relative path, version 1', async () => {
+  const bytes = randomBytes(5000);
+  const r = await upload(bytes, { name: 'héllo wörld.bin', type: 'application/x-test' });
+  assert.equal(r.status, 201);
+  const a = r.json;
+  assert.equal(a.id, r.id);
+  assert.equal(a.name, 'héllo wörld.bin');
+  assert.equal(a.type, 'application/x-test');
+  assert.equal(a.size, 5000);
+  assert.equal(a.sha256, sha(bytes));
+  assert.equal(a.version, 1);
+  assert.deepEqual(a.tags, []);
+  assert.ok(Number.isSafeInteger(a.createdAt) && Number.isSafeInteger(a.updatedAt));
+  assert.equal(typeof a.url, 'string');
+  assert.ok(typeof a.path === 'string' && !a.path.startsWith('/') && !a.path.split('/').includes('..'), `path ${a.path} must be relative`);
+  assert.equal(r.headers.get('etag'), '"1"');
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+});
+
+test('upload is idempotent on the client id: a retry returns the same asset, a different body is 409', async () => {
+  const bytes = randomBytes(3000);
+  const first = await upload(bytes);
+  assert.equal(first.status, 201);
+  const retry = await upload(bytes, { id: first.id });
+  assert.equal(retry.status, 200);
+  assert.deepEqual(retry.json, first.json, 'the retry returns the stored asset unchanged');
+  const other = await upload(randomBytes(3000), { id: first.id });
+  assertError(other, 409, 'ID_CONFLICT');
+  const got = await req('GET', `/api/media/assets/${first.id}`);
+  assert.deepEqual(got.buf, bytes, 'the original bytes are untouched');
+});
+
+test('checksum: a mismatch is 422 and stores nothing; a missing checksum is 400', async () => {
+  const bytes = randomBytes(2000);
+  const bad = await upload(bytes, { checksum: sha(Buffer.from('something else')) });
+  assertError(bad, 422, 'CHECKSUM_MISMATCH');
+  assertError(await req('GET', `/api/media/assets/${bad.id}`), 404, 'NOT_FOUND');
+  const ok = await upload(bytes, { id: bad.id });
+  assert.equal(ok.status, 201, 'the id is still free after a rejected upload');
+  assertError(await upload(bytes, { checksum: null }), 400, 'MISSING_CHECKSUM');
+  assertError(await upload(bytes, { checksum: 'xyz' }), 400, 'MISSING_CHECKSUM');
+});
+
+test('bad input: ids, names, content types, tags', async () => {
+  const bytes = Buffer.from('x');
+  for (const id of ['not-a-uuid', '0190F0C2-7A0E-7CC0-8000-000000000001', '0190f0c27a0e7cc08000000000000001', '..%2F..%2Fetc']) {
+    assertError(await upload(bytes, { id }), 400, 'INVALID_ID');
+  }
+  for (const name of ['', '../x', 'a/b', 'bell\u0007', 'x'.repeat(256)]) {
+    assertError(await upload(bytes, { name }), 400, 'INVALID_NAME');
+  }
+  assertError(await upload(bytes, { type: 'multipart/form-data; boundary=x' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  assertError(await upload(bytes, { headers: { 'x-asset-tags': encodeURIComponent('{"not":"a list"}') } }), 400, 'INVALID_TAGS');
+  for (const id of ['nope', '0190F0C2-7A0E-7CC0-8000-000000000001']) {
+    assertError(await req('GET', `/api/media/assets/${id}`), 400, 'INVALID_ID');
+    assertError(await req('DELETE', `/api/media/assets/${id}`), 400, 'INVALID_ID');
+  }
+  assertError(await req('GET', `/api/media/assets/${uuidv7()}`), 404, 'NOT_FOUND');
+});
+
+test('size limit: over maxUploadBytes is 413 PAYLOAD_TOO_LARGE', async (t) => {
+  if (caps.maxUploadBytes > 64 * 1024 * 1024) {
+    t.skip(`the server allows ${caps.maxUploadBytes} bytes; run it with a smaller limit to check 413 cheaply`);
+    return;
+  }
+  const r = await upload(Buffer.alloc(caps.maxUploadBytes + 1, 1));
+  assertError(r, 413, 'PAYLOAD_TOO_LARGE');
+  assertError(await req('GET', `/api/media/assets/${r.id}`), 404, 'NOT_FOUND');
+});
+
+test('download: bytes, type, ETag, If-None-Match, Range, safe headers', async () => {
+  const bytes = randomBytes(1000);
+  const { id } = await upload(bytes, { name: 'pic "1".png', type: 'image/png' });
+  const r = await req('GET', `/api/media/assets/${id}`);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.buf, bytes);
+  assert.equal(r.headers.get('content-type'), 'image/png');
+  assert.equal(r.headers.get('etag'), `"${sha(bytes)}"`);
+  assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
+  const cd = r.headers.get('content-disposition') ?? '';
+  assert.match(cd, /^attachment;/);
+  assert.match(cd, /filename\*=UTF-8''pic%20%221%22%2Epng|filename\*=UTF-8''pic%20%221%22\.png/);
+  assert.equal((await req('GET', `/api/media/assets/${id}`, { headers: { 'if-none-match': `"${sha(bytes)}"` } })).status, 304);
+  const part = await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=10-19' } });
+  assert.equal(part.status, 206);
+  assert.deepEqual(part.buf, bytes.subarray(10, 20));
+  assert.equal(part.headers.get('content-range'), 'bytes 10-19/1000');
+  const tail = await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=-5' } });
+  assert.deepEqual(tail.buf, bytes.subarray(995));
+  assertError(await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=5000-' } }), 416, 'RANGE_NOT_SATISFIABLE');
+});
+
+test('metadata: read with ETag, If-Match required, 412 with the current record when stale', async () => {
+  const { id } = await upload(Buffer.from('meta'), { name: 'm.txt', type: 'text/plain' });
+  const m = await req('GET', `/api/media/assets/${id}/metadata`);
+  assert.equal(m.status, 200);
+  assert.equal(m.json.version, 1);
+  assert.equal(m.headers.get('etag'), '"1"');
+  const patch = (body, headers) => req('PATCH', `/api/media/assets/${id}/metadata`, { headers: { 'content-type': 'application/json', ...headers }, body });
+  assertError(await patch(JSON.stringify({ name: 'n.txt' }), {}), 428, 'PRECONDITION_REQUIRED');
+  const ok = await patch(JSON.stringify({ name: 'renamed.txt', tags: ['a', 'b'] }), { 'if-match': '"1"' });
+  assert.equal(ok.status, 200);
+  assert.equal(ok.json.version, 2);
+  assert.equal(ok.json.name, 'renamed.txt');
+  assert.deepEqual(ok.json.tags, ['a', 'b']);
+  assert.ok(ok.json.updatedAt > m.json.updatedAt);
+  assert.equal(ok.headers.get('etag'), '"2"');
+  const stale = await patch(JSON.stringify({ name: 'lost-update.txt' }), { 'if-match': '"1"' });
+  assertError(stale, 412, 'PRECONDITION_FAILED');
+  assert.equal(stale.json.error.details.version, 2, '412 carries the current record');
+  assert.equal(stale.json.error.details.name, 'renamed.txt');
+  assertError(await patch('{not json', { 'if-match': '"2"' }), 400, 'INVALID_JSON');
+  assertError(await patch(JSON.stringify({ colour: 'red' }), { 'if-match': '"2"' }), 400, 'INVALID_JSON');
+  assertError(await req('PATCH', `/api/media/assets/${id}/metadata`, { headers: { 'content-type': 'text/plain', 'if-match': '"2"' }, body: 'x' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  assertError(await patch(JSON.stringify({ name: '../x' }), { 'if-match': '"2"' }), 400, 'INVALID_NAME');
+  const bytes = await req('GET', `/api/media/assets/${id}`);
+  assert.equal(bytes.buf.toString(), 'meta', 'metadata edits never touch the bytes');
+});
+
+async function allChanges(cursor, limit) {
+  const out = [];
+  for (let i = 0; i < 1000; i++) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (cursor) q.set('cursor', cursor);
+    const r = await req('GET', `/api/media/changes?${q}`);
+    assert.equal(r.status, 200);
+    assert.ok(r.json.changes.length <= limit);
+    out.push(...r.json.changes);
+    assert.equal(typeof r.json.nextCursor, 'string');
+    cursor = r.json.nextCursor;
+    if (!r.json.hasMore) return { changes: out, cursor };
+  }
+  throw new Error('changes never ended');
+}
+
+test('changes: paged from a cursor, in order, with tombstones for deletes', async () => {
+  const start = (await allChanges(undefined, 100)).cursor;
+  const ids = [];
+  for (let i = 0; i < 5; i++) ids.push((await upload(Buffer.from(`c${i}`))).id);
+  await req('DELETE', `/api/media/assets/${ids[1]}`);
+  const { changes, cursor } = await allChanges(start, 2);
+  const seen = changes.map((c) => c.id);
+  // Each asset appears once, at its latest state; the deleted one as a tombstone.
+  assert.deepEqual(new Set(seen), new Set(ids));
+  assert.equal(seen.length, ids.length, 'no duplicates in one pass');
+  const tomb = changes.find((c) => c.id === ids[1]);
+  assert.equal(tomb.deleted, true);
+  assert.ok(Number.isSafeInteger(tomb.deletedAt));
+  for (const c of changes.filter((c) => c.id !== ids[1])) {
+    assert.equal(c.deleted, false);
+    assert.equal(c.asset.id, c.id);
+  }
+  assert.deepEqual(seen.filter((x) => x !== ids[1]), ids.filter((x) => x !== ids[1]), 'changes come in write order');
+  const again = await allChanges(cursor, 10);
+  assert.deepEqual(again.changes, [], 'nothing new since the last cursor');
+  assert.equal(again.cursor, cursor, 'an empty page keeps the cursor');
+  assertError(await req('GET', '/api/media/changes?cursor=garbage!!'), 400, 'INVALID_CURSOR');
+  assertError(await req('GET', '/api/media/changes?limit=0'), 400, 'BAD_REQUEST');
+});
+
+test('list: paged, ordered by id, without deleted assets', async () => {
+  const mine = [];
+  for (let i = 0; i < 3; i++) mine.push((await upload(Buffer.from(`l${i}`))).id);
+  await req('DELETE', `/api/media/assets/${mine[0]}`);
+  const all = [];
+  let cursor;
+  for (let i = 0; i < 10000; i++) {
+    const q = new URLSearchParams({ limit: '2' });
+    if (cursor) q.set('cursor', cursor);
+    const r = await req('GET', `/api/media/assets?${q}`);
+    assert.equal(r.status, 200);
+    all.push(...r.json.assets.map((a) => a.id));
+    if (!r.json.hasMore) break;
+    cursor = r.json.nextCursor;
+  }
+  assert.deepEqual([...all].sort(), all, 'ordered by id');
+  assert.ok(!all.includes(mine[0]), 'deleted assets are not listed');
+  assert.ok(all.includes(mine[1]) && all.includes(mine[2]));
+});
+
+test('delete: 204, idempotent, then 404; the id cannot be reused; If-Match guards edits', async () => {
+  const bytes = Buffer.from('delete me');
+  const { id } = await upload(bytes);
+  assertError(await req('DELETE', `/api/media/assets/${id}`, { headers: { 'if-match': '"7"' } }), 412, 'PRECONDITION_FAILED');
+  assert.equal((await req('DELETE', `/api/media/assets/${id}`, { headers: { 'if-match': '"1"' } })).status, 204);
+  assert.equal((await req('DELETE', `/api/media/assets/${id}`)).status, 204, 'a retried delete succeeds');
+  assertError(await req('GET', `/api/media/assets/${id}`), 404, 'NOT_FOUND');
+  assertError(await req('GET', `/api/media/assets/${id}/metadata`), 404, 'NOT_FOUND');
+  assertError(await upload(bytes, { id }), 409, 'ASSET_DELETED');
+  assertError(await req('DELETE', `/api/media/assets/${uuidv7()}`), 404, 'NOT_FOUND');
+});
+
+test('isolation: another user sees and touches nothing of mine (404, not 403)', async () => {
+  const bytes = Buffer.from('private');
+  const { id } = await upload(bytes, { type: 'image/png' });
+  for (const [m, p] of [['GET', ''], ['GET', '/metadata'], ['GET', '/thumbnail'], ['DELETE', '']]) {
+    assertError(await req(m, `/api/media/assets/${id}${p}`, { token: TOKEN2 }), 404, 'NOT_FOUND');
+  }
+  const patch = await req('PATCH', `/api/media/assets/${id}/metadata`, { token: TOKEN2, headers: { 'content-type': 'application/json', 'if-match': '"1"' }, body: '{"name":"mine now"}' });
+  assertError(patch, 404, 'NOT_FOUND');
+  const theirs = await req('GET', '/api/media/assets?limit=1000', { token: TOKEN2 });
+  assert.ok(!theirs.json.assets.some((a) => a.id === id));
+  const theirChanges = await allChangesAs(TOKEN2);
+  assert.ok(!theirChanges.some((c) => c.id === id));
+  // Ids are per user: the same id for another user is a different asset.
+  const other = await upload(Buffer.from('theirs'), { id, token: TOKEN2 });
+  assert.equal(other.status, 201);
+  assert.deepEqual((await req('GET', `/api/media/assets/${id}`)).buf, bytes, 'mine is unchanged');
+});
+
+async function allChangesAs(token) {
+  const out = [];
+  let cursor;
+  for (let i = 0; i < 10000; i++) {
+    const q = new URLSearchParams({ limit: '1000' });
+    if (cursor) q.set('cursor', cursor);
+    const r = await req('GET', `/api/media/changes?${q}`, { token });
+    out.push(...r.json.changes);
+    if (!r.json.hasMore) return out;
+    cursor = r.json.nextCursor;
+  }
+  return out;
+}
+
+test('thumbnails: a small PNG for images, made once; 415 NOT_AN_IMAGE otherwise', async () => {
+  const image = await png(600, 300);
+  const { id, json } = await upload(image, { name: 'wide.png', type: 'image/png' });
+  assert.equal(json.thumbnailUrl, `/api/media/assets/${id}/thumbnail`);
+  const t = await req('GET', `/api/media/assets/${id}/thumbnail`);
+  assert.equal(t.status, 200);
+  assert.equal(t.headers.get('content-type'), 'image/png');
+  assert.deepEqual([...t.buf.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+  const [w, h] = [t.buf.readUInt32BE(16), t.buf.readUInt32BE(20)];
+  assert.ok(w <= caps.thumbnails.maxSize && h <= caps.thumbnails.maxSize && w === 2 * h, `thumbnail ${w}x${h}`);
+  const again = await req('GET', `/api/media/assets/${id}/thumbnail`);
+  assert.deepEqual(again.buf, t.buf, 'served from the cache');
+  const text = await upload(Buffer.from('not an image'), { type: 'text/plain' });
+  assertError(await req('GET', `/api/media/assets/${text.id}/thumbnail`), 415, 'NOT_AN_IMAGE');
+  const broken = await upload(Buffer.from('not really a png'), { type: 'image/png' });
+  assertError(await req('GET', `/api/media/assets/${broken.id}/thumbnail`), 422, 'THUMBNAIL_UNAVAILABLE');
+});
+
+test('cookie credentials work like the bearer token', async () => {
+  const r = await fetch(`${BASE}/api/media/assets?limit=1`, { headers: { cookie: `opfs_media_session=${TOKEN}` } });
+  assert.equal(r.status, 200);
+});
