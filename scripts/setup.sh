@@ -30,6 +30,10 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v firefox >/dev/null || need_apt+=(firefox-esr)
 [ -x /usr/bin/WebKitWebDriver ] || need_apt+=(webkit2gtk-driver)
 command -v xvfb-run >/dev/null || need_apt+=(xvfb)
+# The reference server's tests: PostgreSQL (started by scripts/test-server.sh), curl, venv.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v curl >/dev/null || need_apt+=(curl)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing Debian packages: run 'sudo apt-get install ${need_apt[*]}'" >&2
@@ -51,7 +55,15 @@ if [ "${OPFS_MEDIA_SKIP_WASM_PACK:-}" = "" ] && ! command -v wasm-pack >/dev/nul
   cargo install wasm-pack --locked
 fi
 
-# 5. JS tooling (typescript, playwright-core, binaryen's wasm-opt), exactly as locked.
+# 5. An S3-compatible server for the reference server's tests: moto from PyPI, in a venv
+#    under target/ (not committed, not shared with the system Python).
+if [ ! -x target/venv/bin/moto_server ]; then
+  log "installing moto[server] into target/venv"
+  python3 -m venv target/venv
+  target/venv/bin/pip install -q 'moto[server]==5.2.5'
+fi
+
+# 6. JS tooling (typescript, playwright-core, binaryen's wasm-opt), exactly as locked.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund --loglevel=error

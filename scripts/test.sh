@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: lint, native unit tests, browser suites (page + dedicated worker) on
 # Chromium, Firefox and WebKit, the same suite through wasm-pack, the package's TypeScript types, the
-# demo end-to-end, and a small smoke run of the bench page. Installs what is missing first.
+# reference server's conformance/crash/load runs, the demo end-to-end, and a small smoke run of the bench page. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
@@ -24,6 +24,9 @@ if command -v wasm-pack >/dev/null; then
   step "the same page suite via wasm-pack test --headless --chrome"
   wasm-pack test --headless --chrome -- --test web_page
 fi
+
+step "reference server: conformance on SQLite+local and PostgreSQL+S3, crash mid-upload, load"
+bash scripts/test-server.sh
 
 step "npm package build + TypeScript types (tsc --noEmit over tests/types/example.ts)"
 bash scripts/build-pkg.sh

@@ -35,6 +35,9 @@ struct Config {
     /// Largest upload in bytes.
     #[arg(long, env = "OPFS_MEDIA_MAX_UPLOAD_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     max_upload_bytes: u64,
+    /// Orphaned objects (crashed uploads) younger than this are left alone by the sweep.
+    #[arg(long, env = "OPFS_MEDIA_SWEEP_GRACE_SECS", default_value_t = 3600)]
+    sweep_grace_secs: u64,
     /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
     #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -87,11 +90,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let db = Db::connect(&cli.cfg.database_url).await?;
     let store = storage::open(&cli.cfg.storage_url)?;
+    let local_root = storage::local_root(&cli.cfg.storage_url);
     let state = AppState { db: db.clone(), store: store.clone(), auth, max_upload_bytes: cli.cfg.max_upload_bytes };
-    // Leftovers of crashed uploads: swept at start and hourly, with an hour's grace.
+    // Leftovers of crashed uploads: swept at start, then hourly. The grace period keeps
+    // uploads that are in flight on another instance safe.
+    let grace = Duration::from_secs(cli.cfg.sweep_grace_secs);
     tokio::spawn(async move {
         loop {
-            match storage::sweep_orphans(store.as_ref(), &db, Duration::from_secs(3600)).await {
+            match storage::sweep_orphans(store.as_ref(), &db, local_root.as_deref(), grace).await {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "swept orphaned objects"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { uuidv7 } from './uuid.mjs';
 
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : (process.env[k.replace(/^--/, 'CONFORMANCE_').replace(/-/g, '_').toUpperCase()] ?? d); };
 const BASE = arg('--base-url');
@@ -14,15 +15,6 @@ if (!BASE || !TOKEN || !TOKEN2) {
   process.exit(2);
 }
 
-// UUID v7 from the current time and random bits, as clients make them.
-export function uuidv7() {
-  const b = randomBytes(16);
-  const ms = BigInt(Date.now());
-  for (let i = 0; i < 6; i++) b[i] = Number((ms >> BigInt(8 * (5 - i))) & 0xffn);
-  b[6] = (b[6] & 0x0f) | 0x70; b[8] = (b[8] & 0x3f) | 0x80;
-  const h = b.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
 const sha = (buf) => createHash('sha256').update(buf).digest('hex');
 const auth = (t = TOKEN) => ({ authorization: `Bearer ${t}` });
 
@@ -34,7 +26,7 @@ async function req(method, path, { token = TOKEN, headers = {}, body } = {}) {
   return { status: res.status, headers: res.headers, buf, json };
 }
 
-export async function upload(bytes, { id = uuidv7(), name = 'file.bin', type = 'application/octet-stream', token = TOKEN, checksum = sha(bytes), headers = {} } = {}) {
+async function upload(bytes, { id = uuidv7(), name = 'file.bin', type = 'application/octet-stream', token = TOKEN, checksum = sha(bytes), headers = {} } = {}) {
   const h = { 'content-type': type, 'x-asset-id': id, 'x-asset-name': encodeURIComponent(name), ...headers };
   if (checksum !== null) h['x-content-sha256'] = checksum;
   const r = await req('POST', '/api/media/assets', { token, headers: h, body: bytes });
@@ -49,13 +41,11 @@ function assertError(r, status, code) {
 
 // A tiny valid PNG (w x h, RGB), so thumbnails can be checked.
 function png(w, h) {
-  const zlib = process.getBuiltinModule ? process.getBuiltinModule('node:zlib') : null;
   return import('node:zlib').then(({ deflateSync, crc32 }) => {
     const raw = Buffer.alloc((w * 3 + 1) * h, 0x80);
     for (let y = 0; y < h; y++) raw[y * (w * 3 + 1)] = 0;
     const chunk = (t, d) => { const l = Buffer.alloc(4); l.writeUInt32BE(d.length); const td = Buffer.concat([Buffer.from(t), d]); const c = Buffer.alloc(4); c.writeUInt32BE(crc32(td) >>> 0); return Buffer.concat([l, td, c]); };
     const ihdr = Buffer.alloc(13); ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
-    void zlib;
     return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
   });
 }
