@@ -59,3 +59,10 @@ drop.ondragleave = () => drop.classList.remove('over');
 drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove('over'); importAll([...e.dataTransfer.files]); };
 await render();
 document.body.dataset.ready = 'true';
+
+// The reference server (started by `npm run demo`). Sync arrives with MediaSyncService;
+// until then the page only shows whether the server answers.
+const API = new URLSearchParams(location.search).get('api') ?? `http://${location.hostname}:8787`;
+fetch(`${API}/api/media/capabilities`).then((r) => r.json()).then((c) => {
+  $('server').textContent = `server: ${c.protocol} v${c.versions.join(',')} at ${API}`;
+}).catch(() => { $('server').textContent = `server: not reachable at ${API} (the library works offline)`; });
