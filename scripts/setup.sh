@@ -57,10 +57,11 @@ fi
 
 # 5. An S3-compatible server for the reference server's tests: moto from PyPI, in a venv
 #    under target/ (not committed, not shared with the system Python).
-if [ ! -x target/venv/bin/moto_server ]; then
-  log "installing moto[server] into target/venv"
+#    openapi-spec-validator checks docs/openapi.yaml.
+if [ ! -x target/venv/bin/moto_server ] || [ ! -x target/venv/bin/openapi-spec-validator ]; then
+  log "installing moto[server] and openapi-spec-validator into target/venv"
   python3 -m venv target/venv
-  target/venv/bin/pip install -q 'moto[server]==5.2.5'
+  target/venv/bin/pip install -q 'moto[server]==5.2.5' 'openapi-spec-validator==0.9.0'
 fi
 
 # 6. JS tooling (typescript, playwright-core, binaryen's wasm-opt), exactly as locked.

@@ -19,6 +19,9 @@ SUMMARY=()
 
 cargo build -q -p opfs-media-server
 
+step "docs/openapi.yaml is a valid OpenAPI 3.1 document"
+target/venv/bin/openapi-spec-validator docs/openapi.yaml
+
 wait_http() { for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
 
 # start_server NAME PORT [args...]: runs the server in $WORK/NAME (relative data paths).
