@@ -50,6 +50,16 @@ start_server sqlite-dev 18701 --max-upload-bytes 1000000
 conformance "sqlite+local, dev auth" 18701 dev:alice dev:bob
 kill "$SERVER_PID"
 
+# The rate limit is off by default (it would trip the suite's bursts); check it on its own.
+start_server sqlite-ratelimit 18706 --rate-limit 5
+step "conformance: rate limit"
+if node --test-name-pattern="rate limit" tests/conformance/suite.mjs --base-url http://127.0.0.1:18706 --token dev:alice --token2 dev:bob; then
+  SUMMARY+=("conformance  rate limit (5/s): passed")
+else
+  SUMMARY+=("conformance  rate limit: FAILED"); exit 1
+fi
+kill "$SERVER_PID"
+
 # 2. SQLite + local files, HMAC tokens.
 start_server sqlite-hmac 18702 --auth hmac --secret "$SECRET" --max-upload-bytes 1000000
 conformance "sqlite+local, hmac auth" 18702 "$(mint alice)" "$(mint bob)"

@@ -138,6 +138,7 @@ pub async fn capabilities(State(s): State<AppState>) -> Json<Value> {
         "pageMax": MAX_PAGE, "thumbnails": { "maxSize": thumb::MAX_SIZE, "type": "image/png" },
         "auth": ["bearer", "cookie"], "checksum": "sha256",
         "features": ["idempotent-upload", "changes", "tombstones", "metadata-versions", "range", "thumbnails"],
+        "rateLimitPerSecond": s.rate_limit,
     }))
 }
 

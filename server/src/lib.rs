@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod ratelimit;
 pub mod storage;
 pub mod thumb;
 
@@ -35,11 +36,14 @@ pub struct AppState {
     pub auth: auth::AuthMode,
     /// Largest upload accepted (413 above).
     pub max_upload_bytes: u64,
+    /// Requests per second per credential (`None`: unlimited).
+    pub rate_limit: Option<u32>,
 }
 
 /// The router with every protocol endpoint. `cors_origins` lists the browser origins allowed
 /// to call it (e.g. the demo page); empty means same-origin only.
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let limiter = state.rate_limit.map(ratelimit::RateLimiter::new);
     let api = Router::new()
         .route("/api/media/capabilities", get(api::capabilities))
         .route("/api/media/assets", get(api::list).post(api::upload))
@@ -50,6 +54,10 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         // Uploads stream and enforce their own limit; JSON bodies stay small.
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state);
+    let api = match limiter {
+        Some(l) => api.layer(axum::middleware::from_fn_with_state(l, ratelimit::limit)),
+        None => api,
+    };
     let origins: Vec<HeaderValue> = cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))

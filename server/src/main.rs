@@ -35,6 +35,9 @@ struct Config {
     /// Largest upload in bytes.
     #[arg(long, env = "OPFS_MEDIA_MAX_UPLOAD_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
     max_upload_bytes: u64,
+    /// Requests per second per user (bursts of twice that); 0 turns the limit off.
+    #[arg(long, env = "OPFS_MEDIA_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
     /// Orphaned objects (crashed uploads) younger than this are left alone by the sweep.
     #[arg(long, env = "OPFS_MEDIA_SWEEP_GRACE_SECS", default_value_t = 3600)]
     sweep_grace_secs: u64,
@@ -91,7 +94,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::connect(&cli.cfg.database_url).await?;
     let store = storage::open(&cli.cfg.storage_url)?;
     let local_root = storage::local_root(&cli.cfg.storage_url);
-    let state = AppState { db: db.clone(), store: store.clone(), auth, max_upload_bytes: cli.cfg.max_upload_bytes };
+    let state = AppState {
+        db: db.clone(),
+        store: store.clone(),
+        auth,
+        max_upload_bytes: cli.cfg.max_upload_bytes,
+        rate_limit: (cli.cfg.rate_limit > 0).then_some(cli.cfg.rate_limit),
+    };
     // Leftovers of crashed uploads: swept at start, then hourly. The grace period keeps
     // uploads that are in flight on another instance safe.
     let grace = Duration::from_secs(cli.cfg.sweep_grace_secs);

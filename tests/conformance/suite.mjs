@@ -316,3 +316,22 @@ test('cookie credentials work like the bearer token', async () => {
   const r = await fetch(`${BASE}/api/media/assets?limit=1`, { headers: { cookie: `opfs_media_session=${TOKEN}` } });
   assert.equal(r.status, 200);
 });
+
+test('rate limit: bursts over the advertised rate get 429 RATE_LIMITED with Retry-After', async (t) => {
+  const c = (await req('GET', '/api/media/capabilities', { token: null })).json;
+  if (!Number.isInteger(c.rateLimitPerSecond)) {
+    t.skip('the server advertises no rateLimitPerSecond');
+    return;
+  }
+  const burst = await Promise.all(Array.from({ length: c.rateLimitPerSecond * 3 + 5 }, () => req('GET', '/api/media/assets?limit=1')));
+  const limited = burst.filter((r) => r.status === 429);
+  assert.ok(limited.length > 0, 'some requests of the burst are limited');
+  assert.ok(burst.filter((r) => r.status === 200).length >= c.rateLimitPerSecond, 'the allowed rate still passes');
+  assertError(limited[0], 429, 'RATE_LIMITED');
+  const wait = Number(limited[0].headers.get('retry-after'));
+  assert.ok(Number.isInteger(wait) && wait >= 1, 'Retry-After in whole seconds');
+  const other = await req('GET', '/api/media/assets?limit=1', { token: TOKEN2 });
+  assert.equal(other.status, 200, 'another user is not limited by this one');
+  await new Promise((r) => setTimeout(r, wait * 1000 + 200));
+  assert.equal((await req('GET', '/api/media/assets?limit=1')).status, 200, 'allowed again after Retry-After');
+});
