@@ -72,10 +72,10 @@ impl Db {
             .await?;
         if sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        } else {
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         }
+        // One migration set for both engines: the schema sticks to SQL they share
+        // (TEXT, BIGINT, ON CONFLICT ... RETURNING). Split the folder if that stops holding.
+        sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -83,6 +83,15 @@ impl Db {
     pub async fn get(&self, user: &str, id: &str) -> Result<Option<AssetRow>, sqlx::Error> {
         let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
         sqlx::query(&q).bind(user).bind(id).fetch_optional(&self.pool).await?.as_ref().map(row).transpose()
+    }
+
+    async fn get_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        user: &str,
+        id: &str,
+    ) -> Result<Option<AssetRow>, sqlx::Error> {
+        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
+        sqlx::query(&q).bind(user).bind(id).fetch_optional(&mut **tx).await?.as_ref().map(row).transpose()
     }
 
     async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &str) -> Result<i64, sqlx::Error> {
@@ -100,9 +109,8 @@ impl Db {
     /// Inserts a new asset unless the id exists for this user.
     pub async fn insert(&self, a: &AssetRow) -> Result<Insert, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
-        if let Some(existing) = sqlx::query(&q).bind(&a.user_id).bind(&a.id).fetch_optional(&mut *tx).await? {
-            return Ok(Insert::Exists(row(&existing)?));
+        if let Some(existing) = Self::get_in(&mut tx, &a.user_id, &a.id).await? {
+            return Ok(Insert::Exists(existing));
         }
         let seq = Self::next_seq(&mut tx, &a.user_id).await?;
         let q = format!(
@@ -150,9 +158,7 @@ impl Db {
         now: i64,
     ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
-        let Some(cur) = sqlx::query(&q).bind(user).bind(id).fetch_optional(&mut *tx).await? else { return Ok(None) };
-        let cur = row(&cur)?;
+        let Some(cur) = Self::get_in(&mut tx, user, id).await? else { return Ok(None) };
         if cur.deleted_at.is_some() {
             return Ok(None);
         }
@@ -198,9 +204,7 @@ impl Db {
         now: i64,
     ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
-        let Some(cur) = sqlx::query(&q).bind(user).bind(id).fetch_optional(&mut *tx).await? else { return Ok(None) };
-        let cur = row(&cur)?;
+        let Some(cur) = Self::get_in(&mut tx, user, id).await? else { return Ok(None) };
         if cur.deleted_at.is_some() {
             return Ok(Some(Ok(cur)));
         }
