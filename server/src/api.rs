@@ -21,6 +21,8 @@ use crate::{thumb, AppState, PROTOCOL, PROTOCOL_VERSION};
 /// Most items in one page of a listing.
 pub const MAX_PAGE: i64 = 1000;
 const DEFAULT_PAGE: i64 = 100;
+/// Largest metadata patch body.
+const PATCH_MAX_BYTES: usize = 64 * 1024;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -360,15 +362,23 @@ pub async fn download(
     let size = a.size as u64;
     let range = match header_str(&headers, "range") {
         None => None,
-        Some(r) => Some(parse_range(r, size).ok_or_else(|| {
-            let mut e = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                "RANGE_NOT_SATISFIABLE",
-                "use a single range `bytes=start-end` within the file",
-            );
-            e.details = Some(json!({ "size": size }));
-            e
-        })?),
+        Some(r) => match parse_range(r, size) {
+            Some(r) => Some(r),
+            None => {
+                let e = ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "RANGE_NOT_SATISFIABLE",
+                    "use a single range `bytes=start-end` within the file",
+                )
+                .with_details(json!({ "size": size }));
+                let mut res = e.into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{size}")).map_err(ApiError::internal)?,
+                );
+                return Ok(res);
+            }
+        },
     };
     let opts = GetOptions { range: range.clone().map(GetRange::Bounded), ..Default::default() };
     let got = s.store.get_opts(&Path::from(a.path.as_str()), opts).await?;
@@ -491,7 +501,7 @@ pub async fn patch_meta(
     user: User,
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let is_json = header_str(&headers, "content-type").is_some_and(|t| t.starts_with("application/json"));
     if !is_json {
@@ -501,6 +511,13 @@ pub async fn patch_meta(
             "send the patch as application/json",
         ));
     }
+    let body = axum::body::to_bytes(body, PATCH_MAX_BYTES).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("metadata patches are limited to {PATCH_MAX_BYTES} bytes"),
+        )
+    })?;
     let patch: MetaPatch = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("INVALID_JSON", format!("the body is not a valid patch: {e}")))?;
     let cur = live(&s, &user, &id).await?;

@@ -159,7 +159,9 @@ test('download: bytes, type, ETag, If-None-Match, Range, safe headers', async ()
   assert.equal(part.headers.get('content-range'), 'bytes 10-19/1000');
   const tail = await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=-5' } });
   assert.deepEqual(tail.buf, bytes.subarray(995));
-  assertError(await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=5000-' } }), 416, 'RANGE_NOT_SATISFIABLE');
+  const bad = await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=5000-' } });
+  assertError(bad, 416, 'RANGE_NOT_SATISFIABLE');
+  assert.equal(bad.headers.get('content-range'), 'bytes */1000');
 });
 
 test('metadata: read with ETag, If-Match required, 412 with the current record when stale', async () => {
@@ -185,6 +187,7 @@ test('metadata: read with ETag, If-Match required, 412 with the current record w
   assertError(await patch(JSON.stringify({ colour: 'red' }), { 'if-match': '"2"' }), 400, 'INVALID_JSON');
   assertError(await req('PATCH', `/api/media/assets/${id}/metadata`, { headers: { 'content-type': 'text/plain', 'if-match': '"2"' }, body: 'x' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   assertError(await patch(JSON.stringify({ name: '../x' }), { 'if-match': '"2"' }), 400, 'INVALID_NAME');
+  assertError(await patch(JSON.stringify({ name: 'x'.repeat(70 * 1024) }), { 'if-match': '"2"' }), 413, 'PAYLOAD_TOO_LARGE');
   const bytes = await req('GET', `/api/media/assets/${id}`);
   assert.equal(bytes.buf.toString(), 'meta', 'metadata edits never touch the bytes');
 });
