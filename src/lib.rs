@@ -9,6 +9,7 @@ pub mod error;
 pub mod interop;
 pub mod platform;
 pub mod store;
+pub mod sync;
 pub mod validate;
 
 pub use asset::{MediaAsset, StorageKind, SyncStatus};

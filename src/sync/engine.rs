@@ -1,0 +1,679 @@
+//! The sans-IO sync engine: given local changes and the outcomes of HTTP requests, decides
+//! which requests to send next and how local state changes. No clocks, no I/O, no browser
+//! types: the caller passes `now`, sends the requests and feeds back the outcomes.
+//!
+//! Rules (docs/sync.md): every local change goes through a persistent outbox (one coalesced
+//! op per asset); uploads are idempotent on the client id; metadata conflicts resolve
+//! last-writer-wins on `updatedAt` with a deterministic tie-break; deletes win over edits;
+//! network errors, 408, 429 and 5xx retry with exponential backoff + jitter and honour
+//! `Retry-After`; other 4xx put the asset in `error` with the server's code kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::asset::SyncStatus;
+
+/// User metadata that syncs (bytes never change after import).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Meta {
+    /// Display name.
+    pub name: String,
+    /// Tags.
+    pub tags: Vec<String>,
+}
+
+/// Why an asset is in `error`: the server's code and message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncError {
+    /// HTTP status (0 for none).
+    pub status: u16,
+    /// The protocol's error code.
+    pub code: String,
+}
+
+/// What the engine knows of one local asset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LocalAsset {
+    /// Client-chosen id.
+    pub id: String,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Metadata as the user sees it.
+    pub meta: Meta,
+    /// When the metadata last changed (ms), for last-writer-wins.
+    pub updated_at: i64,
+    /// The server's version this metadata is based on (`None`: not known to be uploaded).
+    pub remote_version: Option<i64>,
+    /// Sync state shown to the user.
+    pub status: SyncStatus,
+    /// Set when `status` is `Error`.
+    pub error: Option<SyncError>,
+    /// Whether the bytes are on this device (remote assets arrive as metadata only).
+    pub has_bytes: bool,
+}
+
+/// A pending operation on one asset (coalesced: at most one per asset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Send the bytes and metadata.
+    Upload,
+    /// Send a metadata edit.
+    UpdateMeta,
+    /// Delete on the server.
+    Delete,
+}
+
+/// Everything the engine needs to survive a reload or crash. The caller persists it after
+/// every call that changed it (`Engine::take_dirty`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// Local assets by id.
+    pub assets: BTreeMap<String, LocalAsset>,
+    /// The outbox: the pending op per asset id.
+    pub outbox: BTreeMap<String, Op>,
+    /// The changes-feed cursor.
+    pub cursor: Option<String>,
+    /// Ids deleted here and confirmed by the server, with the pull generation at that time:
+    /// a live change for them from an older pull is stale and must not resurrect them.
+    pub deleted: BTreeMap<String, u64>,
+    /// Pull cycles started so far.
+    pub pull_gen: u64,
+}
+
+/// An asset as the server describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteAsset {
+    /// Id.
+    pub id: String,
+    /// Hex SHA-256.
+    pub sha256: String,
+    /// Metadata.
+    pub meta: Meta,
+    /// Metadata version.
+    pub version: i64,
+    /// Last metadata change (ms).
+    pub updated_at: i64,
+}
+
+/// One entry of the changes feed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    /// The asset's current state.
+    Live(RemoteAsset),
+    /// The asset was deleted.
+    Tombstone {
+        /// Id.
+        id: String,
+    },
+}
+
+/// A request for the caller to send (the protocol's endpoints).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Request {
+    /// `POST /api/media/assets` with the bytes of `id`.
+    Upload {
+        /// Asset id.
+        id: String,
+        /// Checksum header.
+        sha256: String,
+        /// Metadata headers.
+        meta: Meta,
+    },
+    /// `PATCH /api/media/assets/:id/metadata` with `If-Match`.
+    Patch {
+        /// Asset id.
+        id: String,
+        /// The version the edit is based on.
+        if_match: i64,
+        /// New metadata.
+        meta: Meta,
+    },
+    /// `DELETE /api/media/assets/:id` (no `If-Match`: deletes win).
+    Delete {
+        /// Asset id.
+        id: String,
+    },
+    /// `GET /api/media/changes?cursor=`.
+    Changes {
+        /// Where to continue.
+        cursor: Option<String>,
+    },
+}
+
+/// A successful response, decoded.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// 200/201 with an asset (upload, patch).
+    Asset(RemoteAsset),
+    /// 204 (delete).
+    Deleted,
+    /// A page of the changes feed.
+    Changes {
+        /// Entries, oldest first.
+        changes: Vec<Change>,
+        /// The cursor to store.
+        next_cursor: String,
+        /// Whether to fetch another page now.
+        has_more: bool,
+    },
+}
+
+/// How a request ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// 2xx.
+    Ok(Reply),
+    /// An error response.
+    Failed {
+        /// HTTP status.
+        status: u16,
+        /// The protocol error code.
+        code: String,
+        /// The current record, for 409 ID_CONFLICT and 412.
+        current: Option<RemoteAsset>,
+        /// `Retry-After` in seconds.
+        retry_after: Option<u64>,
+    },
+    /// No response: network error, timeout, aborted.
+    Network,
+}
+
+/// Tuning.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Most asset requests in flight at once.
+    pub concurrency: usize,
+    /// First retry delay (ms).
+    pub base_delay_ms: i64,
+    /// Longest retry delay (ms).
+    pub max_delay_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { concurrency: 4, base_delay_ms: 1000, max_delay_ms: 60_000 }
+    }
+}
+
+/// Something the app may want to show.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// An asset's status changed.
+    Status(String, SyncStatus),
+    /// A metadata conflict was resolved; `local_won` says which side was kept.
+    Conflict {
+        /// Asset id.
+        id: String,
+        /// Whether the local edit won.
+        local_won: bool,
+    },
+    /// A remote asset appeared locally (metadata only).
+    RemoteAdded(String),
+    /// An asset was removed locally because it was deleted elsewhere.
+    RemoteDeleted(String),
+}
+
+#[derive(Clone, Debug)]
+enum InFlight {
+    Asset { id: String, sent: Request },
+    Pull,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Backoff {
+    attempts: u32,
+    not_before: i64,
+}
+
+/// The engine. Not persisted itself: rebuild it from the persisted `SyncState` after a crash.
+pub struct Engine {
+    state: SyncState,
+    cfg: Config,
+    inflight: BTreeMap<u64, InFlight>,
+    busy: BTreeSet<String>,
+    backoff: BTreeMap<String, Backoff>,
+    pull_backoff: Backoff,
+    pull_wanted: bool,
+    pull_started_gen: u64,
+    next_req: u64,
+    rng: u64,
+    dirty: bool,
+    events: Vec<Event>,
+}
+
+impl Engine {
+    /// An engine over persisted state; `seed` drives retry jitter (deterministic in tests).
+    pub fn new(state: SyncState, cfg: Config, seed: u64) -> Self {
+        Self {
+            state,
+            cfg,
+            inflight: BTreeMap::new(),
+            busy: BTreeSet::new(),
+            backoff: BTreeMap::new(),
+            pull_backoff: Backoff::default(),
+            pull_wanted: false,
+            pull_started_gen: 0,
+            next_req: 1,
+            rng: seed | 1,
+            dirty: false,
+            events: Vec::new(),
+        }
+    }
+
+    /// The state to persist.
+    pub fn state(&self) -> &SyncState {
+        &self.state
+    }
+
+    /// Whether the state changed since the last call (then persist `state()`).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// A new local asset (after import): it will be uploaded.
+    pub fn local_import(&mut self, mut asset: LocalAsset) {
+        asset.remote_version = None;
+        asset.has_bytes = true;
+        let id = asset.id.clone();
+        self.state.assets.insert(id.clone(), asset);
+        self.enqueue(&id, Op::Upload);
+    }
+
+    /// A local metadata edit at `now`.
+    pub fn local_edit(&mut self, id: &str, meta: Meta, now: i64) {
+        let Some(a) = self.state.assets.get_mut(id) else { return };
+        a.updated_at = now.max(a.updated_at + 1);
+        a.meta = meta;
+        let op = match self.state.outbox.get(id) {
+            Some(Op::Upload) => Op::Upload,
+            Some(Op::Delete) => return,
+            _ => Op::UpdateMeta,
+        };
+        self.enqueue(id, op);
+    }
+
+    /// A local delete: the asset disappears here now, and on the server when sync runs.
+    pub fn local_delete(&mut self, id: &str) {
+        if self.state.assets.remove(id).is_none() {
+            return;
+        }
+        self.backoff.remove(id);
+        self.state.outbox.insert(id.to_owned(), Op::Delete);
+        self.dirty = true;
+    }
+
+    /// Asks for a pull of the changes feed (start, online, visibility, timer).
+    pub fn request_pull(&mut self) {
+        self.pull_wanted = true;
+    }
+
+    /// Nothing queued, nothing in flight, no pull wanted.
+    pub fn is_idle(&self) -> bool {
+        self.inflight.is_empty() && self.state.outbox.is_empty() && !self.pull_wanted
+    }
+
+    /// When `poll` may have something new to send (the earliest backoff expiry).
+    pub fn next_wakeup(&self) -> Option<i64> {
+        let assets = self
+            .state
+            .outbox
+            .keys()
+            .filter(|id| !self.busy.contains(*id))
+            .filter_map(|id| self.backoff.get(id))
+            .map(|b| b.not_before);
+        let pull = (self.pull_wanted && !self.pulling()).then_some(self.pull_backoff.not_before);
+        assets.chain(pull).min()
+    }
+
+    fn pulling(&self) -> bool {
+        self.inflight.values().any(|f| matches!(f, InFlight::Pull))
+    }
+
+    fn enqueue(&mut self, id: &str, op: Op) {
+        self.state.outbox.insert(id.to_owned(), op);
+        self.set_status(id, SyncStatus::Pending, None);
+        self.dirty = true;
+    }
+
+    fn set_status(&mut self, id: &str, status: SyncStatus, error: Option<SyncError>) {
+        if let Some(a) = self.state.assets.get_mut(id) {
+            if a.status != status || a.error != error {
+                a.status = status;
+                a.error = error;
+                self.dirty = true;
+                self.events.push(Event::Status(id.to_owned(), status));
+            }
+        }
+    }
+
+    /// The requests to send now, each with the id to report its outcome under.
+    pub fn poll(&mut self, now: i64) -> Vec<(u64, Request)> {
+        let mut out = Vec::new();
+        if self.pull_wanted && !self.pulling() && self.pull_backoff.not_before <= now {
+            self.state.pull_gen += 1;
+            self.pull_started_gen = self.state.pull_gen;
+            self.dirty = true;
+            out.push(self.send(InFlight::Pull, Request::Changes { cursor: self.state.cursor.clone() }));
+        }
+        let ready: Vec<(String, Op)> = self
+            .state
+            .outbox
+            .iter()
+            .filter(|(id, _)| !self.busy.contains(*id))
+            .filter(|(id, _)| self.backoff.get(*id).is_none_or(|b| b.not_before <= now))
+            .map(|(id, op)| (id.clone(), *op))
+            .collect();
+        for (id, op) in ready {
+            if self.busy.len() >= self.cfg.concurrency {
+                break;
+            }
+            let req = match op {
+                Op::Delete => Request::Delete { id: id.clone() },
+                Op::Upload => {
+                    let Some(a) = self.state.assets.get(&id) else { continue };
+                    Request::Upload { id: id.clone(), sha256: a.sha256.clone(), meta: a.meta.clone() }
+                }
+                Op::UpdateMeta => {
+                    let Some(a) = self.state.assets.get(&id) else { continue };
+                    match a.remote_version {
+                        Some(v) => Request::Patch { id: id.clone(), if_match: v, meta: a.meta.clone() },
+                        // Never confirmed uploaded: upload instead (carries the metadata).
+                        None => Request::Upload { id: id.clone(), sha256: a.sha256.clone(), meta: a.meta.clone() },
+                    }
+                }
+            };
+            self.busy.insert(id.clone());
+            self.set_status(&id, SyncStatus::Syncing, None);
+            out.push(self.send(InFlight::Asset { id, sent: req.clone() }, req));
+        }
+        out
+    }
+
+    fn send(&mut self, f: InFlight, req: Request) -> (u64, Request) {
+        let n = self.next_req;
+        self.next_req += 1;
+        self.inflight.insert(n, f);
+        (n, req)
+    }
+
+    /// Feeds back the outcome of request `req`. Unknown ids (duplicated responses, or
+    /// responses to a previous incarnation) are ignored.
+    pub fn handle(&mut self, req: u64, outcome: Outcome, now: i64) {
+        let Some(f) = self.inflight.remove(&req) else { return };
+        match f {
+            InFlight::Pull => self.on_pull(outcome, now),
+            InFlight::Asset { id, sent } => {
+                self.busy.remove(&id);
+                match sent {
+                    Request::Upload { meta, .. } => self.on_upload(&id, meta, outcome, now),
+                    Request::Patch { meta, .. } => self.on_patch(&id, meta, outcome, now),
+                    Request::Delete { .. } => self.on_delete(&id, outcome, now),
+                    Request::Changes { .. } => {}
+                }
+            }
+        }
+    }
+
+    fn retryable(o: &Outcome) -> Option<Option<u64>> {
+        match o {
+            Outcome::Network => Some(None),
+            Outcome::Failed { status, retry_after, .. } if matches!(status, 401 | 408 | 429) || *status >= 500 => {
+                Some(*retry_after)
+            }
+            _ => None,
+        }
+    }
+
+    fn delay(&mut self, attempts: u32, retry_after: Option<u64>) -> i64 {
+        // Full jitter in [d/2, d]; splitmix64 keeps tests deterministic.
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let d = (self.cfg.base_delay_ms << attempts.min(20)).min(self.cfg.max_delay_ms);
+        let jittered = d / 2 + (z % (d as u64 / 2 + 1)) as i64;
+        jittered.max(retry_after.map_or(0, |s| s as i64 * 1000))
+    }
+
+    fn retry_later(&mut self, id: &str, retry_after: Option<u64>, now: i64) {
+        let attempts = self.backoff.get(id).map_or(0, |b| b.attempts);
+        let wait = self.delay(attempts, retry_after);
+        self.backoff.insert(id.to_owned(), Backoff { attempts: attempts + 1, not_before: now + wait });
+        self.set_status(id, SyncStatus::Pending, None);
+    }
+
+    fn finish(&mut self, id: &str) {
+        self.state.outbox.remove(id);
+        self.backoff.remove(id);
+        self.set_status(id, SyncStatus::Synced, None);
+        self.dirty = true;
+    }
+
+    fn fail(&mut self, id: &str, status: u16, code: &str) {
+        self.state.outbox.remove(id);
+        self.backoff.remove(id);
+        self.set_status(id, SyncStatus::Error, Some(SyncError { status, code: code.to_owned() }));
+        self.dirty = true;
+    }
+
+    fn remove_remote_deleted(&mut self, id: &str) {
+        self.state.outbox.remove(id);
+        self.backoff.remove(id);
+        if self.state.assets.remove(id).is_some() {
+            self.events.push(Event::RemoteDeleted(id.to_owned()));
+        }
+        self.dirty = true;
+    }
+
+    /// Last-writer-wins on (updatedAt, metadata) — deterministic on every device.
+    fn local_wins(local: &LocalAsset, remote: &RemoteAsset) -> bool {
+        (local.updated_at, &local.meta) > (remote.updated_at, &remote.meta)
+    }
+
+    /// Brings the local record in line with a remote one the server confirmed, resolving a
+    /// metadata difference; returns whether a local edit still needs sending.
+    fn reconcile(&mut self, id: &str, remote: &RemoteAsset, conflict: bool) -> bool {
+        let Some(a) = self.state.assets.get_mut(id) else { return false };
+        a.remote_version = Some(remote.version);
+        self.dirty = true;
+        if a.meta == remote.meta {
+            return false;
+        }
+        let local_won = Self::local_wins(a, remote);
+        if !local_won {
+            a.meta = remote.meta.clone();
+            a.updated_at = remote.updated_at;
+        }
+        if conflict {
+            self.events.push(Event::Conflict { id: id.to_owned(), local_won });
+        }
+        local_won
+    }
+
+    fn on_upload(&mut self, id: &str, sent: Meta, o: Outcome, now: i64) {
+        if self.state.outbox.get(id) == Some(&Op::Delete) {
+            // Deleted while uploading: the delete goes next, whatever happened here.
+            return;
+        }
+        match o {
+            Outcome::Ok(Reply::Asset(remote)) => {
+                let local_meta = self.state.assets.get(id).map(|a| a.meta.clone());
+                // The server may hold other metadata (edited elsewhere after a lost response).
+                let conflict = local_meta.as_ref() != Some(&sent) || remote.meta != sent;
+                if self.reconcile(id, &remote, conflict) {
+                    self.backoff.remove(id);
+                    self.enqueue(id, Op::UpdateMeta);
+                } else {
+                    self.finish(id);
+                }
+            }
+            Outcome::Failed { status: 409, code, .. } if code == "ASSET_DELETED" => self.remove_remote_deleted(id),
+            ref other => match Self::retryable(other) {
+                Some(after) => self.retry_later(id, after, now),
+                None => {
+                    let (status, code) = failure(other);
+                    self.fail(id, status, &code)
+                }
+            },
+        }
+    }
+
+    fn on_patch(&mut self, id: &str, sent: Meta, o: Outcome, now: i64) {
+        if self.state.outbox.get(id) == Some(&Op::Delete) {
+            return;
+        }
+        match o {
+            Outcome::Ok(Reply::Asset(remote)) => {
+                let edited_since = self.state.assets.get(id).is_some_and(|a| a.meta != sent);
+                if let Some(a) = self.state.assets.get_mut(id) {
+                    a.remote_version = Some(remote.version);
+                }
+                if edited_since {
+                    self.backoff.remove(id);
+                    self.enqueue(id, Op::UpdateMeta);
+                } else {
+                    self.finish(id);
+                }
+            }
+            Outcome::Failed { status: 412, current: Some(remote), .. } => {
+                // Either our own earlier PATCH landed (lost response) or another device
+                // edited: reconcile() tells them apart by comparing metadata.
+                let applied_ours = remote.meta == sent;
+                if self.reconcile(id, &remote, !applied_ours) {
+                    self.backoff.remove(id);
+                    self.enqueue(id, Op::UpdateMeta);
+                } else {
+                    self.finish(id);
+                }
+            }
+            // Deleted elsewhere: deletes win over edits.
+            Outcome::Failed { status: 404, .. } => self.remove_remote_deleted(id),
+            ref other => match Self::retryable(other) {
+                Some(after) => self.retry_later(id, after, now),
+                None => {
+                    let (status, code) = failure(other);
+                    self.fail(id, status, &code)
+                }
+            },
+        }
+    }
+
+    fn on_delete(&mut self, id: &str, o: Outcome, now: i64) {
+        match o {
+            Outcome::Ok(_) | Outcome::Failed { status: 404, .. } => {
+                self.state.outbox.remove(id);
+                self.backoff.remove(id);
+                self.state.deleted.insert(id.to_owned(), self.state.pull_gen);
+                self.dirty = true;
+            }
+            ref other => match Self::retryable(other) {
+                Some(after) => {
+                    let attempts = self.backoff.get(id).map_or(0, |b| b.attempts);
+                    let wait = self.delay(attempts, after);
+                    self.backoff.insert(id.to_owned(), Backoff { attempts: attempts + 1, not_before: now + wait });
+                }
+                // A delete the server refuses for good: nothing local is left to keep.
+                None => {
+                    self.state.outbox.remove(id);
+                    self.dirty = true;
+                }
+            },
+        }
+    }
+
+    fn on_pull(&mut self, o: Outcome, now: i64) {
+        match o {
+            Outcome::Ok(Reply::Changes { changes, next_cursor, has_more }) => {
+                for c in changes {
+                    self.apply_change(c);
+                }
+                self.state.cursor = Some(next_cursor);
+                self.pull_backoff = Backoff::default();
+                self.dirty = true;
+                if !has_more {
+                    self.pull_wanted = false;
+                    // A whole pull that started after these deletes were confirmed cannot
+                    // carry a stale live version of them any more.
+                    let started = self.pull_started_gen;
+                    self.state.deleted.retain(|_, g| *g >= started);
+                }
+            }
+            Outcome::Failed { status: 410, .. } => {
+                self.state.cursor = None;
+                self.dirty = true;
+            }
+            ref other => {
+                let after = Self::retryable(other).flatten();
+                let attempts = self.pull_backoff.attempts;
+                let wait = self.delay(attempts, after);
+                self.pull_backoff = Backoff { attempts: attempts + 1, not_before: now + wait };
+            }
+        }
+    }
+
+    fn apply_change(&mut self, c: Change) {
+        match c {
+            Change::Tombstone { id } => {
+                self.state.deleted.remove(&id);
+                self.remove_remote_deleted(&id);
+            }
+            Change::Live(remote) => {
+                if self.state.deleted.contains_key(&remote.id) {
+                    // Deleted here, yet live there: a stale page, or an upload from a closed
+                    // tab that reached the server after our delete (which then got 404).
+                    // Deleting again is idempotent and settles both.
+                    self.state.outbox.insert(remote.id.clone(), Op::Delete);
+                    self.dirty = true;
+                    return;
+                }
+                if self.state.outbox.contains_key(&remote.id) {
+                    // A local op will settle it with the server's answer.
+                    return;
+                }
+                let id = remote.id.clone();
+                match self.state.assets.get_mut(&id) {
+                    Some(a) if a.remote_version.is_none_or(|v| v < remote.version) => {
+                        a.meta = remote.meta.clone();
+                        a.updated_at = remote.updated_at;
+                        a.remote_version = Some(remote.version);
+                        self.dirty = true;
+                        self.set_status(&id, SyncStatus::Synced, None);
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.state.assets.insert(
+                            id.clone(),
+                            LocalAsset {
+                                id: id.clone(),
+                                sha256: remote.sha256,
+                                meta: remote.meta,
+                                updated_at: remote.updated_at,
+                                remote_version: Some(remote.version),
+                                status: SyncStatus::Synced,
+                                error: None,
+                                has_bytes: false,
+                            },
+                        );
+                        self.dirty = true;
+                        self.events.push(Event::RemoteAdded(id));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn failure(o: &Outcome) -> (u16, String) {
+    match o {
+        Outcome::Failed { status, code, .. } => (*status, code.clone()),
+        Outcome::Ok(_) => (0, "UNEXPECTED_REPLY".into()),
+        Outcome::Network => (0, "NETWORK".into()),
+    }
+}

@@ -1,0 +1,513 @@
+//! Deterministic, seeded simulation of several sync clients and a protocol server over a
+//! faulty network: dropped requests, lost responses (the server applied the request), 5xx,
+//! 429 with Retry-After, duplicated and reordered responses, clients killed mid-request and
+//! restarted from their persisted state, concurrent edits and deletes of the same asset.
+//! After every run: nothing imported is lost, no asset's bytes are stored twice, and every
+//! client converges to the server's state.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use opfs_media::asset::SyncStatus;
+use opfs_media::sync::engine::{
+    Change, Config, Engine, LocalAsset, Meta, Outcome, RemoteAsset, Reply, Request, SyncState,
+};
+
+/// splitmix64: small, seedable, good enough for choosing faults.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+#[derive(Clone, Debug)]
+struct ServerAsset {
+    sha256: String,
+    meta: Meta,
+    version: i64,
+    updated_at: i64,
+    deleted: bool,
+    seq: u64,
+}
+
+/// The protocol's semantics (docs/protocol.md), in memory, for one user.
+#[derive(Default)]
+struct Server {
+    assets: BTreeMap<String, ServerAsset>,
+    seq: u64,
+    stored: BTreeMap<String, u32>,
+}
+
+impl Server {
+    fn remote(id: &str, a: &ServerAsset) -> RemoteAsset {
+        RemoteAsset {
+            id: id.into(),
+            sha256: a.sha256.clone(),
+            meta: a.meta.clone(),
+            version: a.version,
+            updated_at: a.updated_at,
+        }
+    }
+    fn fail(status: u16, code: &str, current: Option<RemoteAsset>) -> Outcome {
+        Outcome::Failed { status, code: code.into(), current, retry_after: None }
+    }
+    fn handle(&mut self, req: &Request, now: i64) -> Outcome {
+        match req {
+            Request::Upload { id, sha256, meta } => match self.assets.get(id) {
+                Some(a) if a.deleted => Self::fail(409, "ASSET_DELETED", None),
+                Some(a) if &a.sha256 == sha256 => Outcome::Ok(Reply::Asset(Self::remote(id, a))),
+                Some(a) => Self::fail(409, "ID_CONFLICT", Some(Self::remote(id, a))),
+                None => {
+                    self.seq += 1;
+                    *self.stored.entry(id.clone()).or_default() += 1;
+                    let a = ServerAsset {
+                        sha256: sha256.clone(),
+                        meta: meta.clone(),
+                        version: 1,
+                        updated_at: now,
+                        deleted: false,
+                        seq: self.seq,
+                    };
+                    let r = Self::remote(id, &a);
+                    self.assets.insert(id.clone(), a);
+                    Outcome::Ok(Reply::Asset(r))
+                }
+            },
+            Request::Patch { id, if_match, meta } => match self.assets.get_mut(id) {
+                None => Self::fail(404, "NOT_FOUND", None),
+                Some(a) if a.deleted => Self::fail(404, "NOT_FOUND", None),
+                Some(a) if a.version != *if_match => Self::fail(412, "PRECONDITION_FAILED", Some(Self::remote(id, a))),
+                Some(a) => {
+                    self.seq += 1;
+                    a.meta = meta.clone();
+                    a.version += 1;
+                    a.updated_at = now.max(a.updated_at + 1);
+                    a.seq = self.seq;
+                    Outcome::Ok(Reply::Asset(Self::remote(id, a)))
+                }
+            },
+            Request::Delete { id } => match self.assets.get_mut(id) {
+                None => Self::fail(404, "NOT_FOUND", None),
+                Some(a) => {
+                    if !a.deleted {
+                        self.seq += 1;
+                        a.deleted = true;
+                        a.version += 1;
+                        a.seq = self.seq;
+                    }
+                    Outcome::Ok(Reply::Deleted)
+                }
+            },
+            Request::Changes { cursor } => {
+                let after: u64 = cursor.as_deref().map_or(0, |c| c.parse().expect("our own cursor"));
+                let mut page: Vec<(&String, &ServerAsset)> =
+                    self.assets.iter().filter(|(_, a)| a.seq > after).collect();
+                page.sort_by_key(|(_, a)| a.seq);
+                let has_more = page.len() > 3;
+                page.truncate(3);
+                let next = page.last().map_or(after, |(_, a)| a.seq);
+                let changes = page
+                    .into_iter()
+                    .map(|(id, a)| {
+                        if a.deleted {
+                            Change::Tombstone { id: id.clone() }
+                        } else {
+                            Change::Live(Self::remote(id, a))
+                        }
+                    })
+                    .collect();
+                Outcome::Ok(Reply::Changes { changes, next_cursor: next.to_string(), has_more })
+            }
+        }
+    }
+}
+
+struct Client {
+    engine: Engine,
+    persisted: SyncState,
+    incarnation: u32,
+    seed: u64,
+}
+
+impl Client {
+    fn persist(&mut self) {
+        if self.engine.take_dirty() {
+            self.persisted = self.engine.state().clone();
+        }
+    }
+}
+
+enum Msg {
+    ToServer { client: usize, inc: u32, req_id: u64, req: Request, drop_response: bool },
+    ToClient { client: usize, inc: u32, req_id: u64, outcome: Outcome },
+}
+
+struct Faults {
+    drop_request: u64,
+    drop_response: u64,
+    server_error: u64,
+    rate_limited: u64,
+    duplicate: u64,
+    crash: u64,
+}
+
+struct Sim {
+    rng: Rng,
+    now: i64,
+    server: Server,
+    clients: Vec<Client>,
+    net: Vec<(i64, u64, Msg)>,
+    tie: u64,
+    imported: BTreeMap<String, String>,
+    deleted: BTreeSet<String>,
+    next_asset: u64,
+}
+
+const TIMEOUT_MS: i64 = 3_000;
+
+impl Sim {
+    fn new(seed: u64, clients: usize) -> Self {
+        let cfg = Config { concurrency: 3, base_delay_ms: 200, max_delay_ms: 5_000 };
+        let clients = (0..clients)
+            .map(|i| {
+                let seed = seed * 31 + i as u64;
+                Client {
+                    engine: Engine::new(SyncState::default(), cfg.clone(), seed),
+                    persisted: SyncState::default(),
+                    incarnation: 0,
+                    seed,
+                }
+            })
+            .collect();
+        Sim {
+            rng: Rng(seed),
+            now: 1_000_000,
+            server: Server::default(),
+            clients,
+            net: Vec::new(),
+            tie: 0,
+            imported: BTreeMap::new(),
+            deleted: BTreeSet::new(),
+            next_asset: 0,
+        }
+    }
+
+    fn push(&mut self, delay: i64, msg: Msg) {
+        self.tie += 1;
+        self.net.push((self.now + delay, self.tie, msg));
+    }
+
+    fn pump_client(&mut self, c: usize, f: &Faults, faulty: bool) {
+        let now = self.now;
+        let sends = self.clients[c].engine.poll(now);
+        self.clients[c].persist();
+        let inc = self.clients[c].incarnation;
+        for (req_id, req) in sends {
+            let delay = 1 + self.rng.below(40) as i64;
+            if faulty && self.rng.chance(f.drop_request) {
+                // Never arrives: the client times out.
+                self.push(TIMEOUT_MS, Msg::ToClient { client: c, inc, req_id, outcome: Outcome::Network });
+                continue;
+            }
+            let drop_response = faulty && self.rng.chance(f.drop_response);
+            self.push(delay, Msg::ToServer { client: c, inc, req_id, req, drop_response });
+        }
+    }
+
+    fn local_action(&mut self, c: usize) {
+        let now = self.now;
+        let roll = self.rng.below(10);
+        let ids: Vec<String> = self.clients[c].engine.state().assets.keys().cloned().collect();
+        if roll < 4 || ids.is_empty() {
+            self.next_asset += 1;
+            let id = format!("a{:05}", self.next_asset);
+            let sha = format!("sha-{}", self.rng.next());
+            self.imported.insert(id.clone(), sha.clone());
+            self.clients[c].engine.local_import(LocalAsset {
+                id,
+                sha256: sha,
+                meta: Meta { name: format!("file{}", self.next_asset), tags: vec![] },
+                updated_at: now,
+                remote_version: None,
+                status: SyncStatus::Pending,
+                error: None,
+                has_bytes: true,
+            });
+        } else if roll < 8 {
+            let id = &ids[self.rng.below(ids.len() as u64) as usize];
+            let meta = Meta {
+                name: format!("renamed-{}", self.rng.below(1000)),
+                tags: vec![format!("t{}", self.rng.below(3))],
+            };
+            self.clients[c].engine.local_edit(id, meta, now);
+        } else {
+            let id = ids[self.rng.below(ids.len() as u64) as usize].clone();
+            self.deleted.insert(id.clone());
+            self.clients[c].engine.local_delete(&id);
+        }
+        self.clients[c].persist();
+    }
+
+    fn crash(&mut self, c: usize) {
+        let cl = &mut self.clients[c];
+        cl.incarnation += 1;
+        cl.seed += 1000;
+        let cfg = Config { concurrency: 3, base_delay_ms: 200, max_delay_ms: 5_000 };
+        cl.engine = Engine::new(cl.persisted.clone(), cfg, cl.seed);
+        cl.engine.request_pull();
+    }
+
+    /// Delivers every message due by `self.now`, in time order (ties random: reordering).
+    fn deliver_due(&mut self, f: &Faults, faulty: bool) {
+        loop {
+            let due: Vec<usize> = (0..self.net.len()).filter(|&i| self.net[i].0 <= self.now).collect();
+            if due.is_empty() {
+                return;
+            }
+            let pick = due[self.rng.below(due.len() as u64) as usize];
+            let (_, _, msg) = self.net.swap_remove(pick);
+            match msg {
+                Msg::ToServer { client, inc, req_id, req, drop_response } => {
+                    let outcome = if faulty && self.rng.chance(f.server_error) {
+                        Outcome::Failed { status: 503, code: "UNAVAILABLE".into(), current: None, retry_after: None }
+                    } else if faulty && self.rng.chance(f.rate_limited) {
+                        Outcome::Failed {
+                            status: 429,
+                            code: "RATE_LIMITED".into(),
+                            current: None,
+                            retry_after: Some(1),
+                        }
+                    } else {
+                        self.server.handle(&req, self.now)
+                    };
+                    if drop_response {
+                        self.push(TIMEOUT_MS, Msg::ToClient { client, inc, req_id, outcome: Outcome::Network });
+                    } else {
+                        let delay = 1 + self.rng.below(40) as i64;
+                        if faulty && self.rng.chance(f.duplicate) {
+                            self.push(delay + 5, Msg::ToClient { client, inc, req_id, outcome: outcome.clone() });
+                        }
+                        self.push(delay, Msg::ToClient { client, inc, req_id, outcome });
+                    }
+                }
+                Msg::ToClient { client, inc, req_id, outcome } => {
+                    if self.clients[client].incarnation != inc {
+                        continue; // the tab that sent it is gone
+                    }
+                    let now = self.now;
+                    self.clients[client].engine.handle(req_id, outcome, now);
+                    self.clients[client].persist();
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, f: &Faults, faulty: bool, actions: bool) {
+        let n = self.clients.len();
+        if actions && self.rng.chance(30) {
+            let c = self.rng.below(n as u64) as usize;
+            self.local_action(c);
+        }
+        if faulty && self.rng.chance(f.crash) {
+            let c = self.rng.below(n as u64) as usize;
+            self.crash(c);
+        }
+        if self.rng.chance(10) {
+            let c = self.rng.below(n as u64) as usize;
+            self.clients[c].engine.request_pull();
+        }
+        for c in 0..n {
+            self.pump_client(c, f, faulty);
+        }
+        self.deliver_due(f, faulty);
+        // Advance to the next event (message or backoff expiry), at most 50 ms at a time.
+        let next_msg = self.net.iter().map(|m| m.0).min();
+        let next_wake = self.clients.iter().filter_map(|c| c.engine.next_wakeup()).min();
+        let target = [next_msg, next_wake].into_iter().flatten().min().unwrap_or(self.now + 50);
+        self.now = target.clamp(self.now + 1, self.now + 50);
+    }
+
+    fn run(seed: u64) -> Result<(), String> {
+        let f = Faults { drop_request: 8, drop_response: 8, server_error: 6, rate_limited: 3, duplicate: 8, crash: 2 };
+        let mut sim = Sim::new(seed, 3);
+        for _ in 0..400 {
+            sim.step(&f, true, true);
+        }
+        // Heal: no faults, no new local changes; everyone pulls until quiet.
+        for round in 0..4000 {
+            sim.step(&f, false, false);
+            if round % 50 == 0 {
+                for c in &mut sim.clients {
+                    c.engine.request_pull();
+                }
+            }
+            if round > 200 && sim.net.is_empty() && sim.clients.iter().all(|c| c.engine.is_idle()) {
+                break;
+            }
+        }
+        for c in &mut sim.clients {
+            c.engine.request_pull();
+        }
+        for _ in 0..400 {
+            sim.step(&f, false, false);
+            if sim.net.is_empty() && sim.clients.iter().all(|c| c.engine.is_idle()) {
+                break;
+            }
+        }
+        sim.check()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let live: BTreeMap<&String, &ServerAsset> = self.server.assets.iter().filter(|(_, a)| !a.deleted).collect();
+        // No bytes stored twice.
+        if let Some((id, n)) = self.server.stored.iter().find(|(_, n)| **n > 1) {
+            return Err(format!("{id} stored {n} times"));
+        }
+        // Nothing imported is lost: every import nobody deleted is live with its bytes.
+        for (id, sha) in &self.imported {
+            if self.deleted.contains(id) {
+                if live.contains_key(id) {
+                    return Err(format!("{id} was deleted but is live on the server"));
+                }
+                continue;
+            }
+            match live.get(id) {
+                Some(a) if &a.sha256 == sha => {}
+                Some(_) => return Err(format!("{id} has other bytes on the server")),
+                None => return Err(format!("{id} was imported, never deleted, and is missing on the server")),
+            }
+        }
+        // Convergence: every client holds exactly the server's live assets and metadata.
+        for (i, c) in self.clients.iter().enumerate() {
+            let st = c.engine.state();
+            if !st.outbox.is_empty() || !c.engine.is_idle() {
+                return Err(format!("client {i} not idle: outbox {:?}", st.outbox));
+            }
+            let mine: BTreeSet<&String> = st.assets.keys().collect();
+            let theirs: BTreeSet<&String> = live.keys().copied().collect();
+            if mine != theirs {
+                return Err(format!(
+                    "client {i} assets differ: extra {:?}, missing {:?}",
+                    mine.difference(&theirs).collect::<Vec<_>>(),
+                    theirs.difference(&mine).collect::<Vec<_>>()
+                ));
+            }
+            for (id, a) in &st.assets {
+                let s = live[id];
+                if a.meta != s.meta || a.sha256 != s.sha256 || a.remote_version != Some(s.version) {
+                    return Err(format!(
+                        "client {i} {id}: local {:?} v{:?}, server {:?} v{}",
+                        a.meta, a.remote_version, s.meta, s.version
+                    ));
+                }
+                if a.status != SyncStatus::Synced {
+                    return Err(format!("client {i} {id} ends {:?}", a.status));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn thousands_of_seeded_runs_converge_without_loss_or_duplicates() {
+    let seeds: u64 = std::env::var("SYNC_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let mut failures = Vec::new();
+    for seed in 1..=seeds {
+        if let Err(e) = Sim::run(seed) {
+            failures.push(format!("seed {seed}: {e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {seeds} runs failed; first: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+#[test]
+fn lost_upload_response_then_retry_stores_once() {
+    let mut e = Engine::new(SyncState::default(), Config::default(), 1);
+    let mut server = Server::default();
+    e.local_import(LocalAsset {
+        id: "x".into(),
+        sha256: "s".into(),
+        meta: Meta { name: "n".into(), tags: vec![] },
+        updated_at: 0,
+        remote_version: None,
+        status: SyncStatus::Pending,
+        error: None,
+        has_bytes: true,
+    });
+    let (id, req) = e.poll(0).remove(0);
+    let _lost = server.handle(&req, 0);
+    e.handle(id, Outcome::Network, 10);
+    assert_eq!(e.state().assets["x"].status, SyncStatus::Pending);
+    assert!(e.poll(10).is_empty(), "backing off");
+    let t = e.next_wakeup().unwrap();
+    let (id2, req2) = e.poll(t).remove(0);
+    let reply = server.handle(&req2, t);
+    e.handle(id2, reply.clone(), t);
+    e.handle(id2, reply, t); // a duplicated response is ignored
+    assert_eq!(server.stored["x"], 1);
+    assert_eq!(e.state().assets["x"].status, SyncStatus::Synced);
+    assert!(e.is_idle());
+}
+
+#[test]
+fn permanent_errors_keep_the_servers_code_and_the_local_asset() {
+    let mut e = Engine::new(SyncState::default(), Config::default(), 1);
+    e.local_import(LocalAsset {
+        id: "x".into(),
+        sha256: "s".into(),
+        meta: Meta { name: "n".into(), tags: vec![] },
+        updated_at: 0,
+        remote_version: None,
+        status: SyncStatus::Pending,
+        error: None,
+        has_bytes: true,
+    });
+    let (id, _) = e.poll(0).remove(0);
+    e.handle(
+        id,
+        Outcome::Failed { status: 413, code: "PAYLOAD_TOO_LARGE".into(), current: None, retry_after: None },
+        1,
+    );
+    let a = &e.state().assets["x"];
+    assert_eq!(a.status, SyncStatus::Error);
+    assert_eq!(a.error.as_ref().unwrap().code, "PAYLOAD_TOO_LARGE");
+    assert!(e.state().outbox.is_empty(), "not retried");
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let mut e = Engine::new(SyncState::default(), Config { base_delay_ms: 10, ..Config::default() }, 1);
+    e.local_delete("nothing"); // no-op on unknown ids
+    e.local_import(LocalAsset {
+        id: "x".into(),
+        sha256: "s".into(),
+        meta: Meta { name: "n".into(), tags: vec![] },
+        updated_at: 0,
+        remote_version: None,
+        status: SyncStatus::Pending,
+        error: None,
+        has_bytes: true,
+    });
+    let (id, _) = e.poll(0).remove(0);
+    e.handle(id, Outcome::Failed { status: 429, code: "RATE_LIMITED".into(), current: None, retry_after: Some(30) }, 0);
+    assert!(e.next_wakeup().unwrap() >= 30_000);
+    assert!(e.poll(29_999).is_empty());
+    assert_eq!(e.poll(30_000).len(), 1);
+}
