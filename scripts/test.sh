@@ -32,6 +32,11 @@ step "npm package build + TypeScript types (tsc --noEmit over tests/types/exampl
 bash scripts/build-pkg.sh
 node_modules/.bin/tsc -p tests/types/tsconfig.json
 
+step "the npm tarball in a fresh Vite app (build + dev, page + module worker) and a tsc project"
+rm -f target/opfs-media-*.tgz
+(cd pkg && npm pack --silent --pack-destination ../target >/dev/null)
+node tests/package/run.mjs target/opfs-media-*.tgz
+
 step "end-to-end: the demo in headless Chromium (screenshots in target/e2e/)"
 node --test tests/e2e/*.mjs
 

@@ -1,0 +1,83 @@
+// Installs the packed tarball into a fresh Vite app and a TypeScript project (copies of
+// tests/package/*-app under target/package/), builds them, and runs the Vite build in
+// headless Chromium: the page and a module worker each import a file and read it back.
+//   node tests/package/run.mjs <path to opfs-media-x.y.z.tgz>
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { serve } from '../../scripts/serve.mjs';
+import { launchChromium } from '../../scripts/chromium.mjs';
+
+const tgz = resolve(process.argv[2] ?? '');
+const work = resolve('target/package');
+const npm = (cwd, ...args) => execFileSync('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd, stdio: 'inherit' });
+
+function fresh(name) {
+  const dir = `${work}/${name}`;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  cpSync(resolve(`tests/package/${name}`), dir, { recursive: true });
+  return dir;
+}
+
+test('the tarball type-checks in a TypeScript project', () => {
+  const dir = fresh('ts-app');
+  npm(dir, 'install', tgz, 'typescript@5.9.3');
+  execFileSync(`${dir}/node_modules/.bin/tsc`, ['-p', dir], { stdio: 'inherit' });
+});
+
+async function check(url) {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(url);
+    await page.waitForFunction(() => window.__result, null, { timeout: 60_000 });
+    const result = await page.evaluate(() => window.__result);
+    assert.equal(result.error, undefined, result.error);
+    for (const where of ['page', 'worker']) {
+      const r = result[where];
+      assert.equal(r.error, undefined, `${where}: ${r.error}`);
+      assert.deepEqual({ where: r.where, size: r.size, same: r.same, listed: r.listed, typedError: r.typedError, status: r.status },
+        { where, size: 200000, same: true, listed: 1, typedError: 'InvalidInputError/MALFORMED_ID', status: 'pending' });
+      assert.equal(r.storage, 'opfs');
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
+let viteDir;
+
+test('the tarball works in a Vite production build, page and module worker, with no configuration', async () => {
+  viteDir = fresh('vite-app');
+  npm(viteDir, 'install', tgz, `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
+  execFileSync(`${viteDir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn'], { cwd: viteDir, stdio: 'inherit' });
+  const server = await serve({ root: `${viteDir}/dist` });
+  try {
+    await check(`http://127.0.0.1:${server.address().port}/`);
+  } finally {
+    server.close();
+  }
+});
+
+test('the Vite dev server works with the one documented line (optimizeDeps.exclude)', async () => {
+  // Vite's dependency pre-bundling moves the JS away from its .wasm, so `new URL(..., import.meta.url)`
+  // misses; excluding the package from pre-bundling is the documented fix (pkg README).
+  writeFileSync(`${viteDir}/vite.config.js`, "export default { optimizeDeps: { exclude: ['opfs-media'] } };\n");
+  const port = 5173 + Math.floor(Math.random() * 500);
+  const dev = spawn(`${viteDir}/node_modules/.bin/vite`, ['--port', String(port), '--strictPort', '--host', '127.0.0.1'], { cwd: viteDir, stdio: 'ignore' });
+  try {
+    for (let i = 0; i < 100; i++) {
+      if (await fetch(`http://127.0.0.1:${port}/`).then((r) => r.ok, () => false)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await check(`http://127.0.0.1:${port}/`);
+  } finally {
+    dev.kill();
+  }
+});

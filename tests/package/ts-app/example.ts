@@ -1,0 +1,11 @@
+// Compiled with tsc --noEmit against the installed tarball: the types a user gets.
+import init, { importFileToLibrary, getAsset, MediaLibrary, type MediaAsset, type SyncStatus } from 'opfs-media';
+
+export async function run(file: File): Promise<SyncStatus> {
+  await init();
+  const id: string = await importFileToLibrary(file, { tags: ['x'] });
+  const a: MediaAsset = await getAsset(id);
+  const lib = await MediaLibrary.open({ name: 'typed' });
+  const b: MediaAsset = await lib.importFile(file);
+  return b.syncStatus ?? a.syncStatus;
+}
