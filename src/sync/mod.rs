@@ -2,3 +2,4 @@
 //! The engine is tested natively by a seeded fault simulation (`tests/sync_sim.rs`).
 
 pub mod engine;
+pub mod protocol;
