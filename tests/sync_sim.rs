@@ -437,20 +437,24 @@ fn thousands_of_seeded_runs_converge_without_loss_or_duplicates() {
     );
 }
 
-#[test]
-fn lost_upload_response_then_retry_stores_once() {
-    let mut e = Engine::new(SyncState::default(), Config::default(), 1);
-    let mut server = Server::default();
-    e.local_import(LocalAsset {
-        id: "x".into(),
-        sha256: "s".into(),
+fn new_asset(id: &str) -> LocalAsset {
+    LocalAsset {
+        id: id.into(),
+        sha256: format!("sha-{id}"),
         meta: Meta { name: "n".into(), tags: vec![] },
         updated_at: 0,
         remote_version: None,
         status: SyncStatus::Pending,
         error: None,
         has_bytes: true,
-    });
+    }
+}
+
+#[test]
+fn lost_upload_response_then_retry_stores_once() {
+    let mut e = Engine::new(SyncState::default(), Config::default(), 1);
+    let mut server = Server::default();
+    e.local_import(new_asset("x"));
     let (id, req) = e.poll(0).remove(0);
     let _lost = server.handle(&req, 0);
     e.handle(id, Outcome::Network, 10);
@@ -469,16 +473,7 @@ fn lost_upload_response_then_retry_stores_once() {
 #[test]
 fn permanent_errors_keep_the_servers_code_and_the_local_asset() {
     let mut e = Engine::new(SyncState::default(), Config::default(), 1);
-    e.local_import(LocalAsset {
-        id: "x".into(),
-        sha256: "s".into(),
-        meta: Meta { name: "n".into(), tags: vec![] },
-        updated_at: 0,
-        remote_version: None,
-        status: SyncStatus::Pending,
-        error: None,
-        has_bytes: true,
-    });
+    e.local_import(new_asset("x"));
     let (id, _) = e.poll(0).remove(0);
     e.handle(
         id,
@@ -495,16 +490,7 @@ fn permanent_errors_keep_the_servers_code_and_the_local_asset() {
 fn retry_after_is_honoured() {
     let mut e = Engine::new(SyncState::default(), Config { base_delay_ms: 10, ..Config::default() }, 1);
     e.local_delete("nothing"); // no-op on unknown ids
-    e.local_import(LocalAsset {
-        id: "x".into(),
-        sha256: "s".into(),
-        meta: Meta { name: "n".into(), tags: vec![] },
-        updated_at: 0,
-        remote_version: None,
-        status: SyncStatus::Pending,
-        error: None,
-        has_bytes: true,
-    });
+    e.local_import(new_asset("x"));
     let (id, _) = e.poll(0).remove(0);
     e.handle(id, Outcome::Failed { status: 429, code: "RATE_LIMITED".into(), current: None, retry_after: Some(30) }, 0);
     assert!(e.next_wakeup().unwrap() >= 30_000);
