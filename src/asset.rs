@@ -13,6 +13,9 @@ pub enum StorageKind {
     Opfs,
     /// An IndexedDB `blobs` store, used where OPFS is missing.
     Indexeddb,
+    /// Not on this device: the asset came from the server (or its local copy was freed);
+    /// `MediaSyncService.downloadAsset` (or `getAssetFile` with a service running) fetches it.
+    Remote,
 }
 
 impl StorageKind {
@@ -21,6 +24,7 @@ impl StorageKind {
         match self {
             StorageKind::Opfs => "opfs",
             StorageKind::Indexeddb => "indexeddb",
+            StorageKind::Remote => "remote",
         }
     }
 }
@@ -75,6 +79,18 @@ export interface MediaAsset {
     cloudUrl?: string;
     /** The user the asset belongs to on the server, once known. */
     userId?: string;
+    /** The server's metadata version this record is based on, once uploaded. */
+    cloudVersion?: number;
+    /** Why the last sync of this asset failed for good (with `syncStatus: 'error'`). */
+    syncError?: SyncErrorInfo;
+}
+
+/** The server's answer that put an asset in `syncStatus: 'error'`. */
+export interface SyncErrorInfo {
+    /** HTTP status (0 when there was no response). */
+    status: number;
+    /** The protocol's stable error code, e.g. `PAYLOAD_TOO_LARGE`. */
+    code: string;
 }
 "#;
 
@@ -123,6 +139,12 @@ pub struct MediaAsset {
     /// The user the asset belongs to on the server, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The server's metadata version this record is based on, once uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_version: Option<i64>,
+    /// Why the last sync failed for good (with `SyncStatus::Error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_error: Option<crate::sync::engine::SyncError>,
 }
 
 /// Accepts a number (ms since epoch) or an ISO-8601 string, as older apps stored either.

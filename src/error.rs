@@ -41,6 +41,27 @@ pub enum LibraryError {
     /// The source Blob could not be read (the file changed on disk or was revoked).
     #[error("could not read the file being imported ({0}); pick the file again")]
     SourceUnreadable(String),
+    /// Downloaded bytes do not hash to the checksum the server announced; nothing was stored.
+    #[error("the download of asset {id} is corrupt (SHA-256 {got}, expected {expected}); nothing was stored and the local record is unchanged. Retry the download later")]
+    ChecksumMismatch {
+        /// The asset.
+        id: String,
+        /// The checksum on the record.
+        expected: String,
+        /// The checksum of what arrived.
+        got: String,
+    },
+    /// The asset's bytes are only on the server, and no sync service is running here to fetch them.
+    #[error("asset {0} is not downloaded to this device yet; call MediaSyncService.downloadAsset(id), or create a MediaSyncService in this context so getAssetFile downloads it")]
+    NotDownloaded(String),
+    /// Downloading a remote-only asset failed (network, or the server refused).
+    #[error("could not download asset {id}: {reason}")]
+    DownloadFailed {
+        /// The asset.
+        id: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The operation was aborted by the caller.
     #[error("the operation was aborted")]
     Aborted,
@@ -66,6 +87,9 @@ impl LibraryError {
             Self::SourceUnreadable(_) => "InvalidInputError",
             Self::Aborted => "AbortError",
             Self::Storage { .. } => "StorageError",
+            Self::ChecksumMismatch { .. } => "ChecksumMismatchError",
+            Self::NotDownloaded(_) => "NotDownloadedError",
+            Self::DownloadFailed { .. } => "NetworkError",
         }
     }
 
@@ -92,6 +116,9 @@ impl LibraryError {
             Self::SourceUnreadable(_) => "SOURCE_UNREADABLE",
             Self::Aborted => "ABORTED",
             Self::Storage { .. } => "STORAGE_FAILED",
+            Self::ChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
+            Self::NotDownloaded(_) => "NOT_DOWNLOADED",
+            Self::DownloadFailed { .. } => "DOWNLOAD_FAILED",
         }
     }
 

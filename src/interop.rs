@@ -60,7 +60,7 @@ pub fn to_js_error(e: LibraryError) -> JsValue {
     err.into()
 }
 
-fn options<T: DeserializeOwned + Default>(what: &'static str, v: Option<JsValue>) -> Result<T, JsValue> {
+pub(crate) fn options<T: DeserializeOwned + Default>(what: &'static str, v: Option<JsValue>) -> Result<T, JsValue> {
     let Some(v) = v.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(T::default());
     };
@@ -74,12 +74,12 @@ fn options<T: DeserializeOwned + Default>(what: &'static str, v: Option<JsValue>
     serde_json::from_str(&String::from(text)).map_err(|e| bad(e.to_string()))
 }
 
-fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+pub(crate) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| to_js_error(LibraryError::Storage { op: "encoding a result", detail: e.to_string() }))
 }
 
-fn id_arg(v: &JsValue) -> Result<String, JsValue> {
+pub(crate) fn id_arg(v: &JsValue) -> Result<String, JsValue> {
     v.as_string().ok_or_else(|| to_js_error(ValidationError::MalformedId(format!("{v:?}")).into()))
 }
 
@@ -205,8 +205,21 @@ impl MediaLibrary {
         self.inner.events().remove_event_listener_with_callback(kind, listener)
     }
 
-    /// Closes the database connection; the object is unusable afterwards.
+    /// Closes the database connection; the object (and every handle to the same library in
+    /// this realm) is unusable afterwards.
     pub fn close(&self) {
+        OPEN.with(|o| o.borrow_mut().retain(|_, l| !std::ptr::eq(l.as_ptr(), Rc::as_ptr(&self.inner))));
+        DEFAULT.with(|d| {
+            let is_default = d
+                .borrow()
+                .as_ref()
+                .and_then(|f| f.peek().cloned())
+                .and_then(Result::ok)
+                .is_some_and(|l| Rc::ptr_eq(&l, &self.inner));
+            if is_default {
+                d.borrow_mut().take();
+            }
+        });
         self.inner.close();
     }
 }
@@ -218,7 +231,7 @@ impl MediaLibrary {
     }
 }
 
-async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, JsValue> {
+pub(crate) async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, JsValue> {
     let pref = match opts.storage.as_deref() {
         None | Some("auto") => StoragePreference::Auto,
         Some("opfs") => StoragePreference::Opfs,
@@ -228,11 +241,26 @@ async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, JsValue> {
             return Err(to_js_error(ValidationError::BadOptions { what: "library options", detail }.into()));
         }
     };
-    let lib = Library::open(opts.name.as_deref().unwrap_or("default"), pref).await.map_err(to_js_error)?;
+    let name = opts.name.as_deref().unwrap_or("default");
+    let key = (name.to_owned(), pref);
+    // One instance per name and preference in a realm, so a sync service and the app share
+    // it: the service can then answer `getFile` of a remote-only asset with a download.
+    if let Some(open) = OPEN.with(|o| o.borrow().get(&key).and_then(std::rc::Weak::upgrade)) {
+        return Ok(open);
+    }
+    let lib = Library::open(name, pref).await.map_err(to_js_error)?;
     if opts.sweep_on_open.unwrap_or(true) {
         lib.sweep(opts.sweep_grace_ms.unwrap_or(DEFAULT_GRACE_MS)).await.map_err(to_js_error)?;
     }
-    Ok(Rc::new(lib))
+    let lib = Rc::new(lib);
+    OPEN.with(|o| o.borrow_mut().insert(key, Rc::downgrade(&lib)));
+    Ok(lib)
+}
+
+thread_local! {
+    /// Libraries open in this realm (weakly held; `close()` removes them).
+    static OPEN: RefCell<std::collections::HashMap<(String, StoragePreference), std::rc::Weak<Library>>> =
+        RefCell::new(std::collections::HashMap::new());
 }
 
 type SharedOpen = Shared<LocalBoxFuture<'static, Result<Rc<Library>, JsValue>>>;
@@ -243,7 +271,7 @@ thread_local! {
     static DEFAULT: RefCell<Option<SharedOpen>> = const { RefCell::new(None) };
 }
 
-async fn default_library() -> Result<Rc<Library>, JsValue> {
+pub(crate) async fn default_library() -> Result<Rc<Library>, JsValue> {
     let fut = DEFAULT.with(|d| {
         d.borrow_mut().get_or_insert_with(|| open_library(LibraryOptions::default()).boxed_local().shared()).clone()
     });

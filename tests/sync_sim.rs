@@ -489,11 +489,21 @@ fn permanent_errors_keep_the_servers_code_and_the_local_asset() {
 #[test]
 fn retry_after_is_honoured() {
     let mut e = Engine::new(SyncState::default(), Config { base_delay_ms: 10, ..Config::default() }, 1);
-    e.local_delete("nothing"); // no-op on unknown ids
     e.local_import(new_asset("x"));
     let (id, _) = e.poll(0).remove(0);
     e.handle(id, Outcome::Failed { status: 429, code: "RATE_LIMITED".into(), current: None, retry_after: Some(30) }, 0);
     assert!(e.next_wakeup().unwrap() >= 30_000);
     assert!(e.poll(29_999).is_empty());
     assert_eq!(e.poll(30_000).len(), 1);
+}
+
+#[test]
+fn a_delete_of_an_asset_the_engine_never_saw_still_reaches_the_server() {
+    let mut e = Engine::new(SyncState::default(), Config::default(), 1);
+    e.local_delete("deleted-in-another-tab");
+    let sent = e.poll(0);
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(&sent[0].1, Request::Delete { id } if id == "deleted-in-another-tab"));
+    e.handle(sent[0].0, Outcome::Failed { status: 404, code: "NOT_FOUND".into(), current: None, retry_after: None }, 0);
+    assert!(e.is_idle());
 }

@@ -9,13 +9,18 @@ use web_sys::{Blob, IdbDatabase, IdbTransaction};
 use crate::asset::MediaAsset;
 use crate::error::LibraryError;
 use crate::platform::error_parts;
+use crate::store::outbox::{coalesce, OutboxEntry, OutboxOp};
 
 /// Store of `MediaAsset` records, keyed by `id`.
 pub const ASSETS: &str = "assets";
 /// Store of asset bytes as `Blob`s, keyed by asset id (IndexedDB fallback only).
 pub const BLOBS: &str = "blobs";
+/// Store of pending sync operations (`OutboxEntry`), keyed by asset id (schema v2).
+pub const OUTBOX: &str = "outbox";
+/// Store of per-user sync state (cursor, confirmed deletes), keyed by user id (schema v2).
+pub const SYNC: &str = "sync";
 /// Schema version; bump with a new step in `upgrade`.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// A record read back from the catalog: parsed, or the raw key and why it did not parse.
 pub type Loaded = Result<MediaAsset, LibraryError>;
@@ -106,17 +111,107 @@ impl Catalog {
 
     /// Writes `asset` (and, for IndexedDB storage, its bytes: a `Blob`, or an `ArrayBuffer`
     /// where the engine cannot store Blobs) in one transaction and waits until it is committed.
-    pub async fn put(&self, asset: &MediaAsset, blob: Option<&JsValue>) -> Result<(), LibraryError> {
+    /// With `change`, the sync outbox records it in the same transaction (coalesced with an
+    /// op already pending), so a local change and its pending sync can never be separated.
+    pub async fn put(
+        &self,
+        asset: &MediaAsset,
+        blob: Option<&JsValue>,
+        change: Option<OutboxOp>,
+    ) -> Result<(), LibraryError> {
         let err = idb_err("saving to the catalog");
-        let stores: &[&str] = if blob.is_some() { &[ASSETS, BLOBS] } else { &[ASSETS] };
-        let tx = self.tx(stores, true)?;
+        let tx = self.tx(&[ASSETS, BLOBS, OUTBOX], true)?;
         let value = to_js(asset)?;
         tx.object_store(ASSETS).map_err(&err)?.put(&value, None).map_err(&err)?.await.map_err(&err)?;
         if let Some(blob) = blob {
             let key = JsValue::from_str(&asset.handle_name);
             tx.object_store(BLOBS).map_err(&err)?.put(blob, Some(&key)).map_err(&err)?.await.map_err(&err)?;
         }
+        if let Some(op) = change {
+            record_change(&tx, &asset.id, op, asset.user_id.clone()).await?;
+        }
         finish(tx, "saving to the catalog").await
+    }
+
+    /// Reads the record `id`, lets `edit` change it, and writes it back, all in one
+    /// transaction (so a concurrent edit from another tab is never overwritten with stale
+    /// fields). `edit` returns `false` to leave the record as it is. `None` if there is no record.
+    pub async fn update_record(
+        &self,
+        id: &str,
+        edit: impl FnOnce(&mut MediaAsset) -> bool,
+    ) -> Result<Option<MediaAsset>, LibraryError> {
+        let err = idb_err("saving to the catalog");
+        let tx = self.tx(&[ASSETS], true)?;
+        let store = tx.object_store(ASSETS).map_err(&err)?;
+        let Some(v) = store.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)? else {
+            return Ok(None);
+        };
+        let mut asset = from_js(id, v)?;
+        if edit(&mut asset) {
+            store.put(&to_js(&asset)?, None).map_err(&err)?.await.map_err(&err)?;
+        }
+        finish(tx, "saving to the catalog").await?;
+        Ok(Some(asset))
+    }
+
+    /// Every pending sync operation.
+    pub async fn outbox(&self) -> Result<Vec<OutboxEntry>, LibraryError> {
+        let err = idb_err("reading the outbox");
+        let tx = self.tx(&[OUTBOX], false)?;
+        let values = tx.object_store(OUTBOX).map_err(&err)?.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
+        // An entry that does not parse is skipped: the asset record itself is intact and a
+        // later edit re-queues it; failing all sync for one bad entry would be worse.
+        Ok(values.into_iter().filter_map(|v| serde_wasm_bindgen::from_value(v).ok()).collect())
+    }
+
+    /// Replaces the outbox entry of `id` with `new` (or removes it), but only if the entry
+    /// there is still the one tagged `expect` (`None`: no entry). A local change re-tags its
+    /// entry, so the sync service can never overwrite or drop one it has not seen yet.
+    /// Returns whether the swap happened.
+    pub async fn outbox_swap(
+        &self,
+        id: &str,
+        expect: Option<&str>,
+        new: Option<&OutboxEntry>,
+    ) -> Result<bool, LibraryError> {
+        let err = idb_err("saving to the outbox");
+        let tx = self.tx(&[OUTBOX], true)?;
+        let store = tx.object_store(OUTBOX).map_err(&err)?;
+        let key = JsValue::from_str(id);
+        let current = store.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
+        let current: Option<OutboxEntry> = current.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+        let matches = current.as_ref().map(|e| e.tag.as_str()) == expect;
+        if matches {
+            match new {
+                Some(entry) => {
+                    let v = entry
+                        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+                        .map_err(|e| LibraryError::Storage { op: "encoding an outbox entry", detail: e.to_string() })?;
+                    store.put(&v, None).map_err(&err)?.await.map_err(&err)?;
+                }
+                None => store.delete(Query::from(key)).map_err(&err)?.await.map_err(&err)?,
+            }
+        }
+        finish(tx, "saving to the outbox").await?;
+        Ok(matches)
+    }
+
+    /// The JSON sync state stored for `user`.
+    pub async fn sync_state(&self, user: &str) -> Result<Option<String>, LibraryError> {
+        let err = idb_err("reading the sync state");
+        let tx = self.tx(&[SYNC], false)?;
+        let v = tx.object_store(SYNC).map_err(&err)?.get(JsValue::from_str(user)).map_err(&err)?.await.map_err(&err)?;
+        Ok(v.and_then(|v| v.as_string()))
+    }
+
+    /// Stores the JSON sync state for `user`.
+    pub async fn put_sync_state(&self, user: &str, json: &str) -> Result<(), LibraryError> {
+        let err = idb_err("saving the sync state");
+        let tx = self.tx(&[SYNC], true)?;
+        let (k, v) = (JsValue::from_str(user), JsValue::from_str(json));
+        tx.object_store(SYNC).map_err(&err)?.put(&v, Some(&k)).map_err(&err)?.await.map_err(&err)?;
+        finish(tx, "saving the sync state").await
     }
 
     /// The record with this id, if any.
@@ -164,10 +259,24 @@ impl Catalog {
             .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: error_parts(&e).1 })
     }
 
-    /// Deletes the record `id` and the blob `blob_key` (if given) in one transaction.
-    pub async fn delete(&self, id: &str, blob_key: Option<&str>) -> Result<(), LibraryError> {
+    /// Deletes the record `id` and the blob `blob_key` (if given) in one transaction; with
+    /// `sync_as` (the owner of an asset the server may know), queues the server delete too.
+    /// Without it any pending op for `id` is dropped (nothing to tell a server).
+    pub async fn delete(
+        &self,
+        id: &str,
+        blob_key: Option<&str>,
+        sync_as: Option<Option<String>>,
+    ) -> Result<(), LibraryError> {
         let err = idb_err("deleting from the catalog");
-        let tx = self.tx(&[ASSETS, BLOBS], true)?;
+        let tx = self.tx(&[ASSETS, BLOBS, OUTBOX], true)?;
+        match sync_as {
+            Some(user) => record_change(&tx, id, OutboxOp::Delete, user).await?,
+            None => {
+                let store = tx.object_store(OUTBOX).map_err(&err)?;
+                store.delete(Query::from(JsValue::from_str(id))).map_err(&err)?.await.map_err(&err)?;
+            }
+        }
         tx.object_store(ASSETS)
             .map_err(&err)?
             .delete(Query::from(JsValue::from_str(id)))
@@ -222,6 +331,25 @@ impl Catalog {
     }
 }
 
+/// Coalesces `op` with the entry pending for `id` and writes it with a fresh tag.
+async fn record_change(tx: &Transaction, id: &str, op: OutboxOp, user: Option<String>) -> Result<(), LibraryError> {
+    let err = idb_err("saving to the outbox");
+    let store = tx.object_store(OUTBOX).map_err(&err)?;
+    let existing = store.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+    let existing: Option<OutboxEntry> = existing.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+    let entry = OutboxEntry {
+        id: id.to_owned(),
+        op: coalesce(existing.as_ref().map(|e| e.op), op),
+        tag: crate::platform::new_asset_id(),
+        user_id: user.or(existing.and_then(|e| e.user_id)),
+    };
+    let v = entry
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| LibraryError::Storage { op: "encoding an outbox entry", detail: e.to_string() })?;
+    store.put(&v, None).map_err(&err)?.await.map_err(&err)?;
+    Ok(())
+}
+
 fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
     if old < 1 {
         let mut params = ObjectStoreParams::new();
@@ -231,6 +359,12 @@ fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
             assets.create_index(name, KeyPath::new_single(path), Some(IndexParams::new()))?;
         }
         db.create_object_store(BLOBS, ObjectStoreParams::new())?;
+    }
+    if old < 2 {
+        let mut params = ObjectStoreParams::new();
+        params.key_path(Some(KeyPath::new_single("id")));
+        db.create_object_store(OUTBOX, params)?;
+        db.create_object_store(SYNC, ObjectStoreParams::new())?;
     }
     Ok(())
 }

@@ -4,8 +4,11 @@
 pub mod catalog;
 pub mod copy;
 pub mod opfs;
+pub mod outbox;
+pub mod synced;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::rc::Weak;
 
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, File, FilePropertyBag};
@@ -19,9 +22,10 @@ use crate::validate::{self, ValidationError};
 use catalog::Catalog;
 use copy::{copy_hashing, Budget, HashOnly};
 use opfs::{OpfsDir, TEMP_SUFFIX};
+use outbox::OutboxOp;
 
 /// Which backend a library should keep new bytes in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum StoragePreference {
     /// OPFS when it works here, IndexedDB otherwise.
     #[default]
@@ -63,6 +67,10 @@ pub struct Library {
     write_budget: Cell<Option<u64>>,
     /// Whether IndexedDB takes `Blob` values here (else bytes are stored as `ArrayBuffer`s).
     idb_blobs: bool,
+    /// The sync service that downloads remote-only assets, if one runs in this context.
+    downloader: RefCell<Option<Weak<dyn synced::Downloader>>>,
+    /// Posts change events to other contexts (absent where BroadcastChannel is).
+    channel: Option<web_sys::BroadcastChannel>,
 }
 
 impl Library {
@@ -79,7 +87,17 @@ impl Library {
         let events = web_sys::EventTarget::new()
             .map_err(|e| LibraryError::StorageUnavailable(format!("EventTarget: {}", error_parts(&e).1)))?;
         let idb_blobs = opfs.is_some() || catalog.can_store_blobs().await;
-        Ok(Self { name, catalog, opfs, events, write_budget: Cell::new(None), idb_blobs })
+        let channel = open_channel(&name);
+        Ok(Self {
+            name,
+            catalog,
+            opfs,
+            events,
+            write_budget: Cell::new(None),
+            idb_blobs,
+            downloader: RefCell::new(None),
+            channel,
+        })
     }
 
     /// The library's name.
@@ -136,7 +154,7 @@ impl Library {
         let budget = self.write_budget.get();
         let (size, sha256, storage) = match &self.opfs {
             Some(dir) => {
-                let (size, sha) = dir.write_new(&id, blob, budget).await?;
+                let (size, sha) = dir.write_new(&id, blob, budget, None).await?;
                 (size, sha, StorageKind::Opfs)
             }
             None => {
@@ -164,9 +182,11 @@ impl Library {
             cloud_id: None,
             cloud_url: None,
             user_id: None,
+            cloud_version: None,
+            sync_error: None,
         };
         let stored = match storage {
-            StorageKind::Opfs => None,
+            StorageKind::Opfs | StorageKind::Remote => None,
             StorageKind::Indexeddb if self.idb_blobs => Some(JsValue::from(blob)),
             // Only on engines that refuse Blobs in IndexedDB: the bytes pass through JS
             // memory (never WASM memory) once, as one ArrayBuffer.
@@ -177,7 +197,7 @@ impl Library {
                 })?)
             }
         };
-        if let Err(e) = self.catalog.put(&asset, stored.as_ref()).await {
+        if let Err(e) = self.catalog.put(&asset, stored.as_ref(), Some(OutboxOp::Upload)).await {
             if let Some(dir) = &self.opfs {
                 let _ = dir.remove(&asset.handle_name).await;
             }
@@ -210,8 +230,13 @@ impl Library {
     /// The asset's bytes as a `File` carrying its name and type (no copy: it wraps the
     /// stored OPFS file or IndexedDB blob).
     pub async fn file(&self, id: &str) -> Result<File, LibraryError> {
-        let asset = self.get(id).await?;
+        let mut asset = self.get(id).await?;
+        if asset.storage == StorageKind::Remote {
+            self.download_via_service(&asset.id).await?;
+            asset = self.get(id).await?;
+        }
         let stored: Option<Blob> = match asset.storage {
+            StorageKind::Remote => return Err(LibraryError::NotDownloaded(asset.id)),
             StorageKind::Opfs => match &self.opfs {
                 Some(dir) => dir.file(&asset.handle_name).await?.map(Into::into),
                 None => {
@@ -243,10 +268,11 @@ impl Library {
             asset.tags = validate::tags(t)?;
         }
         asset.updated_at = platform::now_ms().max(asset.updated_at + 1.0);
-        if asset.sync_status == SyncStatus::Synced {
+        if asset.sync_status != SyncStatus::Syncing {
             asset.sync_status = SyncStatus::Pending;
+            asset.sync_error = None;
         }
-        self.catalog.put(&asset, None).await?;
+        self.catalog.put(&asset, None, Some(OutboxOp::UpdateMeta)).await?;
         self.emit(ChangeKind::Update, &asset.id);
         Ok(asset)
     }
@@ -256,7 +282,10 @@ impl Library {
     pub async fn delete(&self, id: &str) -> Result<(), LibraryError> {
         let asset = self.get(id).await?;
         let blob_key = (asset.storage == StorageKind::Indexeddb).then_some(asset.handle_name.as_str());
-        self.catalog.delete(&asset.id, blob_key).await?;
+        // An asset no user has claimed was never sent to a server (the sync service claims
+        // it in the catalog before uploading), so only claimed ones queue a server delete.
+        let sync_as = asset.user_id.clone().map(Some);
+        self.catalog.delete(&asset.id, blob_key, sync_as).await?;
         if asset.storage == StorageKind::Opfs {
             if let Some(dir) = &self.opfs {
                 // A failure here leaves an orphan file, which the next sweep removes.
@@ -302,6 +331,7 @@ impl Library {
             let present = match a.storage {
                 StorageKind::Opfs => self.opfs.is_none() || opfs_names.contains(&a.handle_name),
                 StorageKind::Indexeddb => blob_keys.contains(&a.handle_name),
+                StorageKind::Remote => true,
             };
             if !present {
                 report.missing_bytes.push(a.id.clone());
@@ -338,20 +368,48 @@ impl Library {
 
     /// Closes the catalog connection.
     pub fn close(&self) {
+        if let Some(ch) = &self.channel {
+            ch.close();
+        }
         self.catalog.close();
     }
 
     fn emit(&self, kind: ChangeKind, id: &str) {
+        self.emit_change(kind, id, false);
+    }
+
+    /// Dispatches `change` here and posts it to the library's BroadcastChannel, so sync
+    /// services and UIs in other tabs and workers see it. `sync` marks changes the sync
+    /// service made itself (it skips those).
+    pub(crate) fn emit_change(&self, kind: ChangeKind, id: &str, sync: bool) {
         let detail = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&detail, &"kind".into(), &kind.as_str().into());
         let _ = js_sys::Reflect::set(&detail, &"id".into(), &id.into());
+        let _ = js_sys::Reflect::set(&detail, &"sync".into(), &sync.into());
         let init = web_sys::CustomEventInit::new();
         init.set_detail(&detail);
         if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
             // Listener exceptions are reported by the browser, not thrown into us.
             let _ = self.events.dispatch_event(&ev);
         }
+        if let Some(ch) = &self.channel {
+            let msg = serde_json::json!({ "t": "change", "kind": kind.as_str(), "id": id, "sync": sync });
+            let _ = ch.post_message(&JsValue::from_str(&msg.to_string()));
+        }
     }
+}
+
+/// The BroadcastChannel name of library `name` (change events and sync status).
+pub fn channel_name(name: &str) -> String {
+    format!("opfs-media:{name}")
+}
+
+/// A BroadcastChannel, where the engine has them (all current ones; feature-detected anyway).
+pub fn open_channel(name: &str) -> Option<web_sys::BroadcastChannel> {
+    if platform::get(&platform::global(), "BroadcastChannel").is_undefined() {
+        return None;
+    }
+    web_sys::BroadcastChannel::new(&channel_name(name)).ok()
 }
 
 /// The value as a `Blob`, or a clear error naming what it was.

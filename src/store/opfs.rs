@@ -72,10 +72,18 @@ impl OpfsDir {
         name: &str,
         source: &Blob,
         budget: Option<u64>,
+        expect_sha256: Option<&str>,
     ) -> Result<(f64, String), LibraryError> {
         let tmp = format!("{name}{TEMP_SUFFIX}");
         let handle = self.file_handle(&tmp, true).await?;
         let result = self.write_into(&handle, source, budget).await;
+        let result = match (result, expect_sha256) {
+            // A download that does not match its checksum never replaces anything.
+            (Ok((_, got)), Some(want)) if got != want => {
+                Err(LibraryError::ChecksumMismatch { id: name.to_owned(), expected: want.to_owned(), got })
+            }
+            (result, _) => result,
+        };
         let result = match result {
             Ok(done) => self.commit(&handle, &tmp, name).await.map(|()| done),
             Err(e) => Err(e),

@@ -285,6 +285,14 @@ impl Engine {
         self.enqueue(&id, Op::Upload);
     }
 
+    /// Tracks an asset the server already has, with nothing to send (after a reload).
+    pub fn adopt(&mut self, asset: LocalAsset) {
+        if !self.state.assets.contains_key(&asset.id) {
+            self.state.assets.insert(asset.id.clone(), asset);
+            self.dirty = true;
+        }
+    }
+
     /// A local metadata edit at `now`.
     pub fn local_edit(&mut self, id: &str, meta: Meta, now: i64) {
         let Some(a) = self.state.assets.get_mut(id) else { return };
@@ -299,10 +307,10 @@ impl Engine {
     }
 
     /// A local delete: the asset disappears here now, and on the server when sync runs.
+    /// Queued even for an asset this engine never saw (deleted in another tab before this
+    /// engine loaded it): the server may have it, and a delete of an unknown id is a no-op there.
     pub fn local_delete(&mut self, id: &str) {
-        if self.state.assets.remove(id).is_none() {
-            return;
-        }
+        self.state.assets.remove(id);
         self.backoff.remove(id);
         self.state.outbox.insert(id.to_owned(), Op::Delete);
         self.dirty = true;
