@@ -5,9 +5,23 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ENGINES=${ENGINES:-chromium firefox webkit}
-SUITES="web_page web_worker"
+SUITES="web_page web_worker web_sync_page web_sync_worker"
 declare -A RESULT
 failed=0
+
+# The sync suites talk to a real reference server (SQLite + local files, dev auth, any CORS
+# origin since the test runner serves pages from a random port). Its URL is compiled in.
+SYNC_PORT=${SYNC_PORT:-18790}
+SYNC_DIR=target/test-sync
+rm -rf "$SYNC_DIR" && mkdir -p "$SYNC_DIR"
+cargo build -q -p opfs-media-server
+target/debug/opfs-media-server --bind "127.0.0.1:$SYNC_PORT" \
+  --database-url "sqlite://$SYNC_DIR/db.sqlite?mode=rwc" --storage-url "file://$SYNC_DIR/objects" \
+  --cors-origins '*' >"$SYNC_DIR/server.log" 2>&1 &
+SYNC_PID=$!
+trap 'kill $SYNC_PID 2>/dev/null' EXIT
+for _ in $(seq 50); do curl -sf "http://127.0.0.1:$SYNC_PORT/api/media/capabilities" >/dev/null && break; sleep 0.2; done
+export OPFS_MEDIA_TEST_SERVER="http://127.0.0.1:$SYNC_PORT"
 
 run_suite() { # engine suite
   local engine=$1 suite=$2 log

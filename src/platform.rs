@@ -91,3 +91,22 @@ pub fn new_asset_id() -> String {
     let ms = now_ms().max(0.0) as u64;
     uuid::Builder::from_unix_timestamp_millis(ms, &rand).into_uuid().hyphenated().to_string()
 }
+
+/// `setTimeout(f, ms)` on the global (page or worker); returns the handle (0 if missing).
+pub fn set_timeout(ms: f64, f: impl FnOnce() + 'static) -> i32 {
+    let cb = wasm_bindgen::closure::Closure::once_into_js(f);
+    call(&global(), "setTimeout", &[&cb, &JsValue::from_f64(ms)]).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as i32
+}
+
+/// `clearTimeout(handle)`.
+pub fn clear_timeout(handle: i32) {
+    let _ = call(&global(), "clearTimeout", &[&JsValue::from(handle)]);
+}
+
+/// Resolves after `ms` milliseconds.
+pub async fn sleep(ms: f64) {
+    let p = Promise::new(&mut |resolve, _| {
+        set_timeout(ms, move || drop(resolve.call0(&JsValue::UNDEFINED)));
+    });
+    let _ = JsFuture::from(p).await;
+}

@@ -159,6 +159,14 @@ pub fn to_http(req: &Request) -> HttpRequest {
     }
 }
 
+/// The live assets of a changes page as the server sent them (the engine keeps only what it
+/// decides on; new local records need the rest: type, size, dates). Empty if it does not parse.
+pub fn live_assets(body: &[u8]) -> Vec<WireAsset> {
+    serde_json::from_slice::<WireChangePage>(body)
+        .map(|p| p.changes.into_iter().filter(|c| !c.deleted).filter_map(|c| c.asset).collect())
+        .unwrap_or_default()
+}
+
 /// The engine outcome of an HTTP response to `req`. A body that does not match the
 /// protocol is reported as a `502 PROTOCOL_ERROR` failure (retryable: a proxy or a
 /// half-deployed server may be answering), never a panic.

@@ -1,0 +1,313 @@
+//! Sync tests against the real reference server, shared by the page suite
+//! (`web_sync_page.rs`) and the worker suite (`web_sync_worker.rs`). `scripts/test-browsers.sh`
+//! starts the server and passes its URL at compile time (`OPFS_MEDIA_TEST_SERVER`). Each
+//! test uses fresh libraries and a fresh user, so tests never see each other's assets.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Object, Reflect, Uint8Array};
+use opfs_media::interop::MediaLibrary;
+use opfs_media::interop_sync::MediaSyncService;
+use opfs_media::platform;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::common::{self, assert_js_error, field};
+
+pub fn server() -> &'static str {
+    // Not `env!`: lint and build must work without a server; only running these tests needs one.
+    match option_env!("OPFS_MEDIA_TEST_SERVER") {
+        Some(url) => url,
+        None => {
+            panic!("OPFS_MEDIA_TEST_SERVER must name a running reference server; scripts/test-browsers.sh starts one")
+        }
+    }
+}
+
+/// Who is signed in, switchable by the test.
+#[derive(Clone)]
+pub struct User(Rc<RefCell<Option<String>>>);
+
+impl User {
+    pub fn new() -> Self {
+        User(Rc::new(RefCell::new(Some(common::unique("u")))))
+    }
+    pub fn name(&self) -> String {
+        self.0.borrow().clone().unwrap()
+    }
+    pub fn set(&self, u: Option<String>) {
+        *self.0.borrow_mut() = u;
+    }
+}
+
+pub fn options(lib: &str, user: &User, base: &str) -> Object {
+    let o = Object::new();
+    let set = |k: &str, v: &JsValue| Reflect::set(&o, &k.into(), v).unwrap();
+    set("apiBaseUrl", &base.into());
+    let u = user.0.clone();
+    let get_user = Closure::<dyn Fn() -> JsValue>::new(move || match &*u.borrow() {
+        Some(n) => JsValue::from_str(n),
+        None => JsValue::NULL,
+    });
+    set("getUserId", &get_user.into_js_value());
+    let u = user.0.clone();
+    let token = Closure::<dyn Fn() -> JsValue>::new(move || match &*u.borrow() {
+        Some(n) => JsValue::from_str(&format!("dev:{n}")),
+        None => JsValue::NULL,
+    });
+    set("getAuthToken", &token.into_js_value());
+    set("autoSync", &false.into());
+    set("library", &lib.into());
+    let retry = Object::new();
+    Reflect::set(&retry, &"baseDelayMs".into(), &50.into()).unwrap();
+    Reflect::set(&retry, &"maxDelayMs".into(), &400.into()).unwrap();
+    set("retry", &retry);
+    set("pollIntervalMs", &1000.into());
+    set("timeoutMs", &5000.into());
+    o
+}
+
+pub fn service(lib: &str, user: &User) -> MediaSyncService {
+    MediaSyncService::new(options(lib, user, server()).into()).expect("service")
+}
+
+pub async fn library() -> (String, MediaLibrary) {
+    let name = common::unique("s");
+    let opts = Object::new();
+    Reflect::set(&opts, &"name".into(), &name.clone().into()).unwrap();
+    (name, MediaLibrary::open(Some(opts.into())).await.unwrap())
+}
+
+pub async fn import(lib: &MediaLibrary, data: &[u8], name: &str) -> String {
+    let rec = lib.import_file(common::file(data, name, "image/png").into(), None).await.unwrap();
+    field(&rec, "id").as_string().unwrap()
+}
+
+/// `GET` on the server as `user`: (status, body).
+pub async fn server_get(path: &str, user: &User) -> (u16, Vec<u8>) {
+    let init = web_sys::RequestInit::new();
+    let headers = web_sys::Headers::new().unwrap();
+    headers.set("Authorization", &format!("Bearer dev:{}", user.name())).unwrap();
+    init.set_headers(&headers);
+    let url = format!("{}{path}", server());
+    let resp = platform::call_async(&platform::global(), "fetch", &[&url.into(), &init]).await.unwrap();
+    let resp: web_sys::Response = resp.unchecked_into();
+    let buf = JsFuture::from(resp.array_buffer().unwrap()).await.unwrap();
+    (resp.status(), Uint8Array::new(&buf).to_vec())
+}
+
+/// Ids the server lists for `user`.
+pub async fn server_ids(user: &User) -> Vec<String> {
+    let (status, body) = server_get("/api/media/assets?limit=1000", user).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut ids: Vec<String> =
+        v["assets"].as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_owned()).collect();
+    ids.sort();
+    ids
+}
+
+pub async fn status_of(lib: &MediaLibrary, id: &str) -> String {
+    field(&lib.get(id.into()).await.unwrap(), "syncStatus").as_string().unwrap()
+}
+
+pub async fn within<T>(fut: impl std::future::Future<Output = T>, ms: i32, what: &str) -> T {
+    common::within(fut, ms).await.unwrap_or_else(|| panic!("timed out after {ms} ms: {what}"))
+}
+
+pub async fn upload_then_server_has_identical_bytes() {
+    let (name, lib) = library().await;
+    let user = User::new();
+    let data = common::bytes(300_000, 7);
+    let id = import(&lib, &data, "photo.png").await;
+    assert_eq!(status_of(&lib, &id).await, "pending");
+    let svc = service(&name, &user);
+    let rec = within(svc.upload_asset(id.clone().into(), None), 20_000, "uploadAsset").await.unwrap();
+    assert_eq!(field(&rec, "syncStatus").as_string().unwrap(), "synced");
+    assert_eq!(field(&rec, "cloudId").as_string().unwrap(), id);
+    assert_eq!(field(&rec, "userId").as_string().unwrap(), user.name());
+    let url = field(&rec, "cloudUrl").as_string().unwrap();
+    assert!(url.starts_with(server()) && url.ends_with(&id), "{url}");
+    let (status, body) = server_get(&format!("/api/media/assets/{id}"), &user).await;
+    assert_eq!(status, 200);
+    assert!(body == data, "server bytes differ");
+    // A second upload (and a full sync) sends nothing new: still exactly one asset.
+    within(svc.upload_asset(id.clone().into(), None), 10_000, "second uploadAsset").await.unwrap();
+    within(svc.sync_now(None), 10_000, "syncNow").await.unwrap();
+    assert_eq!(server_ids(&user).await, vec![id]);
+    svc.dispose();
+}
+
+pub async fn second_device_pulls_then_downloads_on_demand() {
+    let user = User::new();
+    let (name_a, lib_a) = library().await;
+    let (name_b, lib_b) = library().await;
+    let data = common::bytes(200_000, 3);
+    let id = import(&lib_a, &data, "cat.png").await;
+    let a = service(&name_a, &user);
+    within(a.sync_now(None), 20_000, "sync A").await.unwrap();
+    let b = service(&name_b, &user);
+    within(b.sync_now(None), 20_000, "sync B").await.unwrap();
+    let rec = lib_b.get(id.clone().into()).await.expect("pulled record");
+    assert_eq!(field(&rec, "storage").as_string().unwrap(), "remote");
+    assert_eq!(field(&rec, "name").as_string().unwrap(), "cat.png");
+    assert_eq!(field(&rec, "syncStatus").as_string().unwrap(), "synced");
+    // getFile of a remote-only asset downloads it through the service and stores it.
+    let file = within(lib_b.get_file(id.clone().into()), 20_000, "getFile").await.unwrap();
+    assert!(common::read_all(&file).await == data);
+    let rec = lib_b.get(id.clone().into()).await.unwrap();
+    assert_ne!(field(&rec, "storage").as_string().unwrap(), "remote");
+    // Without a service, a remote-only asset is a typed error, not a hang.
+    b.dispose();
+    let (name_c, lib_c) = library().await;
+    let c = service(&name_c, &user);
+    within(c.sync_now(None), 20_000, "sync C").await.unwrap();
+    c.dispose();
+    common::within(async {}, 50).await;
+    assert_js_error(lib_c.get_file(id.clone().into()).await, "NotDownloadedError", "NOT_DOWNLOADED");
+    let _ = name_b;
+    a.dispose();
+}
+
+pub async fn deletes_propagate_both_ways() {
+    let user = User::new();
+    let (name_a, lib_a) = library().await;
+    let (name_b, lib_b) = library().await;
+    let x = import(&lib_a, b"x-bytes", "x.png").await;
+    let y = import(&lib_a, b"y-bytes", "y.png").await;
+    let (a, b) = (service(&name_a, &user), service(&name_b, &user));
+    within(a.sync_now(None), 20_000, "sync A").await.unwrap();
+    within(b.sync_now(None), 20_000, "sync B").await.unwrap();
+    assert!(lib_b.get(x.clone().into()).await.is_ok() && lib_b.get(y.clone().into()).await.is_ok());
+    lib_a.delete(x.clone().into()).await.unwrap();
+    lib_b.delete(y.clone().into()).await.unwrap();
+    within(a.sync_now(None), 20_000, "sync A").await.unwrap();
+    within(b.sync_now(None), 20_000, "sync B").await.unwrap();
+    within(a.sync_now(None), 20_000, "sync A again").await.unwrap();
+    assert_js_error(lib_b.get(x.clone().into()).await, "NotFoundError", "ASSET_NOT_FOUND");
+    assert_js_error(lib_a.get(y.clone().into()).await, "NotFoundError", "ASSET_NOT_FOUND");
+    assert!(server_ids(&user).await.is_empty());
+    a.dispose();
+    b.dispose();
+}
+
+pub async fn signed_out_keeps_imports_pending_until_sign_in() {
+    let user = User::new();
+    let who = user.name();
+    user.set(None);
+    let (name, lib) = library().await;
+    let id = import(&lib, b"offline work", "note.png").await;
+    let svc = service(&name, &user);
+    assert_js_error(svc.sync_now(None).await, "NotSignedInError", "NOT_SIGNED_IN");
+    assert_eq!(status_of(&lib, &id).await, "pending");
+    user.set(Some(who));
+    within(svc.sync_now(None), 20_000, "sync after sign-in").await.unwrap();
+    assert_eq!(status_of(&lib, &id).await, "synced");
+    assert_eq!(server_ids(&user).await, vec![id.clone()]);
+    // A different user signing in on this device never gets (or uploads) the first one's asset.
+    let other = User::new();
+    let (name2, lib2) = library().await;
+    let mine = import(&lib2, b"bob's", "bob.png").await;
+    let svc2 = service(&name2, &other);
+    within(svc2.sync_now(None), 20_000, "sync other").await.unwrap();
+    assert_eq!(server_ids(&other).await, vec![mine]);
+    svc.dispose();
+    svc2.dispose();
+}
+
+pub async fn unreachable_server_keeps_pending_then_syncs() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    let id = import(&lib, &common::bytes(50_000, 9), "late.png").await;
+    // Port 9 (discard) on loopback: nothing listens, every request fails at once.
+    let mut opts = options(&name, &user, "http://127.0.0.1:9");
+    Reflect::set(&opts, &"autoSync".into(), &true.into()).unwrap();
+    let down = MediaSyncService::new(std::mem::replace(&mut opts, Object::new()).into()).unwrap();
+    common::within(std::future::pending::<()>(), 1500).await;
+    assert_eq!(status_of(&lib, &id).await, "pending", "a failed attempt leaves the asset pending, not lost");
+    down.dispose();
+    common::within(std::future::pending::<()>(), 100).await;
+    let up = service(&name, &user);
+    within(up.sync_now(None), 20_000, "sync when reachable").await.unwrap();
+    assert_eq!(status_of(&lib, &id).await, "synced");
+    assert_eq!(server_ids(&user).await, vec![id]);
+    up.dispose();
+}
+
+pub async fn corrupt_download_is_refused_and_local_data_kept() {
+    let user = User::new();
+    let (name_a, lib_a) = library().await;
+    let (name_b, lib_b) = library().await;
+    let id = import(&lib_a, &common::bytes(10_000, 1), "true.png").await;
+    let a = service(&name_a, &user);
+    within(a.sync_now(None), 20_000, "sync A").await.unwrap();
+    let b = service(&name_b, &user);
+    within(b.sync_now(None), 20_000, "sync B").await.unwrap();
+    // Make B expect other content than the server holds: the download must not be stored.
+    let rec = lib_b.get(id.clone().into()).await.unwrap();
+    Reflect::set(&rec, &"sha256".into(), &"0".repeat(64).into()).unwrap();
+    lib_b.library().catalog().put_raw(&rec).await.unwrap();
+    assert_js_error(b.download_asset(id.clone().into(), None).await, "ChecksumMismatchError", "CHECKSUM_MISMATCH");
+    let after = lib_b.get(id.clone().into()).await.unwrap();
+    assert_eq!(field(&after, "storage").as_string().unwrap(), "remote", "record unchanged");
+    let sweep = lib_b.sweep(None).await.unwrap();
+    assert_eq!(Reflect::get(&sweep, &"removedOrphans".into()).unwrap().unchecked_into::<js_sys::Array>().length(), 0);
+    a.dispose();
+    b.dispose();
+}
+
+pub async fn two_services_one_library_sync_each_asset_once() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(import(&lib, &common::bytes(20_000, i), &format!("f{i}.png")).await);
+    }
+    ids.sort();
+    let s1 = service(&name, &user);
+    let s2 = service(&name, &user);
+    let (r1, r2) = futures_util::future::join(s1.sync_now(None), s2.sync_now(None)).await;
+    r1.unwrap();
+    r2.unwrap();
+    let has_locks = platform::get(&platform::get(&platform::global(), "navigator"), "locks").is_object();
+    if has_locks {
+        assert!(!(s1.is_leader() && s2.is_leader()), "at most one leader per library and user");
+    }
+    for id in &ids {
+        assert_eq!(status_of(&lib, id).await, "synced");
+    }
+    assert_eq!(server_ids(&user).await, ids);
+    s1.dispose();
+    s2.dispose();
+}
+
+pub async fn bad_options_are_typed_errors() {
+    let user = User::new();
+    let bad = |o: &Object| MediaSyncService::new(o.clone().into()).map(|_| ());
+    assert_js_error(MediaSyncService::new(JsValue::NULL).map(|_| ()), "InvalidInputError", "INVALID_OPTIONS");
+    let o = options("x", &user, server());
+    Reflect::set(&o, &"apiBaseUrl".into(), &"ftp://nope".into()).unwrap();
+    assert_js_error(bad(&o), "InvalidInputError", "INVALID_OPTIONS");
+    let o = options("x", &user, server());
+    Reflect::set(&o, &"getUserId".into(), &"alice".into()).unwrap();
+    assert_js_error(bad(&o), "InvalidInputError", "INVALID_OPTIONS");
+    let o = options("x", &user, server());
+    Reflect::set(&o, &"autoSinc".into(), &true.into()).unwrap();
+    assert_js_error(bad(&o), "InvalidInputError", "INVALID_OPTIONS");
+    let o = options("x", &user, server());
+    Reflect::set(&o, &"concurrency".into(), &0.into()).unwrap();
+    assert_js_error(bad(&o), "InvalidInputError", "INVALID_OPTIONS");
+}
+
+#[macro_export]
+macro_rules! sync_suite {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[wasm_bindgen_test::wasm_bindgen_test]
+            async fn $name() {
+                sync::$name().await;
+            }
+        )*
+    };
+}
