@@ -3,13 +3,13 @@
 # (binaryen from npm; wasm-pack's own download does not work offline) + pkg-template/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROFILE=${PROFILE:-release}
+PROFILE=${PROFILE:-wasm-release}
 cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE"
 rm -rf pkg && mkdir -p pkg
 OUT_DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
 wasm-bindgen --target web --out-dir pkg/web target/wasm32-unknown-unknown/"$OUT_DIR"/opfs_media.wasm
 if [ "$PROFILE" != dev ] && [ -x node_modules/.bin/wasm-opt ]; then
-  node_modules/.bin/wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
+  node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
     --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
     pkg/web/opfs_media_bg.wasm -o pkg/web/opfs_media_bg.wasm
 fi

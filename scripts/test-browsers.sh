@@ -17,11 +17,20 @@ rm -rf "$SYNC_DIR" && mkdir -p "$SYNC_DIR"
 cargo build -q -p opfs-media-server
 target/debug/opfs-media-server --bind "127.0.0.1:$SYNC_PORT" \
   --database-url "sqlite://$SYNC_DIR/db.sqlite?mode=rwc" --storage-url "file://$SYNC_DIR/objects" \
-  --cors-origins '*' >"$SYNC_DIR/server.log" 2>&1 &
+  --cors-origins '*' --max-upload-bytes 8388608 >"$SYNC_DIR/server.log" 2>&1 &
 SYNC_PID=$!
-trap 'kill $SYNC_PID 2>/dev/null' EXIT
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$SYNC_PORT/api/media/capabilities" >/dev/null && break; sleep 0.2; done
+# A second one behind a rate limit (5 requests/s per user), for the 429 + Retry-After test.
+mkdir -p "$SYNC_DIR/limited"
+target/debug/opfs-media-server --bind "127.0.0.1:$((SYNC_PORT + 1))" \
+  --database-url "sqlite://$SYNC_DIR/limited/db.sqlite?mode=rwc" --storage-url "file://$SYNC_DIR/limited/objects" \
+  --cors-origins '*' --rate-limit 5 >"$SYNC_DIR/limited/server.log" 2>&1 &
+LIMITED_PID=$!
+trap 'kill $SYNC_PID $LIMITED_PID 2>/dev/null' EXIT
+for port in $SYNC_PORT $((SYNC_PORT + 1)); do
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/api/media/capabilities" >/dev/null && break; sleep 0.2; done
+done
 export OPFS_MEDIA_TEST_SERVER="http://127.0.0.1:$SYNC_PORT"
+export OPFS_MEDIA_TEST_SERVER_LIMITED="http://127.0.0.1:$((SYNC_PORT + 1))"
 
 run_suite() { # engine suite
   local engine=$1 suite=$2 log

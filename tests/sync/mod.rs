@@ -72,6 +72,36 @@ pub fn service(lib: &str, user: &User) -> MediaSyncService {
     MediaSyncService::new(options(lib, user, server()).into()).expect("service")
 }
 
+/// The same server behind a rate limit (5 requests/s per user, bursts of 10).
+pub fn limited_server() -> &'static str {
+    match option_env!("OPFS_MEDIA_TEST_SERVER_LIMITED") {
+        Some(url) => url,
+        None => panic!("OPFS_MEDIA_TEST_SERVER_LIMITED must name a rate-limited reference server"),
+    }
+}
+
+/// The largest upload the test server accepts (`--max-upload-bytes`).
+pub const SERVER_MAX_UPLOAD: usize = 8 * 1024 * 1024;
+
+/// Records the `detail` of every `kind` event of `svc`.
+pub fn record_events(svc: &MediaSyncService, kind: &str) -> Rc<RefCell<Vec<JsValue>>> {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let sink = seen.clone();
+    let cb = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| sink.borrow_mut().push(field(&e, "detail")));
+    svc.add_event_listener(kind, cb.as_ref().unchecked_ref()).unwrap();
+    cb.forget();
+    seen
+}
+
+/// Polls until the record's status is `want` (or panics after `ms`).
+pub async fn until_status(lib: &MediaLibrary, id: &str, want: &str, ms: i32) {
+    let deadline = platform::now_ms() + f64::from(ms);
+    while status_of(lib, id).await != want {
+        assert!(platform::now_ms() < deadline, "{id} never became {want}");
+        platform::sleep(2.0).await;
+    }
+}
+
 pub async fn library() -> (String, MediaLibrary) {
     let name = common::unique("s");
     let opts = Object::new();
@@ -86,11 +116,27 @@ pub async fn import(lib: &MediaLibrary, data: &[u8], name: &str) -> String {
 
 /// `GET` on the server as `user`: (status, body).
 pub async fn server_get(path: &str, user: &User) -> (u16, Vec<u8>) {
+    server_get_at(server(), path, user).await
+}
+
+/// `GET` on the server at `base` as `user`, waiting out `429`s: (status, body).
+pub async fn server_get_at(base: &str, path: &str, user: &User) -> (u16, Vec<u8>) {
+    for _ in 0..10 {
+        let got = server_get_once(base, path, user).await;
+        if got.0 != 429 {
+            return got;
+        }
+        platform::sleep(1000.0).await;
+    }
+    panic!("{base}{path} stayed rate limited");
+}
+
+async fn server_get_once(base: &str, path: &str, user: &User) -> (u16, Vec<u8>) {
     let init = web_sys::RequestInit::new();
     let headers = web_sys::Headers::new().unwrap();
     headers.set("Authorization", &format!("Bearer dev:{}", user.name())).unwrap();
     init.set_headers(&headers);
-    let url = format!("{}{path}", server());
+    let url = format!("{base}{path}");
     let resp = platform::call_async(&platform::global(), "fetch", &[&url.into(), &init]).await.unwrap();
     let resp: web_sys::Response = resp.unchecked_into();
     let buf = JsFuture::from(resp.array_buffer().unwrap()).await.unwrap();
@@ -99,7 +145,12 @@ pub async fn server_get(path: &str, user: &User) -> (u16, Vec<u8>) {
 
 /// Ids the server lists for `user`.
 pub async fn server_ids(user: &User) -> Vec<String> {
-    let (status, body) = server_get("/api/media/assets?limit=1000", user).await;
+    server_ids_at(server(), user).await
+}
+
+/// Ids the server at `base` lists for `user`.
+pub async fn server_ids_at(base: &str, user: &User) -> Vec<String> {
+    let (status, body) = server_get_at(base, "/api/media/assets?limit=1000", user).await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let mut ids: Vec<String> =
@@ -123,7 +174,16 @@ pub async fn upload_then_server_has_identical_bytes() {
     let id = import(&lib, &data, "photo.png").await;
     assert_eq!(status_of(&lib, &id).await, "pending");
     let svc = service(&name, &user);
+    let statuses = record_events(&svc, "statuschange");
     let rec = within(svc.upload_asset(id.clone().into(), None), 20_000, "uploadAsset").await.unwrap();
+    let seen: Vec<String> = statuses
+        .borrow()
+        .iter()
+        .filter(|d| field(d, "id").as_string().as_deref() == Some(id.as_str()))
+        .map(|d| field(d, "status").as_string().unwrap())
+        .collect();
+    assert_eq!(seen.first().map(String::as_str), Some("syncing"), "{seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("synced"), "{seen:?}");
     assert_eq!(field(&rec, "syncStatus").as_string().unwrap(), "synced");
     assert_eq!(field(&rec, "cloudId").as_string().unwrap(), id);
     assert_eq!(field(&rec, "userId").as_string().unwrap(), user.name());
@@ -300,8 +360,98 @@ pub async fn bad_options_are_typed_errors() {
     assert_js_error(bad(&o), "InvalidInputError", "INVALID_OPTIONS");
 }
 
+pub async fn closed_mid_upload_resumes_without_a_second_copy() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    let data = common::bytes(6_000_000, 5);
+    let id = import(&lib, &data, "big.png").await;
+    let opts = options(&name, &user, server());
+    Reflect::set(&opts, &"autoSync".into(), &true.into()).unwrap();
+    let first = MediaSyncService::new(opts.into()).unwrap();
+    // "Close the tab" the moment the upload is on its way: its request is aborted.
+    until_status(&lib, &id, "syncing", 10_000).await;
+    first.dispose();
+    let second = service(&name, &user);
+    within(second.sync_now(None), 20_000, "resume").await.unwrap();
+    assert_eq!(status_of(&lib, &id).await, "synced");
+    assert_eq!(server_ids(&user).await, vec![id.clone()], "exactly one asset on the server");
+    let (_, body) = server_get(&format!("/api/media/assets/{id}"), &user).await;
+    assert!(body == data, "server bytes differ after the resumed upload");
+    second.dispose();
+}
+
+pub async fn refused_upload_is_an_error_status_and_local_bytes_stay() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    let data = common::bytes(SERVER_MAX_UPLOAD + 1, 4);
+    let id = import(&lib, &data, "too-big.png").await;
+    let svc = service(&name, &user);
+    let errors = record_events(&svc, "error");
+    assert_js_error(svc.upload_asset(id.clone().into(), None).await, "ServerError", "PAYLOAD_TOO_LARGE");
+    let rec = lib.get(id.clone().into()).await.unwrap();
+    assert_eq!(field(&rec, "syncStatus").as_string().unwrap(), "error");
+    let why = field(&rec, "syncError");
+    assert_eq!(
+        (field(&why, "status").as_f64(), field(&why, "code").as_string()),
+        (Some(413.0), Some("PAYLOAD_TOO_LARGE".into()))
+    );
+    assert!(errors.borrow().iter().any(|d| field(d, "code").as_string().as_deref() == Some("PAYLOAD_TOO_LARGE")));
+    let file = lib.get_file(id.clone().into()).await.unwrap();
+    assert_eq!(file.size() as usize, data.len(), "the local copy is kept");
+    assert!(server_ids(&user).await.is_empty());
+    // Not retried by itself: a further sync leaves it in `error` and sends nothing.
+    within(svc.sync_now(None), 10_000, "syncNow").await.unwrap();
+    assert_eq!(status_of(&lib, &id).await, "error");
+    svc.dispose();
+}
+
+pub async fn rate_limited_uploads_back_off_and_land_once() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    let mut ids = Vec::new();
+    for i in 0..14 {
+        ids.push(import(&lib, &common::bytes(5_000, i), &format!("r{i}.png")).await);
+    }
+    ids.sort();
+    let svc = MediaSyncService::new(options(&name, &user, limited_server()).into()).unwrap();
+    let statuses = record_events(&svc, "statuschange");
+    within(svc.sync_now(None), 30_000, "sync through 429s").await.unwrap();
+    // 15 requests against a burst of 10: some were refused and went back to `pending`.
+    let mut last: std::collections::HashMap<String, String> = Default::default();
+    let mut retried = 0;
+    for d in statuses.borrow().iter() {
+        let (id, st) = (field(d, "id").as_string().unwrap(), field(d, "status").as_string().unwrap());
+        if st == "pending" && last.get(&id).map(String::as_str) == Some("syncing") {
+            retried += 1;
+        }
+        last.insert(id, st);
+    }
+    assert!(retried > 0, "the rate limit was never hit; the test proves nothing");
+    for id in &ids {
+        assert_eq!(status_of(&lib, id).await, "synced");
+    }
+    svc.dispose();
+    assert_eq!(server_ids_at(limited_server(), &user).await, ids, "each asset once");
+}
+
+/// Declares every sync test in the including file (page or worker suite).
 #[macro_export]
 macro_rules! sync_suite {
+    () => {
+        sync_suite!(
+            upload_then_server_has_identical_bytes,
+            second_device_pulls_then_downloads_on_demand,
+            deletes_propagate_both_ways,
+            signed_out_keeps_imports_pending_until_sign_in,
+            unreachable_server_keeps_pending_then_syncs,
+            corrupt_download_is_refused_and_local_data_kept,
+            two_services_one_library_sync_each_asset_once,
+            bad_options_are_typed_errors,
+            closed_mid_upload_resumes_without_a_second_copy,
+            refused_upload_is_an_error_status_and_local_bytes_stay,
+            rate_limited_uploads_back_off_and_land_once,
+        );
+    };
     ($($name:ident),* $(,)?) => {
         $(
             #[wasm_bindgen_test::wasm_bindgen_test]

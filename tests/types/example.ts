@@ -2,8 +2,8 @@
 // drifts from how the API is used here, the test fails.
 import init, {
   importFileToLibrary, listAssets, getAsset, getAssetFile, deleteAsset, updateAsset,
-  estimate, requestPersistence, defaultLibrary, MediaLibrary,
-  type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
+  estimate, requestPersistence, defaultLibrary, MediaLibrary, MediaSyncService,
+  type MediaSyncOptions, type SyncErrorInfo, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
 } from 'opfs-media';
 
 export async function example(file: File): Promise<void> {
@@ -38,6 +38,32 @@ export async function example(file: File): Promise<void> {
   } catch (e) {
     if (e instanceof Error && e.name === 'InvalidInputError') console.log((e as Error & { code: string }).code);
   }
+
+  const options: MediaSyncOptions = {
+    apiBaseUrl: 'https://media.example.com',
+    getUserId: () => 'alice',
+    getAuthToken: async () => 'token',
+    autoSync: false,
+    fetchOptions: { credentials: 'include', headers: { 'X-App': '1' } },
+    downloadPolicy: 'lazy',
+    concurrency: 2,
+    retry: { baseDelayMs: 500 },
+  };
+  const sync = new MediaSyncService(options);
+  const ctl = new AbortController();
+  await sync.syncNow({ signal: ctl.signal });
+  const up: MediaAsset = await sync.uploadAsset(id);
+  const again: MediaAsset = await sync.uploadAsset(up);
+  const down: MediaAsset = await sync.downloadAsset(id);
+  const version: number | undefined = up.cloudVersion;
+  const why: SyncErrorInfo | undefined = again.syncError;
+  const freed: number = await sync.freeLocalCopies();
+  sync.addEventListener('statuschange', (e: Event) => console.log((e as CustomEvent).detail));
+  const leader: boolean = sync.isLeader;
+  sync.start();
+  sync.stop();
+  sync.dispose();
+  console.log(down.storage === 'remote', version, why?.code, freed, leader);
 }
 
 // Misuse must not compile.
@@ -46,3 +72,5 @@ const bad: SyncStatus = 'done';
 // @ts-expect-error: unknown option
 MediaLibrary.open({ nmae: 'typo' });
 void bad;
+// @ts-expect-error: downloadPolicy is a closed union
+new MediaSyncService({ apiBaseUrl: 'x', getUserId: () => null, downloadPolicy: 'sometimes' });
