@@ -10,27 +10,31 @@ declare -A RESULT
 failed=0
 
 # The sync suites talk to a real reference server (SQLite + local files, dev auth, any CORS
-# origin since the test runner serves pages from a random port). Its URL is compiled in.
-SYNC_PORT=${SYNC_PORT:-18790}
+# origin since the test runner serves pages from a random port), and to a second one behind
+# a rate limit (5 requests/s per user) for the 429 + Retry-After test. Free ports are picked
+# so two runs on one machine cannot cross; the URLs are compiled into the suites.
+free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 SYNC_DIR=target/test-sync
-rm -rf "$SYNC_DIR" && mkdir -p "$SYNC_DIR"
+rm -rf "$SYNC_DIR" && mkdir -p "$SYNC_DIR/main" "$SYNC_DIR/limited"
 cargo build -q -p opfs-media-server
-target/debug/opfs-media-server --bind "127.0.0.1:$SYNC_PORT" \
-  --database-url "sqlite://$SYNC_DIR/db.sqlite?mode=rwc" --storage-url "file://$SYNC_DIR/objects" \
-  --cors-origins '*' --max-upload-bytes 8388608 >"$SYNC_DIR/server.log" 2>&1 &
-SYNC_PID=$!
-# A second one behind a rate limit (5 requests/s per user), for the 429 + Retry-After test.
-mkdir -p "$SYNC_DIR/limited"
-target/debug/opfs-media-server --bind "127.0.0.1:$((SYNC_PORT + 1))" \
-  --database-url "sqlite://$SYNC_DIR/limited/db.sqlite?mode=rwc" --storage-url "file://$SYNC_DIR/limited/objects" \
-  --cors-origins '*' --rate-limit 5 >"$SYNC_DIR/limited/server.log" 2>&1 &
-LIMITED_PID=$!
+start_server() { # dir port extra-args...
+  local dir=$1 port=$2; shift 2
+  target/debug/opfs-media-server --bind "127.0.0.1:$port" \
+    --database-url "sqlite://$dir/db.sqlite?mode=rwc" --storage-url "file://$dir/objects" \
+    --cors-origins '*' "$@" >"$dir/server.log" 2>&1 &
+  echo $!
+}
+SYNC_PORT=$(free_port)
+LIMITED_PORT=$(free_port)
+SYNC_PID=$(start_server "$SYNC_DIR/main" "$SYNC_PORT" --max-upload-bytes 8388608)
+LIMITED_PID=$(start_server "$SYNC_DIR/limited" "$LIMITED_PORT" --rate-limit 5)
 trap 'kill $SYNC_PID $LIMITED_PID 2>/dev/null' EXIT
-for port in $SYNC_PORT $((SYNC_PORT + 1)); do
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/api/media/capabilities" >/dev/null && break; sleep 0.2; done
+for port in $SYNC_PORT $LIMITED_PORT; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/media/capabilities" >/dev/null && break; sleep 0.2; done
 done
+kill -0 "$SYNC_PID" "$LIMITED_PID" || { echo "a test server did not start; see $SYNC_DIR/*/server.log"; exit 1; }
 export OPFS_MEDIA_TEST_SERVER="http://127.0.0.1:$SYNC_PORT"
-export OPFS_MEDIA_TEST_SERVER_LIMITED="http://127.0.0.1:$((SYNC_PORT + 1))"
+export OPFS_MEDIA_TEST_SERVER_LIMITED="http://127.0.0.1:$LIMITED_PORT"
 
 run_suite() { # engine suite
   local engine=$1 suite=$2 log

@@ -42,5 +42,6 @@ node --test tests/e2e/*.mjs
 
 step "bench smoke run (tiny workload; the real numbers come from npm run bench)"
 node bench/run.mjs --runs 1 --big-mb 4 --small-n 10
+node bench/sync-run.mjs --runs 1 --big-mb 4 --small-n 20 --server target/debug/opfs-media-server
 
 step "all tests passed"

@@ -28,6 +28,14 @@ impl Library {
         *self.downloader.borrow_mut() = d;
     }
 
+    /// Unregisters `d` if it is the registered downloader (another service may have replaced it).
+    pub fn unset_downloader(&self, d: &Weak<dyn Downloader>) {
+        let mut cur = self.downloader.borrow_mut();
+        if cur.as_ref().is_some_and(|c| Weak::ptr_eq(c, d)) {
+            *cur = None;
+        }
+    }
+
     pub(super) async fn download_via_service(&self, id: &str) -> Result<(), LibraryError> {
         let d = self.downloader.borrow().as_ref().and_then(Weak::upgrade);
         match d {

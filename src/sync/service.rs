@@ -223,10 +223,14 @@ impl Service {
             listeners: RefCell::new(Vec::new()),
         });
         svc.install_listeners();
-        let weak: std::rc::Weak<dyn Downloader> = Rc::downgrade(&(svc.clone() as Rc<dyn Downloader>));
-        svc.lib.set_downloader(Some(weak));
+        svc.lib.set_downloader(Some(svc.as_downloader()));
         spawn_local(run(svc.clone()));
         svc
+    }
+
+    fn as_downloader(self: &Rc<Self>) -> std::rc::Weak<dyn Downloader> {
+        let me: Rc<dyn Downloader> = self.clone();
+        Rc::downgrade(&me)
     }
 
     /// The target apps listen on (`statuschange`, `progress`, `conflict`, `error`, `idle`).
@@ -257,10 +261,10 @@ impl Service {
     }
 
     /// Stops for good and releases everything.
-    pub fn dispose(&self) {
+    pub fn dispose(self: &Rc<Self>) {
         self.stop();
         self.disposed.set(true);
-        self.lib.set_downloader(None);
+        self.lib.unset_downloader(&self.as_downloader());
         for (target, kind, cb) in self.listeners.borrow_mut().drain(..) {
             let _ = platform::call(&target, "removeEventListener", &[&kind.into(), cb.as_ref()]);
         }
@@ -931,7 +935,7 @@ async fn write_back(svc: &Shared, leader: &mut Leader, mut touched: BTreeSet<Str
 
 /// Sends one engine request and queues its outcome for the loop.
 async fn send(svc: Shared, generation: u64, n: u64, req: Request) {
-    let http_req = protocol::to_http(&req);
+    let mut http_req = protocol::to_http(&req);
     let abort = svc.aborter.borrow().as_ref().map(|a| a.signal());
     let outcome = async {
         let token = match svc.auth_token().await {
@@ -951,6 +955,10 @@ async fn send(svc: Shared, generation: u64, n: u64, req: Request) {
             },
             _ => None,
         };
+        if let Some(f) = &file {
+            // The local import time (`getFile` sets it as `lastModified`), kept by the server.
+            http_req.headers.push(("X-Asset-Created-At", format!("{}", f.last_modified() as i64)));
+        }
         let mime = file.as_ref().map(|f| f.type_()).unwrap_or_default();
         let body = file.as_ref().map(|f| (f.as_ref(), mime.as_str()));
         let reply = match http::send(&svc.cfg.endpoint, &http_req, token.as_deref(), body, abort.as_ref()).await {

@@ -434,6 +434,68 @@ pub async fn rate_limited_uploads_back_off_and_land_once() {
     assert_eq!(server_ids_at(limited_server(), &user).await, ids, "each asset once");
 }
 
+pub async fn eager_policy_downloads_remote_assets_by_itself() {
+    let user = User::new();
+    let (name_a, lib_a) = library().await;
+    let (name_b, lib_b) = library().await;
+    let data = common::bytes(30_000, 8);
+    let id = import(&lib_a, &data, "eager.png").await;
+    let a = service(&name_a, &user);
+    within(a.sync_now(None), 20_000, "sync A").await.unwrap();
+    let opts = options(&name_b, &user, server());
+    Reflect::set(&opts, &"downloadPolicy".into(), &"eager".into()).unwrap();
+    let b = MediaSyncService::new(opts.into()).unwrap();
+    within(b.sync_now(None), 20_000, "sync B").await.unwrap();
+    let deadline = platform::now_ms() + 10_000.0;
+    loop {
+        let rec = lib_b.get(id.clone().into()).await.unwrap();
+        if field(&rec, "storage").as_string().unwrap() != "remote" {
+            break;
+        }
+        assert!(platform::now_ms() < deadline, "never downloaded");
+        platform::sleep(10.0).await;
+    }
+    // Stopped service, bytes are local: getFile needs no network.
+    b.dispose();
+    let file = lib_b.get_file(id.clone().into()).await.unwrap();
+    assert!(common::read_all(&file).await == data);
+    a.dispose();
+}
+
+pub async fn concurrent_edits_converge_with_a_conflict_event() {
+    let user = User::new();
+    let (name_a, lib_a) = library().await;
+    let (name_b, lib_b) = library().await;
+    let id = import(&lib_a, b"shared", "orig.png").await;
+    let (a, b) = (service(&name_a, &user), service(&name_b, &user));
+    within(a.sync_now(None), 20_000, "sync A").await.unwrap();
+    within(b.sync_now(None), 20_000, "sync B").await.unwrap();
+    let conflicts = record_events(&b, "conflict");
+    let rename = |n: &str| {
+        let p = Object::new();
+        Reflect::set(&p, &"name".into(), &n.into()).unwrap();
+        JsValue::from(p)
+    };
+    lib_a.update(id.clone().into(), rename("from-a.png")).await.unwrap();
+    lib_b.update(id.clone().into(), rename("from-b.png")).await.unwrap();
+    within(a.sync_now(None), 20_000, "sync A edit").await.unwrap();
+    within(b.sync_now(None), 20_000, "sync B edit (412)").await.unwrap();
+    within(a.sync_now(None), 20_000, "sync A again").await.unwrap();
+    let name = |v: JsValue| field(&v, "name").as_string().unwrap();
+    let (na, nb) =
+        (name(lib_a.get(id.clone().into()).await.unwrap()), name(lib_b.get(id.clone().into()).await.unwrap()));
+    assert_eq!(na, nb, "both devices hold the same winner");
+    assert!(na == "from-a.png" || na == "from-b.png", "{na}");
+    let (_, body) = server_get(&format!("/api/media/assets/{id}/metadata"), &user).await;
+    let server: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(server["name"], na.as_str(), "the server holds it too");
+    assert_eq!(conflicts.borrow().len(), 1, "B saw its edit conflict with A's");
+    assert_eq!(status_of(&lib_a, &id).await, "synced");
+    assert_eq!(status_of(&lib_b, &id).await, "synced");
+    a.dispose();
+    b.dispose();
+}
+
 /// Declares every sync test in the including file (page or worker suite).
 #[macro_export]
 macro_rules! sync_suite {
@@ -450,6 +512,8 @@ macro_rules! sync_suite {
             closed_mid_upload_resumes_without_a_second_copy,
             refused_upload_is_an_error_status_and_local_bytes_stay,
             rate_limited_uploads_back_off_and_land_once,
+            eager_policy_downloads_remote_assets_by_itself,
+            concurrent_edits_converge_with_a_conflict_event,
         );
     };
     ($($name:ident),* $(,)?) => {
