@@ -43,6 +43,23 @@ export interface MediaSyncOptions {
     pollIntervalMs?: number;
     /** Longest wait for a response, ms, plus 1 s per MB sent (default 30000). */
     timeoutMs?: number;
+    /**
+     * Settles a metadata conflict (both devices edited the same asset) instead of the default
+     * last-writer-wins. Synchronous; should decide the same way on every device. Returning
+     * anything else than `'local'`, `'remote'` or valid metadata (or throwing) uses the default.
+     */
+    conflictResolver?: (local: ConflictVersion, remote: ConflictVersion) => "local" | "remote" | { name?: string; tags?: string[] };
+}
+
+/** One side of a metadata conflict. */
+export interface ConflictVersion {
+    id: string;
+    name: string;
+    tags: string[];
+    /** ms since the Unix epoch. */
+    updatedAt: number;
+    /** The server version this side is based on. */
+    version?: number;
 }
 
 /** Options of `syncNow` / `uploadAsset` / `downloadAsset`. */
@@ -64,6 +81,7 @@ const KNOWN: &[&str] = &[
     "library",
     "pollIntervalMs",
     "timeoutMs",
+    "conflictResolver",
 ];
 
 fn bad(detail: impl Into<String>) -> JsValue {
@@ -110,6 +128,10 @@ fn parse(opts: &JsValue) -> Result<(ServiceConfig, Option<String>), JsValue> {
     let get_auth_token = match field(opts, "getAuthToken") {
         None => None,
         Some(v) => Some(v.dyn_into::<Function>().map_err(|_| bad("getAuthToken must be a function"))?),
+    };
+    let conflict_resolver = match field(opts, "conflictResolver") {
+        None => None,
+        Some(v) => Some(v.dyn_into::<Function>().map_err(|_| bad("conflictResolver must be a function"))?),
     };
     let auto_sync = match field(opts, "autoSync") {
         None => true,
@@ -171,6 +193,7 @@ fn parse(opts: &JsValue) -> Result<(ServiceConfig, Option<String>), JsValue> {
         engine,
         poll_interval_ms: number(opts, "pollIntervalMs", 50.0, 86_400_000.0)?.unwrap_or(30_000.0),
         auto_sync,
+        conflict_resolver,
     };
     Ok((cfg, library))
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use opfs_media::asset::SyncStatus;
 use opfs_media::sync::engine::{
-    Change, Config, Engine, LocalAsset, Meta, Outcome, RemoteAsset, Reply, Request, SyncState,
+    Change, Config, Engine, Event, LocalAsset, Meta, Outcome, RemoteAsset, Reply, Request, Resolution, SyncState,
 };
 
 /// splitmix64: small, seedable, good enough for choosing faults.
@@ -506,4 +506,42 @@ fn a_delete_of_an_asset_the_engine_never_saw_still_reaches_the_server() {
     assert!(matches!(&sent[0].1, Request::Delete { id } if id == "deleted-in-another-tab"));
     e.handle(sent[0].0, Outcome::Failed { status: 404, code: "NOT_FOUND".into(), current: None, retry_after: None }, 0);
     assert!(e.is_idle());
+}
+
+#[test]
+fn an_app_resolver_replaces_last_writer_wins() {
+    let mut synced = new_asset("x");
+    synced.remote_version = Some(1);
+    synced.status = SyncStatus::Synced;
+    let mut state = SyncState::default();
+    state.assets.insert("x".into(), synced);
+    let mut e = Engine::new(state, Config::default(), 1);
+    // Keep our name, take the union of tags: decided the same way on every device.
+    e.set_resolver(Some(Box::new(|local: &LocalAsset, remote: &RemoteAsset| {
+        let mut tags = local.meta.tags.clone();
+        tags.extend(remote.meta.tags.iter().cloned());
+        tags.sort();
+        tags.dedup();
+        Resolution::Merged(Meta { name: local.meta.name.clone(), tags })
+    })));
+    e.local_edit("x", Meta { name: "mine".into(), tags: vec!["a".into()] }, 100);
+    let (n, req) = e.poll(100).remove(0);
+    assert!(matches!(req, Request::Patch { if_match: 1, .. }));
+    // Another device edited later (LWW alone would take theirs).
+    let theirs = RemoteAsset {
+        id: "x".into(),
+        sha256: "sha-x".into(),
+        meta: Meta { name: "theirs".into(), tags: vec!["b".into()] },
+        version: 2,
+        updated_at: 200,
+    };
+    e.handle(
+        n,
+        Outcome::Failed { status: 412, code: "PRECONDITION_FAILED".into(), current: Some(theirs), retry_after: None },
+        100,
+    );
+    assert!(e.take_events().contains(&Event::Conflict { id: "x".into(), local_won: true }));
+    let (_, again) = e.poll(100).remove(0);
+    let merged = Meta { name: "mine".into(), tags: vec!["a".into(), "b".into()] };
+    assert_eq!(again, Request::Patch { id: "x".into(), if_match: 2, meta: merged });
 }

@@ -196,6 +196,21 @@ impl Default for Config {
     }
 }
 
+/// How an app's conflict resolver settles a metadata conflict.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resolution {
+    /// Keep this device's metadata (it is re-sent with the server's current version).
+    Local,
+    /// Take the server's.
+    Remote,
+    /// Use this metadata instead (sent like a local edit).
+    Merged(Meta),
+}
+
+/// An app-supplied conflict policy: `(local, remote) -> Resolution`. It should decide the same
+/// way on every device (the default, last-writer-wins with a tie-break, does).
+pub type Resolver = Box<dyn Fn(&LocalAsset, &RemoteAsset) -> Resolution>;
+
 /// Something the app may want to show.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
@@ -240,6 +255,7 @@ pub struct Engine {
     rng: u64,
     dirty: bool,
     events: Vec<Event>,
+    resolver: Option<Resolver>,
 }
 
 impl Engine {
@@ -258,7 +274,13 @@ impl Engine {
             rng: seed | 1,
             dirty: false,
             events: Vec::new(),
+            resolver: None,
         }
+    }
+
+    /// Replaces last-writer-wins with the app's policy for metadata conflicts.
+    pub fn set_resolver(&mut self, resolver: Option<Resolver>) {
+        self.resolver = resolver;
     }
 
     /// The state to persist.
@@ -494,11 +516,25 @@ impl Engine {
         if a.meta == remote.meta {
             return false;
         }
-        let local_won = Self::local_wins(a, remote);
-        if !local_won {
-            a.meta = remote.meta.clone();
-            a.updated_at = remote.updated_at;
-        }
+        let choice = match (&self.resolver, conflict) {
+            (Some(resolve), true) => resolve(a, remote),
+            _ if Self::local_wins(a, remote) => Resolution::Local,
+            _ => Resolution::Remote,
+        };
+        let local_won = match choice {
+            Resolution::Local => true,
+            Resolution::Remote => {
+                a.meta = remote.meta.clone();
+                a.updated_at = remote.updated_at;
+                false
+            }
+            Resolution::Merged(meta) => {
+                // A new local edit, newer than both sides, sent with the current version.
+                a.meta = meta;
+                a.updated_at = a.updated_at.max(remote.updated_at) + 1;
+                a.meta != remote.meta
+            }
+        };
         if conflict {
             self.events.push(Event::Conflict { id: id.to_owned(), local_won });
         }

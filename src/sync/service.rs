@@ -57,6 +57,8 @@ pub struct ServiceConfig {
     pub poll_interval_ms: f64,
     /// Start syncing right away.
     pub auto_sync: bool,
+    /// `(local, remote) => 'local' | 'remote' | { name?, tags? }` for metadata conflicts.
+    pub conflict_resolver: Option<Function>,
 }
 
 /// Why a service call failed.
@@ -553,6 +555,43 @@ impl Downloader for Service {
     }
 }
 
+/// Asks the app's resolver; anything but a valid answer (a throw, a promise, a bad name)
+/// falls back to last-writer-wins, so a buggy resolver can never stall sync.
+fn resolve_with(f: &Function, local: &engine::LocalAsset, remote: &engine::RemoteAsset) -> engine::Resolution {
+    let default = if (local.updated_at, &local.meta) > (remote.updated_at, &remote.meta) {
+        engine::Resolution::Local
+    } else {
+        engine::Resolution::Remote
+    };
+    let side = |id: &str, m: &engine::Meta, at: i64, v: Option<i64>| {
+        json_to_js(&serde_json::json!({ "id": id, "name": m.name, "tags": m.tags, "updatedAt": at, "version": v }))
+    };
+    let l = side(&local.id, &local.meta, local.updated_at, local.remote_version);
+    let r = side(&remote.id, &remote.meta, remote.updated_at, Some(remote.version));
+    let Ok(answer) = f.call2(&JsValue::UNDEFINED, &l, &r) else { return default };
+    match answer.as_string().as_deref() {
+        Some("local") => return engine::Resolution::Local,
+        Some("remote") => return engine::Resolution::Remote,
+        Some(_) => return default,
+        None => {}
+    }
+    if !answer.is_object() || answer.is_instance_of::<Promise>() {
+        return default;
+    }
+    let name = platform::get(&answer, "name").as_string().unwrap_or_else(|| local.meta.name.clone());
+    let tags: Vec<String> = match platform::get(&answer, "tags") {
+        t if t.is_undefined() => local.meta.tags.clone(),
+        t => match serde_wasm_bindgen::from_value(t) {
+            Ok(t) => t,
+            Err(_) => return default,
+        },
+    };
+    match (crate::validate::display_name(&name), crate::validate::tags(&tags)) {
+        (Ok(name), Ok(tags)) => engine::Resolution::Merged(engine::Meta { name, tags }),
+        _ => default,
+    }
+}
+
 async fn call_string(f: &Function, what: &str) -> Result<Option<String>, ServiceError> {
     let v = f
         .call0(&JsValue::UNDEFINED)
@@ -766,13 +805,12 @@ async fn load(svc: &Shared, user: &str) -> Result<Leader, ServiceError> {
         pull_gen: saved.pull_gen,
         ..Default::default()
     };
-    let mut leader = Leader {
-        user: user.to_owned(),
-        engine: Engine::new(state, svc.cfg.engine.clone(), platform::now_ms() as u64),
-        tags: HashMap::new(),
-        wires: HashMap::new(),
-        saved,
-    };
+    let mut engine = Engine::new(state, svc.cfg.engine.clone(), platform::now_ms() as u64);
+    if let Some(f) = &svc.cfg.conflict_resolver {
+        let f = f.clone();
+        engine.set_resolver(Some(Box::new(move |l, r| resolve_with(&f, l, r))));
+    }
+    let mut leader = Leader { user: user.to_owned(), engine, tags: HashMap::new(), wires: HashMap::new(), saved };
     refresh(svc, &mut leader, None).await?;
     Ok(leader)
 }
