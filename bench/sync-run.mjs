@@ -40,6 +40,10 @@ try {
     const ok = !FULL ? '(smoke run: not judged)' : r.ratio <= TARGET ? 'met' : 'MISSED';
     console.log(`${r.label.padEnd(24)} ${r.baselineMs.toFixed(0).padStart(13)} ${r.libraryMs.toFixed(0).padStart(15)}   ${r.ratio.toFixed(2)}x (${r.ratioMin.toFixed(2)}-${r.ratioMax.toFixed(2)})   <= ${TARGET}x ${ok}`);
   }
+  console.log('\nmain-thread long tasks (> 50 ms) during the library runs:');
+  for (const r of result.rows) {
+    console.log(`${r.label.padEnd(24)} ${r.libraryLongTasks.map((s) => `${s.longTasks} (longest ${s.longestTaskMs.toFixed(0)} ms)`).join(', ')}`);
+  }
   mkdirSync('target/bench', { recursive: true });
   writeFileSync('target/bench/sync.json', JSON.stringify({ ...result, target: TARGET, judged: FULL, date: new Date().toISOString() }, null, 2));
   console.log('\nwrote target/bench/sync.json');

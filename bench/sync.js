@@ -57,19 +57,32 @@ async function librarySync(user) {
 
 async function timeIt(fn) { const t = performance.now(); await fn(); return performance.now() - t; }
 
+// Main-thread stalls during a run (Long Tasks API, Chromium): count and the longest, in ms.
+async function watchingLongTasks(fn) {
+  const tasks = [];
+  const obs = typeof PerformanceObserver !== 'undefined' && PerformanceObserver.supportedEntryTypes?.includes('longtask')
+    ? new PerformanceObserver((l) => tasks.push(...l.getEntries().map((e) => e.duration))) : null;
+  obs?.observe({ type: 'longtask' });
+  const ms = await timeIt(fn);
+  obs?.disconnect();
+  return { ms, longTasks: tasks.length, longestTaskMs: Math.max(0, ...tasks) };
+}
+
 async function workload(label, files, lib) {
-  const base = [], ours = [];
+  const base = [], ours = [], stalls = [];
   for (let run = -1; run < RUNS; run++) { // one warm-up of each, not recorded
     const items = await importAll(lib, files);
     const b = await timeIt(() => plainUpload(items, freshUser()));
-    const o = await timeIt(() => librarySync(freshUser()));
+    const { ms: o, longTasks, longestTaskMs } = await watchingLongTasks(() => librarySync(freshUser()));
+    if (run >= 0) stalls.push({ longTasks, longestTaskMs });
     const pending = (await lib.list()).filter((a) => a.syncStatus !== 'synced');
     if (pending.length) throw new Error(`${pending.length} assets not synced after syncNow()`);
     if (run >= 0) { base.push(b); ours.push(o); }
   }
   const ratios = ours.map((o, i) => o / base[i]);
   return { label, runs: RUNS, concurrency: CONC, baselineMs: median(base), libraryMs: median(ours), ratio: median(ours) / median(base),
-    ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), baselineAll: base, libraryAll: ours };
+    ratioMin: Math.min(...ratios), ratioMax: Math.max(...ratios), baselineAll: base, libraryAll: ours,
+    libraryLongTasks: stalls };
 }
 
 async function main() {

@@ -1,37 +1,88 @@
-// The demo canvas app: imports files into the local library and draws them, offline.
+// The demo canvas app: imports files into the local library and draws them, with no network
+// needed; a dedicated worker (sync-worker.js) syncs the library with the reference server.
 // Uses the built package (pkg/, produced by `npm run build`) exactly as an app would.
-import init, { importFileToLibrary, listAssets, getAssetFile, defaultLibrary, estimate } from '../pkg/web/opfs_media.js';
+//
+// URL parameters: `device` names the local library (a "new device" is a fresh one),
+// `api` the server (default: port 8787 on this host), `user` the demo user.
+import init, { MediaLibrary, estimate } from '../pkg/web/opfs_media.js';
 
 const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const DEVICE = params.get('device') ?? 'default';
+const API = params.get('api') ?? `http://${location.hostname}:8787`;
+const USER = params.get('user') ?? 'demo';
 const urls = new Map();
+let lib;
 
-async function render() {
-  const assets = await listAssets();
+const worker = new Worker(new URL('./sync-worker.js', import.meta.url), { type: 'module' });
+const pendingDownloads = new Map();
+worker.onmessage = (e) => {
+  const m = e.data;
+  if (m.type === 'progress') {
+    $('sync').textContent = `sync: ${m.synced} synced · ${m.pending + m.syncing} to go · ${m.error} failed`;
+  } else if (m.type === 'error') {
+    $('sync').textContent = `sync: ${m.name} (${m.code}) ${m.message ?? ''}`;
+    pendingDownloads.get(m.id)?.reject(new Error(m.message));
+  } else if (m.type === 'downloaded') {
+    pendingDownloads.get(m.id)?.resolve();
+  } else if (m.type === 'freed') {
+    $('sync').textContent = `freed the local copies of ${m.count} synced item(s)`;
+  }
+};
+
+function download(id) {
+  return new Promise((resolve, reject) => {
+    pendingDownloads.set(id, { resolve, reject });
+    worker.postMessage({ type: 'download', id });
+  }).finally(() => pendingDownloads.delete(id));
+}
+
+let rendering = Promise.resolve();
+const render = () => (rendering = rendering.then(renderNow, renderNow));
+
+async function renderNow() {
+  const assets = await lib.list();
   const list = $('list');
-  list.replaceChildren();
+  const rows = [];
   for (const a of assets) {
     const li = document.createElement('li');
     li.dataset.id = a.id;
+    li.dataset.storage = a.storage;
     const img = document.createElement('img');
-    if (a.type.startsWith('image/')) {
-      if (!urls.has(a.id)) urls.set(a.id, URL.createObjectURL(await getAssetFile(a.id)));
+    if (a.storage === 'remote') {
+      img.title = 'on the server: downloads when drawn';
+      img.classList.add('remote');
+    } else if (a.type.startsWith('image/')) {
+      if (!urls.has(a.id)) urls.set(a.id, URL.createObjectURL(await lib.getFile(a.id)));
       img.src = urls.get(a.id);
     }
     const name = document.createElement('span');
-    name.textContent = `${a.name} (${Math.ceil(a.size / 1024)} KB)`;
+    name.textContent = `${a.name} (${Math.ceil(a.size / 1024)} KB)${a.storage === 'remote' ? ' ☁' : ''}`;
     const badge = document.createElement('span');
     badge.className = `badge ${a.syncStatus}`;
     badge.textContent = a.syncStatus;
-    li.append(img, name, badge);
-    li.onclick = () => draw(a.id);
-    list.append(li);
+    badge.title = a.syncError ? `${a.syncError.status} ${a.syncError.code}` : '';
+    const del = document.createElement('button');
+    del.textContent = '✕';
+    del.title = 'delete (everywhere, once synced)';
+    del.onclick = async (e) => { e.stopPropagation(); await lib.delete(a.id); };
+    li.append(img, name, badge, del);
+    li.onclick = () => draw(a.id).catch((err) => { $('status').textContent = `${err.name}: ${err.message}`; });
+    rows.push(li);
   }
+  list.replaceChildren(...rows);
   const info = await estimate().catch(() => null);
   $('status').textContent = `${assets.length} item(s)` + (info ? ` · ${(info.usage / 1e6).toFixed(1)} MB used of ${(info.quota / 1e9).toFixed(1)} GB · ${info.storage}` : '');
 }
 
 async function draw(id) {
-  const bitmap = await createImageBitmap(await getAssetFile(id));
+  let asset = await lib.get(id);
+  if (asset.storage === 'remote') {
+    $('status').textContent = `downloading ${asset.name}…`;
+    await download(id);
+    asset = await lib.get(id);
+  }
+  const bitmap = await createImageBitmap(await lib.getFile(id));
   const c = $('canvas'), ctx = c.getContext('2d');
   const scale = Math.min(c.width / bitmap.width, c.height / bitmap.height, 1);
   ctx.clearRect(0, 0, c.width, c.height);
@@ -42,7 +93,7 @@ async function draw(id) {
 async function importAll(files) {
   for (const f of files) {
     try {
-      await importFileToLibrary(f);
+      await lib.importFile(f);
     } catch (e) {
       $('status').textContent = `${e.name} (${e.code}): ${e.message}`;
     }
@@ -50,19 +101,29 @@ async function importAll(files) {
 }
 
 await init();
-const lib = await defaultLibrary();
+lib = await MediaLibrary.open({ name: DEVICE });
+$('device').textContent = `device "${DEVICE}" · user "${USER}"`;
+// Fires for this page's imports and, over a BroadcastChannel, for the worker's sync writes.
 lib.addEventListener('change', () => render());
 $('pick').onchange = (e) => importAll([...e.target.files]);
 const drop = $('drop');
 drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
 drop.ondragleave = () => drop.classList.remove('over');
 drop.ondrop = (e) => { e.preventDefault(); drop.classList.remove('over'); importAll([...e.dataTransfer.files]); };
+$('offline').onchange = (e) => {
+  worker.postMessage({ type: 'offline', on: e.target.checked });
+  $('sync').textContent = e.target.checked ? 'sync: paused (simulated offline)' : 'sync: resuming…';
+};
+$('free').onclick = () => worker.postMessage({ type: 'free' });
+$('newdevice').onclick = () => {
+  const url = new URL(location.href);
+  url.searchParams.set('device', `device-${Math.random().toString(36).slice(2, 8)}`);
+  window.open(url, '_blank');
+};
 await render();
+worker.postMessage({ type: 'init', api: API, library: DEVICE, user: USER });
 document.body.dataset.ready = 'true';
 
-// The reference server (started by `npm run demo`). Sync arrives with MediaSyncService;
-// until then the page only shows whether the server answers.
-const API = new URLSearchParams(location.search).get('api') ?? `http://${location.hostname}:8787`;
 fetch(`${API}/api/media/capabilities`).then((r) => r.json()).then((c) => {
   $('server').textContent = `server: ${c.protocol} v${c.versions.join(',')} at ${API}`;
 }).catch(() => { $('server').textContent = `server: not reachable at ${API} (the library works offline)`; });

@@ -69,8 +69,10 @@ pub struct Library {
     idb_blobs: bool,
     /// The sync service that downloads remote-only assets, if one runs in this context.
     downloader: RefCell<Option<Weak<dyn synced::Downloader>>>,
-    /// Posts change events to other contexts (absent where BroadcastChannel is).
+    /// Posts change events to other contexts and hears theirs (absent where BroadcastChannel is).
     channel: Option<web_sys::BroadcastChannel>,
+    /// Re-dispatches `change` events from other contexts here (kept alive with the library).
+    _on_message: Option<wasm_bindgen::closure::Closure<dyn FnMut(web_sys::MessageEvent)>>,
 }
 
 impl Library {
@@ -88,6 +90,7 @@ impl Library {
             .map_err(|e| LibraryError::StorageUnavailable(format!("EventTarget: {}", error_parts(&e).1)))?;
         let idb_blobs = opfs.is_some() || catalog.can_store_blobs().await;
         let channel = open_channel(&name);
+        let on_message = channel.as_ref().map(|ch| relay_changes(ch, &events));
         Ok(Self {
             name,
             catalog,
@@ -97,6 +100,7 @@ impl Library {
             idb_blobs,
             downloader: RefCell::new(None),
             channel,
+            _on_message: on_message,
         })
     }
 
@@ -369,6 +373,7 @@ impl Library {
     /// Closes the catalog connection.
     pub fn close(&self) {
         if let Some(ch) = &self.channel {
+            ch.set_onmessage(None);
             ch.close();
         }
         self.catalog.close();
@@ -397,6 +402,37 @@ impl Library {
             let _ = ch.post_message(&JsValue::from_str(&msg.to_string()));
         }
     }
+}
+
+/// Dispatches `change` messages another context posted on `ch` as local `change` events
+/// (`detail.remote: true`), so a UI re-renders when a worker imports or syncs.
+fn relay_changes(
+    ch: &web_sys::BroadcastChannel,
+    events: &web_sys::EventTarget,
+) -> wasm_bindgen::closure::Closure<dyn FnMut(web_sys::MessageEvent)> {
+    let events = events.clone();
+    let cb =
+        wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            let Some(text) = ev.data().as_string() else { return };
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&text) else { return };
+            if msg["t"] != "change" {
+                return;
+            }
+            let detail = js_sys::Object::new();
+            for key in ["kind", "id"] {
+                let v = msg[key].as_str().unwrap_or_default();
+                let _ = js_sys::Reflect::set(&detail, &key.into(), &v.into());
+            }
+            let _ = js_sys::Reflect::set(&detail, &"sync".into(), &msg["sync"].as_bool().unwrap_or(false).into());
+            let _ = js_sys::Reflect::set(&detail, &"remote".into(), &true.into());
+            let init = web_sys::CustomEventInit::new();
+            init.set_detail(&detail);
+            if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
+                let _ = events.dispatch_event(&e);
+            }
+        });
+    ch.set_onmessage(Some(cb.as_ref().unchecked_ref()));
+    cb
 }
 
 /// The BroadcastChannel name of library `name` (change events and sync status).
