@@ -527,6 +527,35 @@ pub async fn an_app_conflict_resolver_decides() {
     b.dispose();
 }
 
+pub async fn a_user_switch_never_uploads_one_users_assets_to_another() {
+    let alice = User::new();
+    let alice_name = alice.name();
+    let (name, lib) = library().await;
+    let hers = import(&lib, b"alice's photo", "alice.png").await;
+    let svc = service(&name, &alice);
+    within(svc.sync_now(None), 20_000, "sync as alice").await.unwrap();
+    // Bob signs in on the same device (same library, same service).
+    let bob = User::new();
+    alice.set(Some(bob.name()));
+    let his = import(&lib, b"bob's photo", "bob.png").await;
+    within(svc.sync_now(None), 20_000, "sync as bob").await.unwrap();
+    assert_eq!(server_ids(&bob).await, vec![his.clone()], "bob's account holds only bob's asset");
+    let mine = lib.get(hers.clone().into()).await.unwrap();
+    assert_eq!(field(&mine, "userId").as_string().unwrap(), alice_name, "alice's record is untouched");
+    let theirs = lib.get(his.clone().into()).await.unwrap();
+    assert_eq!(field(&theirs, "userId").as_string().unwrap(), bob.name());
+    // Bob deleting alice's local record must not reach bob's account either (nothing to
+    // delete there), and alice's server copy stays until alice syncs.
+    lib.delete(hers.clone().into()).await.unwrap();
+    within(svc.sync_now(None), 20_000, "sync as bob after delete").await.unwrap();
+    alice.set(Some(alice_name.clone()));
+    let alice_again = User(Rc::new(RefCell::new(Some(alice_name))));
+    assert_eq!(server_ids(&alice_again).await, vec![hers.clone()], "still on alice's account");
+    within(svc.sync_now(None), 20_000, "sync as alice again").await.unwrap();
+    assert!(server_ids(&alice_again).await.is_empty(), "alice's own sync sends her delete");
+    svc.dispose();
+}
+
 /// Declares every sync test in the including file (page or worker suite).
 #[macro_export]
 macro_rules! sync_suite {
@@ -546,6 +575,7 @@ macro_rules! sync_suite {
             eager_policy_downloads_remote_assets_by_itself,
             concurrent_edits_converge_with_a_conflict_event,
             an_app_conflict_resolver_decides,
+            a_user_switch_never_uploads_one_users_assets_to_another,
         );
     };
     ($($name:ident),* $(,)?) => {
