@@ -2,7 +2,7 @@
 // plain-JS fetch pool doing the same uploads (same OPFS files, same headers, same
 // concurrency) in the same page and run. Each run uses a fresh user (and, for the library,
 // freshly imported assets), so every run uploads everything; runs alternate baseline/library.
-import init, { MediaLibrary, MediaSyncService } from '../pkg/web/opfs_media.js';
+import init, { MediaLibrary, MediaSyncService } from '../pkg/sync/opfs_media.js';
 
 const params = new URLSearchParams(location.search);
 const API = params.get('api');

@@ -4,17 +4,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PROFILE=${PROFILE:-wasm-release}
-cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE"
-rm -rf pkg && mkdir -p pkg
 OUT_DIR=$([ "$PROFILE" = dev ] && echo debug || echo "$PROFILE")
-wasm-bindgen --target web --out-dir pkg/web target/wasm32-unknown-unknown/"$OUT_DIR"/opfs_media.wasm
-if [ "$PROFILE" != dev ] && [ -x node_modules/.bin/wasm-opt ]; then
-  node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    pkg/web/opfs_media_bg.wasm -o pkg/web/opfs_media_bg.wasm
-fi
+rm -rf pkg && mkdir -p pkg
+# Two builds of one crate: `opfs-media` (the local library) and `opfs-media/sync` (the same
+# plus MediaSyncService), so apps that only keep media locally do not download the sync code.
+build() { # out-dir cargo-feature-args...
+  local out=$1; shift
+  cargo build --lib --target wasm32-unknown-unknown --profile "$PROFILE" "$@"
+  wasm-bindgen --target web --out-dir "pkg/$out" target/wasm32-unknown-unknown/"$OUT_DIR"/opfs_media.wasm
+  if [ "$PROFILE" != dev ] && [ -x node_modules/.bin/wasm-opt ]; then
+    node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      "pkg/$out/opfs_media_bg.wasm" -o "pkg/$out/opfs_media_bg.wasm"
+  fi
+}
+build web --no-default-features
+build sync
 cp -r pkg-template/. pkg/
 cp LICENSE pkg/ 2>/dev/null || true
-wasm=$(stat -c %s pkg/web/opfs_media_bg.wasm); gz=$(gzip -9c pkg/web/opfs_media_bg.wasm | wc -c)
-jsgz=$(gzip -9c pkg/web/opfs_media.js | wc -c)
-echo "[build] pkg/ ready: wasm ${wasm} B (${gz} B gzipped), js ${jsgz} B gzipped"
+for out in web sync; do
+  wasm=$(stat -c %s "pkg/$out/opfs_media_bg.wasm"); gz=$(gzip -9c "pkg/$out/opfs_media_bg.wasm" | wc -c)
+  jsgz=$(gzip -9c "pkg/$out/opfs_media.js" | wc -c)
+  echo "[build] pkg/$out: wasm ${wasm} B (${gz} B gzipped), js ${jsgz} B gzipped, total $(( (gz + jsgz) / 1024 )) KB gzipped"
+done

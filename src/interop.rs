@@ -208,7 +208,7 @@ impl MediaLibrary {
     /// Closes the database connection; the object (and every handle to the same library in
     /// this realm) is unusable afterwards.
     pub fn close(&self) {
-        OPEN.with(|o| o.borrow_mut().retain(|_, l| !std::ptr::eq(l.as_ptr(), Rc::as_ptr(&self.inner))));
+        OPEN.with(|o| o.borrow_mut().retain(|(_, l)| !std::ptr::eq(l.as_ptr(), Rc::as_ptr(&self.inner))));
         DEFAULT.with(|d| {
             let is_default = d
                 .borrow()
@@ -245,7 +245,8 @@ pub(crate) async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, Js
     let key = (name.to_owned(), pref);
     // One instance per name and preference in a realm, so a sync service and the app share
     // it: the service can then answer `getFile` of a remote-only asset with a download.
-    if let Some(open) = OPEN.with(|o| o.borrow().get(&key).and_then(std::rc::Weak::upgrade)) {
+    let found = OPEN.with(|o| o.borrow().iter().find(|(k, _)| *k == key).and_then(|(_, l)| l.upgrade()));
+    if let Some(open) = found {
         return Ok(open);
     }
     let lib = Library::open(name, pref).await.map_err(to_js_error)?;
@@ -253,14 +254,20 @@ pub(crate) async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, Js
         lib.sweep(opts.sweep_grace_ms.unwrap_or(DEFAULT_GRACE_MS)).await.map_err(to_js_error)?;
     }
     let lib = Rc::new(lib);
-    OPEN.with(|o| o.borrow_mut().insert(key, Rc::downgrade(&lib)));
+    OPEN.with(|o| {
+        let mut o = o.borrow_mut();
+        o.retain(|(k, l)| *k != key && l.strong_count() > 0);
+        o.push((key, Rc::downgrade(&lib)));
+    });
     Ok(lib)
 }
 
+/// A library open in this realm, by (name, storage preference).
+type OpenLibrary = ((String, StoragePreference), std::rc::Weak<Library>);
+
 thread_local! {
-    /// Libraries open in this realm (weakly held; `close()` removes them).
-    static OPEN: RefCell<std::collections::HashMap<(String, StoragePreference), std::rc::Weak<Library>>> =
-        RefCell::new(std::collections::HashMap::new());
+    /// Libraries open in this realm (weakly held; `close()` removes them). A handful at most.
+    static OPEN: RefCell<Vec<OpenLibrary>> = const { RefCell::new(Vec::new()) };
 }
 
 type SharedOpen = Shared<LocalBoxFuture<'static, Result<Rc<Library>, JsValue>>>;

@@ -7,6 +7,7 @@
 pub mod asset;
 pub mod error;
 pub mod interop;
+#[cfg(feature = "sync")]
 pub mod interop_sync;
 pub mod platform;
 pub mod store;

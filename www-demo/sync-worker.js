@@ -2,7 +2,7 @@
 // into the same library; this worker hears of it (BroadcastChannel) and uploads, pulls what
 // other devices added, and downloads on request. Messages in: init, offline, syncNow,
 // download, free. Messages out: status, progress, error, downloaded.
-import init, { MediaSyncService } from '../pkg/web/opfs_media.js';
+import init, { MediaSyncService } from '../pkg/sync/opfs_media.js';
 
 let sync = null;
 const post = (m) => self.postMessage(m);

@@ -387,10 +387,7 @@ impl Library {
     /// services and UIs in other tabs and workers see it. `sync` marks changes the sync
     /// service made itself (it skips those).
     pub(crate) fn emit_change(&self, kind: ChangeKind, id: &str, sync: bool) {
-        let detail = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&detail, &"kind".into(), &kind.as_str().into());
-        let _ = js_sys::Reflect::set(&detail, &"id".into(), &id.into());
-        let _ = js_sys::Reflect::set(&detail, &"sync".into(), &sync.into());
+        let detail = change_detail(kind.as_str(), id, sync);
         let init = web_sys::CustomEventInit::new();
         init.set_detail(&detail);
         if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
@@ -398,10 +395,24 @@ impl Library {
             let _ = self.events.dispatch_event(&ev);
         }
         if let Some(ch) = &self.channel {
-            let msg = serde_json::json!({ "t": "change", "kind": kind.as_str(), "id": id, "sync": sync });
-            let _ = ch.post_message(&JsValue::from_str(&msg.to_string()));
+            // As JSON text: every engine's BroadcastChannel carries strings; the sync service
+            // parses these with serde (`service::Wire::Change`).
+            let msg = change_detail(kind.as_str(), id, sync);
+            let _ = js_sys::Reflect::set(&msg, &"t".into(), &"change".into());
+            if let Ok(text) = js_sys::JSON::stringify(&msg) {
+                let _ = ch.post_message(&text);
+            }
         }
     }
+}
+
+/// `{ kind, id, sync }`: the detail of a `change` event.
+fn change_detail(kind: &str, id: &str, sync: bool) -> js_sys::Object {
+    let detail = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&detail, &"kind".into(), &kind.into());
+    let _ = js_sys::Reflect::set(&detail, &"id".into(), &id.into());
+    let _ = js_sys::Reflect::set(&detail, &"sync".into(), &sync.into());
+    detail
 }
 
 /// Dispatches `change` messages another context posted on `ch` as local `change` events
@@ -414,16 +425,14 @@ fn relay_changes(
     let cb =
         wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
             let Some(text) = ev.data().as_string() else { return };
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&text) else { return };
-            if msg["t"] != "change" {
+            // Sync status messages share the channel; only `change` ones are relayed.
+            let Ok(msg) = js_sys::JSON::parse(&text) else { return };
+            let text_of = |k: &str| platform::get(&msg, k).as_string().unwrap_or_default();
+            if text_of("t") != "change" {
                 return;
             }
-            let detail = js_sys::Object::new();
-            for key in ["kind", "id"] {
-                let v = msg[key].as_str().unwrap_or_default();
-                let _ = js_sys::Reflect::set(&detail, &key.into(), &v.into());
-            }
-            let _ = js_sys::Reflect::set(&detail, &"sync".into(), &msg["sync"].as_bool().unwrap_or(false).into());
+            let sync = platform::get(&msg, "sync").as_bool().unwrap_or(false);
+            let detail = change_detail(&text_of("kind"), &text_of("id"), sync);
             let _ = js_sys::Reflect::set(&detail, &"remote".into(), &true.into());
             let init = web_sys::CustomEventInit::new();
             init.set_detail(&detail);

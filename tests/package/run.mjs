@@ -45,6 +45,8 @@ async function check(url) {
         { where, size: 200000, same: true, listed: 1, typedError: 'InvalidInputError/MALFORMED_ID', status: 'pending' });
       assert.equal(r.storage, 'opfs');
     }
+    // The worker also loads the `opfs-media/sync` entry (its own .wasm) and gets typed errors.
+    assert.deepEqual(result.worker.sync, { exported: true, badOptions: 'InvalidInputError/INVALID_OPTIONS', sameLibrary: 1 });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
@@ -68,7 +70,7 @@ test('the tarball works in a Vite production build, page and module worker, with
 test('the Vite dev server works with the one documented line (optimizeDeps.exclude)', async () => {
   // Vite's dependency pre-bundling moves the JS away from its .wasm, so `new URL(..., import.meta.url)`
   // misses; excluding the package from pre-bundling is the documented fix (pkg README).
-  writeFileSync(`${viteDir}/vite.config.js`, "export default { optimizeDeps: { exclude: ['opfs-media'] } };\n");
+  writeFileSync(`${viteDir}/vite.config.js`, "export default { optimizeDeps: { exclude: ['opfs-media', 'opfs-media/sync'] } };\n");
   const port = 5173 + Math.floor(Math.random() * 500);
   const dev = spawn(`${viteDir}/node_modules/.bin/vite`, ['--port', String(port), '--strictPort', '--host', '127.0.0.1'], { cwd: viteDir, stdio: 'ignore' });
   try {

@@ -2,9 +2,10 @@
 // drifts from how the API is used here, the test fails.
 import init, {
   importFileToLibrary, listAssets, getAsset, getAssetFile, deleteAsset, updateAsset,
-  estimate, requestPersistence, defaultLibrary, MediaLibrary, MediaSyncService,
-  type MediaSyncOptions, type SyncErrorInfo, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
+  estimate, requestPersistence, defaultLibrary, MediaLibrary,
+  type SyncErrorInfo, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
 } from 'opfs-media';
+import { MediaSyncService, type MediaSyncOptions } from 'opfs-media/sync';
 
 export async function example(file: File): Promise<void> {
   await init();

@@ -1,5 +1,10 @@
 // Compiled with tsc --noEmit against the installed tarball: the types a user gets.
 import init, { importFileToLibrary, getAsset, MediaLibrary, type MediaAsset, type SyncStatus } from 'opfs-media';
+import { MediaSyncService, type MediaSyncOptions } from 'opfs-media/sync';
+
+export function syncer(options: MediaSyncOptions): MediaSyncService {
+  return new MediaSyncService({ ...options, autoSync: false });
+}
 
 export async function run(file: File): Promise<SyncStatus> {
   await init();

@@ -1,3 +1,15 @@
 import { roundtrip } from './roundtrip.js';
+import initSync, { MediaSyncService, MediaLibrary } from 'opfs-media/sync';
 
-roundtrip('worker').then((r) => postMessage(r), (e) => postMessage({ error: String(e?.stack ?? e) }));
+// The `opfs-media/sync` entry: its own .wasm, the same libraries on disk.
+async function syncEntry(libraryName) {
+  await initSync();
+  let badOptions = null;
+  try { new MediaSyncService({ apiBaseUrl: 'ftp://nope', getUserId: () => null }); } catch (e) { badOptions = `${e.name}/${e.code}`; }
+  const lib = await MediaLibrary.open({ name: libraryName });
+  return { exported: typeof MediaSyncService === 'function', badOptions, sameLibrary: (await lib.list()).length };
+}
+
+roundtrip('worker')
+  .then(async (r) => postMessage({ ...r, sync: await syncEntry(r.library) }))
+  .catch((e) => postMessage({ error: String(e?.stack ?? e) }));
