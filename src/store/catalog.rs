@@ -22,6 +22,25 @@ pub const SYNC: &str = "sync";
 /// Schema version; bump with a new step in `upgrade`.
 const VERSION: u32 = 2;
 
+/// An edit of one record; returns whether it changed it.
+pub type RecordEdit = Box<dyn FnOnce(&mut MediaAsset) -> bool>;
+
+/// Record edits and outbox swaps to apply in one transaction (`Catalog::apply_batch`).
+#[derive(Default)]
+pub struct Batch {
+    /// `(id, edit)`: `edit` returns whether it changed the record.
+    pub edits: Vec<(String, RecordEdit)>,
+    /// `(id, expected tag, new entry)`, as in `Catalog::outbox_swap`.
+    pub swaps: Vec<(String, Option<String>, Option<OutboxEntry>)>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty() && self.swaps.is_empty()
+    }
+}
+
 /// A record read back from the catalog: parsed, or the raw key and why it did not parse.
 pub type Loaded = Result<MediaAsset, LibraryError>;
 
@@ -77,12 +96,19 @@ impl Catalog {
     }
 
     fn tx(&self, stores: &[&str], write: bool) -> Result<Transaction, LibraryError> {
+        self.tx_with(stores, write, true)
+    }
+
+    /// A transaction; writes are `strict` (flushed to disk before completing) unless
+    /// `strict` is false, for state that is safe to lose in a crash (it is recomputed).
+    fn tx_with(&self, stores: &[&str], write: bool, strict: bool) -> Result<Transaction, LibraryError> {
         let names: js_sys::Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
         // `durability` is passed as a plain dictionary (web-sys gates it as unstable);
         // engines that predate it ignore the member.
         let opts = js_sys::Object::new();
         let mode = if write {
-            let _ = js_sys::Reflect::set(&opts, &"durability".into(), &"strict".into());
+            let durability = if strict { "strict" } else { "relaxed" };
+            let _ = js_sys::Reflect::set(&opts, &"durability".into(), &durability.into());
             "readwrite"
         } else {
             "readonly"
@@ -153,6 +179,46 @@ impl Catalog {
         }
         finish(tx, "saving to the catalog").await?;
         Ok(Some(asset))
+    }
+
+    /// Applies record edits and outbox swaps (see `update_record` and `outbox_swap`) in one
+    /// transaction, `strict` or relaxed. Returns the ids of records that changed and, per
+    /// swap, whether it happened.
+    pub async fn apply_batch(&self, batch: Batch, strict: bool) -> Result<(Vec<String>, Vec<bool>), LibraryError> {
+        let err = idb_err("saving sync results");
+        let tx = self.tx_with(&[ASSETS, OUTBOX], true, strict)?;
+        let assets = tx.object_store(ASSETS).map_err(&err)?;
+        let mut changed = Vec::new();
+        for (id, edit) in batch.edits {
+            let Some(v) = assets.get(JsValue::from_str(&id)).map_err(&err)?.await.map_err(&err)? else { continue };
+            let mut asset = from_js(&id, v)?;
+            if edit(&mut asset) {
+                assets.put(&to_js(&asset)?, None).map_err(&err)?.await.map_err(&err)?;
+                changed.push(id);
+            }
+        }
+        let outbox = tx.object_store(OUTBOX).map_err(&err)?;
+        let mut swapped = Vec::new();
+        for (id, expect, new) in batch.swaps {
+            let key = JsValue::from_str(&id);
+            let current = outbox.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
+            let current: Option<OutboxEntry> = current.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+            let matches = current.as_ref().map(|e| e.tag.as_str()) == expect.as_deref();
+            if matches {
+                match &new {
+                    Some(entry) => {
+                        let v = entry.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| {
+                            LibraryError::Storage { op: "encoding an outbox entry", detail: e.to_string() }
+                        })?;
+                        outbox.put(&v, None).map_err(&err)?.await.map_err(&err)?;
+                    }
+                    None => outbox.delete(Query::from(key)).map_err(&err)?.await.map_err(&err)?,
+                }
+            }
+            swapped.push(matches);
+        }
+        finish(tx, "saving sync results").await?;
+        Ok((changed, swapped))
     }
 
     /// Every pending sync operation.

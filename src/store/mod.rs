@@ -239,8 +239,14 @@ impl Library {
             self.download_via_service(&asset.id).await?;
             asset = self.get(id).await?;
         }
+        self.file_of(&asset).await
+    }
+
+    /// The bytes of a record already read (no catalog lookup for OPFS storage: the sync
+    /// service uploads from here without waiting behind its own catalog writes).
+    pub async fn file_of(&self, asset: &MediaAsset) -> Result<File, LibraryError> {
         let stored: Option<Blob> = match asset.storage {
-            StorageKind::Remote => return Err(LibraryError::NotDownloaded(asset.id)),
+            StorageKind::Remote => return Err(LibraryError::NotDownloaded(asset.id.clone())),
             StorageKind::Opfs => match &self.opfs {
                 Some(dir) => dir.file(&asset.handle_name).await?.map(Into::into),
                 None => {

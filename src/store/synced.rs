@@ -71,6 +71,23 @@ impl Library {
         Ok(out)
     }
 
+    /// Applies a batch of sync results in one transaction and emits `update` for changed records.
+    /// Returns the ids of changed records and, per outbox swap, whether it happened.
+    pub async fn apply_synced(
+        &self,
+        batch: super::catalog::Batch,
+        strict: bool,
+    ) -> Result<(Vec<String>, Vec<bool>), LibraryError> {
+        if batch.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let (changed, swapped) = self.catalog.apply_batch(batch, strict).await?;
+        for id in &changed {
+            self.emit_change(ChangeKind::Update, id, true);
+        }
+        Ok((changed, swapped))
+    }
+
     /// Removes an asset deleted on the server (record, bytes and any pending op).
     pub async fn remove_synced(&self, id: &str) -> Result<(), LibraryError> {
         let Some(asset) = self.catalog.get(id).await? else { return Ok(()) };

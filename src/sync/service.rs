@@ -28,6 +28,7 @@ use super::protocol::{self, Body, WireAsset};
 use crate::asset::{MediaAsset, StorageKind, SyncStatus};
 use crate::error::LibraryError;
 use crate::platform;
+use crate::store::catalog::Batch;
 use crate::store::outbox::{OutboxEntry, OutboxOp};
 use crate::store::synced::Downloader;
 use crate::store::{open_channel, ChangeKind, Library};
@@ -162,7 +163,17 @@ struct Leader {
     tags: HashMap<String, String>,
     /// Full server records of assets seen in pulls (for new local records).
     wires: HashMap<String, WireAsset>,
+    /// Local records of assets the engine may upload: where their bytes are, so an upload
+    /// opens them without a catalog read (which would queue behind our own writes).
+    records: HashMap<String, MediaAsset>,
+    /// Files of queued uploads, opened ahead of their request (see `prefetch`).
+    opening: HashMap<String, OpenFile>,
     saved: UserSyncState,
+    /// Records whose engine state is not written yet, and status changes not reported yet
+    /// (both wait for the next `flush`).
+    unsaved: BTreeSet<String>,
+    unreported: Vec<(String, SyncStatus)>,
+    last_flush: f64,
 }
 
 /// The running service (shared by the JS object, the loop and in-flight requests).
@@ -193,6 +204,8 @@ pub struct Service {
 }
 
 type Shared = Rc<Service>;
+/// A local file being opened for upload (shared by the prefetch and the request).
+type OpenFile = futures_util::future::Shared<LocalBoxFuture<'static, Result<web_sys::File, LibraryError>>>;
 type Waiter = Box<dyn FnMut(&Note) -> bool>;
 /// A listener on a global target: (target, event type, callback).
 type Listener = (JsValue, &'static str, Closure<dyn FnMut(JsValue)>);
@@ -720,11 +733,10 @@ async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()>) -> Resul
     leader.engine.request_pull();
     let mut last_tick = platform::now_ms();
     loop {
-        if !svc.wants_to_sync() {
-            return Ok(());
-        }
-        if !matches!(svc.user_id().await, Ok(Some(u)) if u == user) {
-            return Ok(());
+        let same_user = matches!(svc.user_id().await, Ok(Some(u)) if u == user);
+        if !svc.wants_to_sync() || !same_user {
+            // Leaving (stop, dispose, sign-out, user switch): write what is held back.
+            return flush(svc, &mut leader).await;
         }
         let served: Vec<String> = std::mem::take(&mut *svc.sync_tokens.borrow_mut());
         if svc.full_refresh.take() {
@@ -750,11 +762,20 @@ async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()>) -> Resul
         }
         let online = platform::get(&platform::get(&platform::global(), "navigator"), "onLine").as_bool() != Some(false);
         let sends = if online { leader.engine.poll(now as i64) } else { Vec::new() };
-        write_back(svc, &mut leader, touched).await?;
+        // Requests go out before the write-back: every asset they touch was claimed durably
+        // when it was fed to the engine (`claim`), and the write-back only records status.
+        // Completions that arrive meanwhile are handled together in the next round.
         for (n, req) in sends {
-            spawn_local(send(svc.clone(), generation, n, req));
+            let file = match &req {
+                Request::Upload { id, .. } => open_for_upload(svc, &mut leader, id),
+                _ => None,
+            };
+            spawn_local(send(svc.clone(), generation, n, req, file));
         }
-        if leader.engine.is_idle() {
+        prefetch(svc, &mut leader);
+        let idle = leader.engine.is_idle();
+        write_back(svc, &mut leader, touched, idle).await?;
+        if idle {
             if !served.is_empty() || svc.once.get() {
                 svc.once.set(false);
                 let note = Note::Idle { tokens: served.clone() };
@@ -769,12 +790,49 @@ async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()>) -> Resul
         progress(svc, &leader);
         let now = platform::now_ms();
         let tick_due = last_tick + svc.cfg.poll_interval_ms;
-        let wake_at = leader.engine.next_wakeup().map_or(tick_due, |w| (w as f64).min(tick_due));
+        let mut wake_at = leader.engine.next_wakeup().map_or(tick_due, |w| (w as f64).min(tick_due));
+        if has_unsaved(&leader) {
+            wake_at = wake_at.min(leader.last_flush + FLUSH_MS);
+        }
         let woke = wait(rx, Some((wake_at - now).max(0.0))).await;
         if !woke && platform::now_ms() >= tick_due {
             last_tick = platform::now_ms();
             svc.pull_requested.set(true);
             svc.full_refresh.set(true);
+        }
+    }
+}
+
+/// The file of a queued upload, opening it now unless a prefetch already did.
+fn open_for_upload(svc: &Shared, leader: &mut Leader, id: &str) -> Option<OpenFile> {
+    if let Some(f) = leader.opening.get(id) {
+        return Some(f.clone());
+    }
+    let rec = leader.records.get(id)?.clone();
+    let lib = svc.lib.clone();
+    let f: OpenFile = async move { lib.file_of(&rec).await }.boxed_local().shared();
+    leader.opening.insert(id.to_owned(), f.clone());
+    Some(f)
+}
+
+/// Opens the files of the next queued uploads ahead of their requests, so a request slot
+/// that frees up is refilled without waiting for OPFS. Bounded: a few per request slot.
+fn prefetch(svc: &Shared, leader: &mut Leader) {
+    let ahead = svc.cfg.engine.concurrency * 3;
+    let next: Vec<String> = leader
+        .engine
+        .state()
+        .outbox
+        .iter()
+        .filter(|(id, op)| **op == OutboxOp::Upload && leader.records.contains_key(*id))
+        .map(|(id, _)| id.clone())
+        .take(ahead)
+        .collect();
+    for id in next {
+        if !leader.opening.contains_key(&id) {
+            if let Some(f) = open_for_upload(svc, leader, &id) {
+                spawn_local(f.map(drop));
+            }
         }
     }
 }
@@ -810,7 +868,18 @@ async fn load(svc: &Shared, user: &str) -> Result<Leader, ServiceError> {
         let f = f.clone();
         engine.set_resolver(Some(Box::new(move |l, r| resolve_with(&f, l, r))));
     }
-    let mut leader = Leader { user: user.to_owned(), engine, tags: HashMap::new(), wires: HashMap::new(), saved };
+    let mut leader = Leader {
+        user: user.to_owned(),
+        engine,
+        tags: HashMap::new(),
+        wires: HashMap::new(),
+        records: HashMap::new(),
+        opening: HashMap::new(),
+        saved,
+        unsaved: BTreeSet::new(),
+        unreported: Vec::new(),
+        last_flush: 0.0,
+    };
     refresh(svc, &mut leader, None).await?;
     Ok(leader)
 }
@@ -825,7 +894,7 @@ async fn refresh(svc: &Shared, leader: &mut Leader, only: Option<BTreeSet<String
         Some(ids) => entries.into_iter().filter(|e| ids.contains(&e.id)).collect(),
         None => entries,
     };
-    let records: HashMap<String, MediaAsset> = if full {
+    let mut records: HashMap<String, MediaAsset> = if full {
         lib.catalog().all().await?.into_iter().filter_map(Result::ok).map(|a| (a.id.clone(), a)).collect()
     } else {
         let mut m = HashMap::new();
@@ -837,6 +906,7 @@ async fn refresh(svc: &Shared, leader: &mut Leader, only: Option<BTreeSet<String
         m
     };
     let user = leader.user.clone();
+    claim(svc, &user, &entries, &mut records, full).await?;
     if full {
         // Records this engine does not track yet: the user's synced ones, and legacy imports.
         let with_entry: BTreeSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
@@ -852,6 +922,7 @@ async fn refresh(svc: &Shared, leader: &mut Leader, only: Option<BTreeSet<String
                 continue;
             }
             if bridge::needs_legacy_upload(rec) {
+                leader.records.insert(rec.id.clone(), rec.clone());
                 leader.engine.local_import(local);
             } else {
                 leader.engine.adopt(local);
@@ -875,6 +946,7 @@ async fn refresh(svc: &Shared, leader: &mut Leader, only: Option<BTreeSet<String
                     continue;
                 }
                 let Some(local) = bridge::local_asset(rec) else { continue };
+                leader.records.insert(rec.id.clone(), rec.clone());
                 if leader.engine.state().assets.contains_key(&e.id) {
                     leader.engine.local_edit(&e.id, local.meta, local.updated_at);
                 } else if rec.cloud_version.is_some() {
@@ -890,25 +962,72 @@ async fn refresh(svc: &Shared, leader: &mut Leader, only: Option<BTreeSet<String
     Ok(())
 }
 
-/// Writes what the engine decided back to the catalog and the outbox, and reports it.
-/// Runs before new requests go out, so an asset is claimed (`userId`) before it is uploaded.
-async fn write_back(svc: &Shared, leader: &mut Leader, mut touched: BTreeSet<String>) -> Result<(), ServiceError> {
+/// Claims for `user` the unclaimed records about to be uploaded (imported while signed out,
+/// or before the outbox existed), durably and before any request, so no other user's sync
+/// can ever upload them. Records another leader claimed first are dropped from `records`.
+async fn claim(
+    svc: &Shared,
+    user: &str,
+    entries: &[OutboxEntry],
+    records: &mut HashMap<String, MediaAsset>,
+    full: bool,
+) -> Result<(), ServiceError> {
+    let queued: BTreeSet<&str> = entries.iter().filter(|e| e.op != OutboxOp::Delete).map(|e| e.id.as_str()).collect();
+    let to_claim: Vec<String> = records
+        .values()
+        .filter(|r| r.user_id.is_none())
+        .filter(|r| queued.contains(r.id.as_str()) || (full && bridge::needs_legacy_upload(r)))
+        .map(|r| r.id.clone())
+        .collect();
+    if to_claim.is_empty() {
+        return Ok(());
+    }
+    let mut batch = Batch::default();
+    for id in &to_claim {
+        let owner = user.to_owned();
+        batch.edits.push((
+            id.clone(),
+            Box::new(move |r: &mut MediaAsset| r.user_id.is_none() && r.user_id.replace(owner).is_none()),
+        ));
+    }
+    let (claimed, _) = svc.lib.apply_synced(batch, true).await?;
+    for id in to_claim {
+        match records.get_mut(&id) {
+            Some(r) if claimed.contains(&id) => r.user_id = Some(user.to_owned()),
+            _ => {
+                records.remove(&id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes what the engine decided back to the catalog and the outbox (one relaxed
+/// transaction: all of it is recomputed if a crash loses it, and every request it could
+/// repeat is idempotent), and reports it.
+async fn write_back(
+    svc: &Shared,
+    leader: &mut Leader,
+    mut touched: BTreeSet<String>,
+    force: bool,
+) -> Result<(), ServiceError> {
     let lib = &svc.lib;
     let user = leader.user.clone();
     let base = svc.cfg.endpoint.base_url.clone();
-    let events = leader.engine.take_events();
-    let mut removed = BTreeSet::new();
-    for ev in &events {
+    for ev in leader.engine.take_events() {
         match ev {
-            Event::Status(id, _) => {
+            Event::Status(id, status) => {
                 touched.insert(id.clone());
+                leader.unreported.push((id, status));
             }
             Event::Conflict { id, local_won } => {
                 touched.insert(id.clone());
                 svc.emit("conflict", &json_to_js(&serde_json::json!({ "id": id, "localWon": local_won })));
             }
+            // New and deleted records are written at once, before the cursor that brought
+            // them is saved (a crash in between re-reads the page; it never skips them).
             Event::RemoteAdded(id) => {
-                if let Some(w) = leader.wires.get(id) {
+                if let Some(w) = leader.wires.get(&id) {
                     lib.put_synced(&bridge::remote_record(w, &user, &base), ChangeKind::Import).await?;
                     if svc.cfg.download_policy == DownloadPolicy::Eager {
                         let (svc2, id2) = (svc.clone(), id.clone());
@@ -921,46 +1040,79 @@ async fn write_back(svc: &Shared, leader: &mut Leader, mut touched: BTreeSet<Str
                 }
             }
             Event::RemoteDeleted(id) => {
-                lib.remove_synced(id).await?;
-                removed.insert(id.clone());
+                lib.remove_synced(&id).await?;
+                leader.unsaved.remove(&id);
             }
         }
     }
+    leader.unsaved.extend(touched.into_iter().filter(|id| leader.engine.state().assets.contains_key(id)));
+    let due = platform::now_ms() - leader.last_flush >= FLUSH_MS;
+    if force || due || leader.saved != UserSyncState::of(leader.engine.state()) {
+        flush(svc, leader).await?;
+    }
+    Ok(())
+}
+
+/// How long status writes may be held back to batch them into one transaction (the
+/// engine's decisions are in memory and re-derived after a crash; see `write_back`).
+const FLUSH_MS: f64 = 100.0;
+
+/// Whether `flush` has anything to write.
+fn has_unsaved(leader: &Leader) -> bool {
+    !leader.unsaved.is_empty()
+        || !leader.unreported.is_empty()
+        || leader.tags.len() != leader.engine.state().outbox.len()
+}
+
+/// Writes the held-back records and outbox changes in one relaxed transaction, then reports
+/// their status (so whoever hears `synced` reads a record that says so), then saves the cursor.
+async fn flush(svc: &Shared, leader: &mut Leader) -> Result<(), ServiceError> {
+    let lib = &svc.lib;
+    let user = leader.user.clone();
+    let base = svc.cfg.endpoint.base_url.clone();
+    leader.last_flush = platform::now_ms();
     // The outbox follows the engine: settled ops go, ops the engine added are written.
     let engine_ops: Vec<(String, OutboxOp)> =
         leader.engine.state().outbox.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let mut batch = Batch::default();
     let gone: Vec<String> =
         leader.tags.keys().filter(|id| !leader.engine.state().outbox.contains_key(*id)).cloned().collect();
     for id in gone {
+        leader.opening.remove(&id);
+        leader.records.remove(&id);
         if let Some(tag) = leader.tags.remove(&id) {
-            lib.catalog().outbox_swap(&id, Some(&tag), None).await?;
+            batch.swaps.push((id, Some(tag), None));
         }
     }
+    let mut added = Vec::new();
     for (id, op) in engine_ops {
         if leader.tags.contains_key(&id) {
             continue;
         }
         let entry = OutboxEntry { id: id.clone(), op, tag: platform::new_asset_id(), user_id: Some(user.clone()) };
-        if lib.catalog().outbox_swap(&id, None, Some(&entry)).await? {
-            leader.tags.insert(id, entry.tag);
-        }
+        added.push((batch.swaps.len(), id.clone(), entry.tag.clone()));
+        batch.swaps.push((id, None, Some(entry)));
     }
-    for id in touched {
-        if removed.contains(&id) {
-            continue;
-        }
+    for id in std::mem::take(&mut leader.unsaved) {
         let Some(a) = leader.engine.state().assets.get(&id).cloned() else { continue };
-        lib.edit_synced(&id, |rec| bridge::belongs_to(rec, &user) && bridge::apply(rec, &a, &user, &base)).await?;
+        let (user, base) = (user.clone(), base.clone());
+        batch
+            .edits
+            .push((id, Box::new(move |rec| bridge::belongs_to(rec, &user) && bridge::apply(rec, &a, &user, &base))));
     }
-    for ev in events {
-        if let Event::Status(id, status) = ev {
-            let error = leader.engine.state().assets.get(&id).and_then(|a| a.error.clone());
-            if status == SyncStatus::Error {
-                let e = error.clone().unwrap_or(SyncError { status: 0, code: "UNKNOWN".into() });
-                svc.emit("error", &error_detail(Some(&id), &ServiceError::Server { status: e.status, code: e.code }));
-            }
-            svc.status_changed(&id, status, error, true);
+    let (_, swapped) = lib.apply_synced(batch, false).await?;
+    for (at, id, tag) in added {
+        if swapped.get(at).copied().unwrap_or(false) {
+            leader.tags.insert(id, tag);
         }
+    }
+    for (id, status) in std::mem::take(&mut leader.unreported) {
+        let error = leader.engine.state().assets.get(&id).and_then(|a| a.error.clone());
+        if status == SyncStatus::Error {
+            let e = error.clone().unwrap_or(SyncError { status: 0, code: "UNKNOWN".into() });
+            svc.emit("error", &error_detail(Some(&id), &ServiceError::Server { status: e.status, code: e.code }));
+        }
+        svc.status_changed(&id, status, error, true);
     }
     let now = UserSyncState::of(leader.engine.state());
     if now != leader.saved {
@@ -972,7 +1124,7 @@ async fn write_back(svc: &Shared, leader: &mut Leader, mut touched: BTreeSet<Str
 }
 
 /// Sends one engine request and queues its outcome for the loop.
-async fn send(svc: Shared, generation: u64, n: u64, req: Request) {
+async fn send(svc: Shared, generation: u64, n: u64, req: Request, file: Option<OpenFile>) {
     let mut http_req = protocol::to_http(&req);
     let abort = svc.aborter.borrow().as_ref().map(|a| a.signal());
     let outcome = async {
@@ -983,8 +1135,13 @@ async fn send(svc: Shared, generation: u64, n: u64, req: Request) {
                 return (Outcome::Network, Vec::new());
             }
         };
-        let file = match &http_req.body {
-            Body::AssetBytes(id) => match svc.lib.file(id).await {
+        let opened = match (&http_req.body, file) {
+            (Body::AssetBytes(_), Some(f)) => Some(f.await),
+            (Body::AssetBytes(id), None) => Some(svc.lib.file(id).await),
+            _ => None,
+        };
+        let file = match opened {
+            Some(opened) => match opened {
                 Ok(f) => Some(f),
                 Err(e) => {
                     let code = e.code().to_owned();

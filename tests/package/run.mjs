@@ -83,3 +83,67 @@ test('the Vite dev server works with the one documented line (optimizeDeps.exclu
     dev.kill();
   }
 });
+
+test('tldraw with opfs-media/tldraw as its asset store: drop an image, reload offline, it still renders', async () => {
+  const dir = fresh('tldraw-app');
+  npm(dir, 'install', tgz, 'tldraw@5.4.2', 'react@19.2.0', 'react-dom@19.2.0', `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
+  execFileSync(`${dir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn'], { cwd: dir, stdio: 'inherit' });
+  const server = await serve({ root: `${dir}/dist` });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`${origin}/`);
+    await page.waitForFunction(() => window.editor, null, { timeout: 60_000 });
+    // "Drop" an image the way tldraw handles a drop: as external file content.
+    const src = await page.evaluate(async () => {
+      const c = new OffscreenCanvas(120, 80);
+      const g = c.getContext('2d');
+      g.fillStyle = '#d22'; g.fillRect(0, 0, 60, 80); g.fillStyle = '#22d'; g.fillRect(60, 0, 60, 80);
+      const file = new File([await c.convertToBlob({ type: 'image/png' })], 'dropped.png', { type: 'image/png' });
+      await window.editor.putExternalContent({ type: 'files', files: [file], point: { x: 300, y: 250 } });
+      for (let i = 0; i < 100; i++) {
+        const asset = window.editor.getAssets().find((a) => a.type === 'image');
+        if (asset?.props.src) return asset.props.src;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return null;
+    });
+    assert.match(src ?? '', /^opfs-media:[0-9a-f-]{36}$/, 'the document keeps a reference, not a data URL');
+    const id = src.slice('opfs-media:'.length);
+    assert.equal(await page.evaluate(async (i) => (await window.library.get(i)).name, id), 'dropped.png');
+    const rendered = () => page.waitForFunction(() => [...document.querySelectorAll('img')].some((img) => img.src.startsWith('blob:') && img.complete && img.naturalWidth === 120), null, { timeout: 30_000 });
+    await rendered();
+    mkdirSync('target/e2e', { recursive: true });
+    await page.screenshot({ path: 'target/e2e/tldraw-dropped.png' });
+
+    // Reload with every request but the app's own refused: the image comes from OPFS.
+    await context.route('**/*', (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
+    await page.reload();
+    await page.waitForFunction(() => window.editor, null, { timeout: 60_000 });
+    await rendered();
+    await page.screenshot({ path: 'target/e2e/tldraw-after-reload.png' });
+
+    // Deleting the shape and its asset removes the media from the library.
+    await page.evaluate(() => {
+      const editor = window.editor;
+      editor.deleteShapes(editor.getCurrentPageShapes().map((s) => s.id));
+      editor.deleteAssets(editor.getAssets().map((a) => a.id));
+    });
+    const gone = await page.evaluate(async (i) => {
+      for (let n = 0; n < 100; n++) {
+        try { await window.library.get(i); } catch (e) { return e.name; }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return 'still there';
+    }, id);
+    assert.equal(gone, 'NotFoundError', 'tldraw removing the asset deleted it from the library');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
