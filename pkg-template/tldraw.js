@@ -6,12 +6,13 @@
 //   const assets = createTldrawAssetStore(await MediaLibrary.open());
 //   <Tldraw persistenceKey="doc" assets={assets} />
 //
-// `upload` imports the file and stores `opfs-media:<asset id>` as the shape's `src`;
+// `upload` imports the file and stores `https://opfs-media.invalid/<asset id>` as the asset's
+// `src` (tldraw requires an http(s)/data URL there; `.invalid` never resolves, RFC 2606);
 // `resolve` answers with an object URL of the local bytes, downloading them first through
 // `sync` (a MediaSyncService from 'opfs-media/sync') when only the server has them, or the
 // server URL when there is no service; `remove` deletes the library assets of removed
 // tldraw assets (found by the tag `tldraw:<tldraw asset id>`).
-const PREFIX = 'opfs-media:';
+const PREFIX = 'https://opfs-media.invalid/';
 
 export function createTldrawAssetStore(library, { sync } = {}) {
   const urls = new Map();
