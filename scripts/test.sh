@@ -13,6 +13,7 @@ step "format and lint (native + wasm32)"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy -p opfs-media --all-targets --target wasm32-unknown-unknown -- -D warnings
+cargo clippy -p opfs-media --lib --no-default-features --target wasm32-unknown-unknown -- -D warnings
 
 step "native unit tests"
 cargo test --workspace
@@ -32,7 +33,7 @@ step "npm package build + TypeScript types (tsc --noEmit over tests/types/exampl
 bash scripts/build-pkg.sh
 node_modules/.bin/tsc -p tests/types/tsconfig.json
 
-step "the npm tarball in a fresh Vite app (build + dev, page + module worker) and a tsc project"
+step "the npm tarball in a fresh Vite app (build + dev, page + module worker, both entry points), a tsc project, and tldraw with opfs-media/tldraw"
 rm -f target/opfs-media-*.tgz
 (cd pkg && npm pack --silent --pack-destination ../target >/dev/null)
 node tests/package/run.mjs target/opfs-media-*.tgz
