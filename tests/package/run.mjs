@@ -45,6 +45,8 @@ async function check(url) {
         { where, size: 200000, same: true, listed: 1, typedError: 'InvalidInputError/MALFORMED_ID', status: 'pending' });
       assert.equal(r.storage, 'opfs');
     }
+    // The Excalidraw recipe: saved once, loaded back identical, scene references found.
+    assert.deepEqual(result.excalidraw, { stored: 1, sameAsset: true, ids: ['f1'], loaded: { id: 'f1', mimeType: 'image/png', identical: true } });
     // The worker also loads the `opfs-media/sync` entry (its own .wasm) and gets typed errors.
     assert.deepEqual(result.worker.sync, { exported: true, badOptions: 'InvalidInputError/INVALID_OPTIONS', sameLibrary: 1 });
     assert.deepEqual(errors, []);
