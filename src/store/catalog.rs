@@ -401,8 +401,14 @@ impl Catalog {
 async fn record_change(tx: &Transaction, id: &str, op: OutboxOp, user: Option<String>) -> Result<(), LibraryError> {
     let err = idb_err("saving to the outbox");
     let store = tx.object_store(OUTBOX).map_err(&err)?;
-    let existing = store.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
-    let existing: Option<OutboxEntry> = existing.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+    // An upload is queued only by an import, of a fresh id: nothing to coalesce with, so the
+    // import pays one write here, not a read and a write.
+    let existing: Option<OutboxEntry> = if op == OutboxOp::Upload {
+        None
+    } else {
+        let v = store.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        v.and_then(|v| serde_wasm_bindgen::from_value(v).ok())
+    };
     let entry = OutboxEntry {
         id: id.to_owned(),
         op: coalesce(existing.as_ref().map(|e| e.op), op),

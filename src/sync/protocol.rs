@@ -78,6 +78,15 @@ struct WireError {
     details: Option<serde_json::Value>,
 }
 
+/// The part of `GET /api/media/capabilities` the client uses.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    /// Largest accepted upload body, in bytes.
+    #[serde(default)]
+    pub max_upload_bytes: Option<f64>,
+}
+
 /// What to put in the request body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {

@@ -194,6 +194,8 @@ pub struct Service {
     once: Cell<bool>,
     disposed: Cell<bool>,
     leading: Cell<bool>,
+    /// The server's `maxUploadBytes` (capabilities), once read.
+    max_upload: Cell<Option<f64>>,
     generation: Cell<u64>,
     waiters: RefCell<Vec<Waiter>>,
     channel: Option<BroadcastChannel>,
@@ -231,6 +233,7 @@ impl Service {
             once: Cell::new(false),
             disposed: Cell::new(false),
             leading: Cell::new(false),
+            max_upload: Cell::new(None),
             generation: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
             channel,
@@ -729,6 +732,7 @@ async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()>) -> Resul
     let generation = svc.generation.get();
     *svc.aborter.borrow_mut() = AbortController::new().ok();
     let mut leader = load(svc, user).await?;
+    read_capabilities(svc).await;
     svc.leading.set(true);
     leader.engine.request_pull();
     let mut last_tick = platform::now_ms();
@@ -1123,6 +1127,26 @@ async fn flush(svc: &Shared, leader: &mut Leader) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// Reads `maxUploadBytes` from `GET /api/media/capabilities` (best effort: without it, an
+/// oversized upload learns its `413` from the upload itself). Checking first matters: a
+/// server that refuses a large body early may close the connection before the browser has
+/// sent it, and some engines (Firefox) then report a network error instead of the `413`.
+async fn read_capabilities(svc: &Shared) {
+    let req = protocol::HttpRequest {
+        method: "GET",
+        path: "/api/media/capabilities".into(),
+        headers: vec![],
+        body: Body::Empty,
+    };
+    let Ok(reply) = http::send(&svc.cfg.endpoint, &req, None, None, None).await else { return };
+    if reply.status != 200 {
+        return;
+    }
+    let Ok(body) = reply.bytes().await else { return };
+    let max = serde_json::from_slice::<protocol::Capabilities>(&body).ok().and_then(|c| c.max_upload_bytes);
+    svc.max_upload.set(max);
+}
+
 /// Sends one engine request and queues its outcome for the loop.
 async fn send(svc: Shared, generation: u64, n: u64, req: Request, file: Option<OpenFile>) {
     let mut http_req = protocol::to_http(&req);
@@ -1150,6 +1174,12 @@ async fn send(svc: Shared, generation: u64, n: u64, req: Request, file: Option<O
             },
             _ => None,
         };
+        if let (Some(f), Some(max)) = (&file, svc.max_upload.get()) {
+            if f.size() > max {
+                let code = "PAYLOAD_TOO_LARGE".to_owned();
+                return (Outcome::Failed { status: 413, code, current: None, retry_after: None }, Vec::new());
+            }
+        }
         if let Some(f) = &file {
             // The local import time (`getFile` sets it as `lastModified`), kept by the server.
             http_req.headers.push(("X-Asset-Created-At", format!("{}", f.last_modified() as i64)));
