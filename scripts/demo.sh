@@ -15,5 +15,5 @@ target/release/opfs-media-server --bind "127.0.0.1:$API_PORT" \
   --cors-origins "http://127.0.0.1:$PORT,http://localhost:$PORT" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
-echo "open http://127.0.0.1:$PORT/www-demo/ (server on :$API_PORT, data in ./data; Ctrl-C to stop)"
+echo "open http://127.0.0.1:$PORT/www-demo/?api=http://127.0.0.1:$API_PORT (data in ./data; Ctrl-C to stop)"
 node scripts/serve.mjs --root . --port "$PORT"
