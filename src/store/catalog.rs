@@ -30,7 +30,9 @@ pub type RecordEdit = Box<dyn FnOnce(&mut MediaAsset) -> bool>;
 pub struct Batch {
     /// `(id, edit)`: `edit` returns whether it changed the record.
     pub edits: Vec<(String, RecordEdit)>,
-    /// `(id, expected tag, new entry)`, as in `Catalog::outbox_swap`.
+    /// `(id, expected tag, new entry)`: the entry of `id` is replaced by `new` (or removed)
+    /// only if it still carries the expected tag (`None`: no entry). A local change re-tags its
+    /// entry, so the sync service can never overwrite or drop one it has not seen yet.
     pub swaps: Vec<(String, Option<String>, Option<OutboxEntry>)>,
 }
 
@@ -181,7 +183,7 @@ impl Catalog {
         Ok(Some(asset))
     }
 
-    /// Applies record edits and outbox swaps (see `update_record` and `outbox_swap`) in one
+    /// Applies record edits (as in `update_record`) and outbox swaps (see `Batch::swaps`) in one
     /// transaction, `strict` or relaxed. Returns the ids of records that changed and, per
     /// swap, whether it happened.
     pub async fn apply_batch(&self, batch: Batch, strict: bool) -> Result<(Vec<String>, Vec<bool>), LibraryError> {
@@ -206,12 +208,7 @@ impl Catalog {
             let matches = current.as_ref().map(|e| e.tag.as_str()) == expect.as_deref();
             if matches {
                 match &new {
-                    Some(entry) => {
-                        let v = entry.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| {
-                            LibraryError::Storage { op: "encoding an outbox entry", detail: e.to_string() }
-                        })?;
-                        outbox.put(&v, None).map_err(&err)?.await.map_err(&err)?;
-                    }
+                    Some(entry) => drop(outbox.put(&entry_to_js(entry)?, None).map_err(&err)?.await.map_err(&err)?),
                     None => outbox.delete(Query::from(key)).map_err(&err)?.await.map_err(&err)?,
                 }
             }
@@ -229,38 +226,6 @@ impl Catalog {
         // An entry that does not parse is skipped: the asset record itself is intact and a
         // later edit re-queues it; failing all sync for one bad entry would be worse.
         Ok(values.into_iter().filter_map(|v| serde_wasm_bindgen::from_value(v).ok()).collect())
-    }
-
-    /// Replaces the outbox entry of `id` with `new` (or removes it), but only if the entry
-    /// there is still the one tagged `expect` (`None`: no entry). A local change re-tags its
-    /// entry, so the sync service can never overwrite or drop one it has not seen yet.
-    /// Returns whether the swap happened.
-    pub async fn outbox_swap(
-        &self,
-        id: &str,
-        expect: Option<&str>,
-        new: Option<&OutboxEntry>,
-    ) -> Result<bool, LibraryError> {
-        let err = idb_err("saving to the outbox");
-        let tx = self.tx(&[OUTBOX], true)?;
-        let store = tx.object_store(OUTBOX).map_err(&err)?;
-        let key = JsValue::from_str(id);
-        let current = store.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
-        let current: Option<OutboxEntry> = current.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
-        let matches = current.as_ref().map(|e| e.tag.as_str()) == expect;
-        if matches {
-            match new {
-                Some(entry) => {
-                    let v = entry
-                        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-                        .map_err(|e| LibraryError::Storage { op: "encoding an outbox entry", detail: e.to_string() })?;
-                    store.put(&v, None).map_err(&err)?.await.map_err(&err)?;
-                }
-                None => store.delete(Query::from(key)).map_err(&err)?.await.map_err(&err)?,
-            }
-        }
-        finish(tx, "saving to the outbox").await?;
-        Ok(matches)
     }
 
     /// The JSON sync state stored for `user`.
@@ -415,11 +380,14 @@ async fn record_change(tx: &Transaction, id: &str, op: OutboxOp, user: Option<St
         tag: crate::platform::new_asset_id(),
         user_id: user.or(existing.and_then(|e| e.user_id)),
     };
-    let v = entry
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| LibraryError::Storage { op: "encoding an outbox entry", detail: e.to_string() })?;
-    store.put(&v, None).map_err(&err)?.await.map_err(&err)?;
+    store.put(&entry_to_js(&entry)?, None).map_err(&err)?.await.map_err(&err)?;
     Ok(())
+}
+
+fn entry_to_js(entry: &OutboxEntry) -> Result<JsValue, LibraryError> {
+    entry
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| LibraryError::Storage { op: "encoding an outbox entry", detail: e.to_string() })
 }
 
 fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {

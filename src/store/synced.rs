@@ -51,26 +51,6 @@ impl Library {
         Ok(())
     }
 
-    /// Edits a record in one transaction (see `Catalog::update_record`); emits `update` if it changed.
-    pub async fn edit_synced(
-        &self,
-        id: &str,
-        edit: impl FnOnce(&mut MediaAsset) -> bool,
-    ) -> Result<Option<MediaAsset>, LibraryError> {
-        let mut changed = false;
-        let out = self
-            .catalog
-            .update_record(id, |a| {
-                changed = edit(a);
-                changed
-            })
-            .await?;
-        if changed {
-            self.emit_change(ChangeKind::Update, id, true);
-        }
-        Ok(out)
-    }
-
     /// Applies a batch of sync results in one transaction and emits `update` for changed records.
     /// Returns the ids of changed records and, per outbox swap, whether it happened.
     pub async fn apply_synced(
