@@ -22,20 +22,51 @@ function blobToDataUrl(blob) {
   });
 }
 
-/** Imports the files not stored yet; resolves with `{ fileId: assetId }` for all of them. */
-export async function saveExcalidrawFiles(library, files) {
-  const ids = {};
-  for (const file of Object.values(files ?? {})) {
-    const [existing] = await library.list({ tag: TAG(file.id) });
-    if (existing) {
-      ids[file.id] = existing.id;
-      continue;
-    }
-    const blob = await dataUrlToBlob(file.dataURL);
-    const asset = await library.importFile(blob, { name: file.id, type: file.mimeType, tags: [TAG(file.id)] });
-    ids[file.id] = asset.id;
+// Excalidraw calls onChange on every pointer move, so saves overlap: one promise per
+// (library, fileId) makes each file imported once even when calls race, and later calls cost
+// a Map lookup. A deleted asset (here, in another tab or by sync) leaves the map, so saving
+// the scene again stores the file again.
+const saved = new WeakMap();
+
+function savedIn(library) {
+  let ids = saved.get(library);
+  if (!ids) {
+    ids = new Map();
+    saved.set(library, ids);
+    library.addEventListener?.('change', (e) => {
+      if (e.detail?.kind !== 'delete') return;
+      for (const [fileId, entry] of ids) if (entry.assetId === e.detail.id) ids.delete(fileId);
+    });
   }
   return ids;
+}
+
+async function saveOne(library, file) {
+  const [existing] = await library.list({ tag: TAG(file.id) });
+  if (existing) return existing.id;
+  const blob = await dataUrlToBlob(file.dataURL);
+  return (await library.importFile(blob, { name: file.id, type: file.mimeType, tags: [TAG(file.id)] })).id;
+}
+
+/** Imports the files not stored yet; resolves with `{ fileId: assetId }` for all of them. */
+export async function saveExcalidrawFiles(library, files) {
+  const ids = savedIn(library);
+  const pending = Object.values(files ?? {}).map((file) => {
+    let entry = ids.get(file.id);
+    if (!entry) {
+      entry = { assetId: null };
+      entry.promise = saveOne(library, file).then(
+        (assetId) => (entry.assetId = assetId),
+        (error) => {
+          ids.delete(file.id); // a failed save (quota, bad data URL) is tried again next time
+          throw error;
+        },
+      );
+      ids.set(file.id, entry);
+    }
+    return entry.promise.then((assetId) => [file.id, assetId]);
+  });
+  return Object.fromEntries(await Promise.all(pending));
 }
 
 /** The `BinaryFileData` of the given file ids that are in the library (for `addFiles`). */

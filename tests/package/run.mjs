@@ -46,7 +46,7 @@ async function check(url) {
       assert.equal(r.storage, 'opfs');
     }
     // The Excalidraw recipe: saved once, loaded back identical, scene references found.
-    assert.deepEqual(result.excalidraw, { stored: 1, sameAsset: true, ids: ['f1'], loaded: { id: 'f1', mimeType: 'image/png', identical: true } });
+    assert.deepEqual(result.excalidraw, { stored: 1, sameAsset: true, resaved: true, ids: ['f1'], loaded: { id: 'f1', mimeType: 'image/png', identical: true } });
     // The worker also loads the `opfs-media/sync` entry (its own .wasm) and gets typed errors.
     assert.deepEqual(result.worker.sync, { exported: true, badOptions: 'InvalidInputError/INVALID_OPTIONS', sameLibrary: 1 });
     assert.deepEqual(errors, []);
@@ -148,6 +148,77 @@ test('tldraw with opfs-media/tldraw as its asset store: drop an image, reload of
       return 'still there';
     }, id);
     assert.equal(gone, 'NotFoundError', 'tldraw removing the asset deleted it from the library');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+});
+
+test('Excalidraw with opfs-media/excalidraw keeping its files: drop an image, reload offline, it still renders', async () => {
+  const dir = fresh('excalidraw-app');
+  npm(dir, 'install', tgz, '@excalidraw/excalidraw@0.18.1', 'react@19.2.1', 'react-dom@19.2.1', `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
+  execFileSync(`${dir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn'], { cwd: dir, stdio: 'inherit' });
+  const server = await serve({ root: `${dir}/dist` });
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+    const page = await context.newPage();
+    const errors = [];
+    // Excalidraw loads its fonts from a CDN; this machine has no internet, so those fail by design.
+    page.on('pageerror', (e) => String(e).includes('Failed to fetch') || errors.push(String(e)));
+    const ready = () => page.waitForFunction(() => window.excalidrawAPI && window.filesLoaded, null, { timeout: 60_000 });
+    await page.goto(`${origin}/`);
+    await ready();
+
+    // Drop a 120x80 red|blue PNG on the canvas, as a user dragging a file in would.
+    await page.evaluate(async () => {
+      const c = new OffscreenCanvas(120, 80);
+      const g = c.getContext('2d');
+      g.fillStyle = '#d22'; g.fillRect(0, 0, 60, 80); g.fillStyle = '#22d'; g.fillRect(60, 0, 60, 80);
+      const file = new File([await c.convertToBlob({ type: 'image/png' })], 'dropped.png', { type: 'image/png' });
+      const dataTransfer = new DataTransfer();
+      dataTransfer.items.add(file);
+      const target = document.querySelector('canvas.excalidraw__canvas.interactive') ?? document.querySelector('.excalidraw');
+      target.dispatchEvent(new DragEvent('drop', { dataTransfer, clientX: 400, clientY: 300, bubbles: true, cancelable: true }));
+    });
+    // Reads the rendered canvas at an image element's left and right quarter (scene -> viewport).
+    const colours = () => page.waitForFunction(() => {
+      const api = window.excalidrawAPI;
+      const el = api.getSceneElements().find((e) => e.type === 'image' && !e.isDeleted);
+      if (!el) return false;
+      const { scrollX, scrollY, zoom, offsetLeft, offsetTop } = api.getAppState();
+      const canvas = document.querySelector('canvas.excalidraw__canvas.static');
+      const dpr = canvas.width / canvas.clientWidth;
+      const at = (fx) => {
+        const x = ((el.x + el.width * fx + scrollX) * zoom.value) * dpr;
+        const y = ((el.y + el.height / 2 + scrollY) * zoom.value) * dpr;
+        return [...canvas.getContext('2d').getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3)];
+      };
+      const [left, right] = [at(0.25), at(0.75)];
+      const red = left[0] > 180 && left[2] < 80;
+      const blue = right[2] > 180 && right[0] < 80;
+      return red && blue ? { fileId: el.fileId, left, right, offsetLeft, offsetTop } : false;
+    }, null, { timeout: 30_000 }).then((h) => h.jsonValue());
+    const first = await colours();
+    await page.waitForFunction((f) => window.savedFiles?.[f], first.fileId, { timeout: 30_000 });
+    const assetId = await page.evaluate((f) => window.savedFiles[f], first.fileId);
+    mkdirSync('target/e2e', { recursive: true });
+    await page.screenshot({ path: 'target/e2e/excalidraw-dropped.png' });
+    const stored = await page.evaluate(async () => (await window.library.list()).map((a) => ({ id: a.id, tags: a.tags, type: a.type })));
+    assert.deepEqual(stored, [{ id: assetId, tags: [`excalidraw:${first.fileId}`], type: 'image/png' }], 'the file is stored once, tagged with its fileId');
+    const scene = await page.evaluate(() => localStorage.getItem('opfs-media-check-scene'));
+    assert.ok(!scene.includes('data:image'), 'the saved scene holds no file bytes');
+
+    // Reload with every request but the app's own refused: the file comes back from OPFS.
+    await context.route('**/*', (route) => (route.request().url().startsWith(origin) ? route.continue() : route.abort()));
+    await page.reload();
+    await ready();
+    const after = await colours();
+    assert.equal(after.fileId, first.fileId);
+    await page.screenshot({ path: 'target/e2e/excalidraw-after-reload.png' });
+    assert.equal(await page.evaluate(async () => (await window.library.list()).length), 1, 'reloading stored nothing again');
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
