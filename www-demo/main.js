@@ -42,15 +42,23 @@ const render = () => (rendering = rendering.then(renderNow, renderNow));
 
 async function renderNow() {
   const assets = await lib.list();
+  // A thumbnail's object URL points at the local file: drop it when that file goes (deleted,
+  // or its local copy freed), or a later download would show the stale, unreadable one.
+  const local = new Set(assets.filter((a) => a.storage !== 'remote').map((a) => a.id));
+  for (const [id, url] of urls) if (!local.has(id)) { URL.revokeObjectURL(url); urls.delete(id); }
   const list = $('list');
   const rows = [];
   for (const a of assets) {
     const li = document.createElement('li');
     li.dataset.id = a.id;
     li.dataset.storage = a.storage;
-    const img = document.createElement('img');
+    // A placeholder for items whose bytes are on the server only (an <img> without a source
+    // renders as a broken image).
+    const img = document.createElement(a.storage === 'remote' ? 'span' : 'img');
+    img.className = 'thumb';
     if (a.storage === 'remote') {
       img.title = 'on the server: downloads when drawn';
+      img.textContent = '☁';
       img.classList.add('remote');
     } else if (a.type.startsWith('image/')) {
       if (!urls.has(a.id)) urls.set(a.id, URL.createObjectURL(await lib.getFile(a.id)));

@@ -2,7 +2,8 @@
 // each with its sync worker) and the real reference server (debug build, SQLite + local
 // files in a temp dir). Import on A -> synced badge, server bytes identical; B pulls it and
 // draws it after a download; delete on A -> gone on B; server down -> queued -> back up ->
-// synced; the offline toggle pauses sync. Screenshots in target/e2e/.
+// synced; the offline toggle pauses sync; "free local copies" keeps unsynced bytes and a freed
+// item downloads again when drawn. Screenshots in target/e2e/.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -103,6 +104,28 @@ test('demo sync: two devices, server bytes, delete, server outage, offline toggl
     await waitBadge(a, 'offline.png', 'synced');
     await waitBadge(b, 'offline.png', 'synced', 20000);
     await b.screenshot({ path: 'target/e2e/sync-b-final.png' });
+
+    // Free local copies: synced items keep only their metadata (bytes on the server), an
+    // item not uploaded yet keeps its bytes; drawing a freed item downloads it again.
+    assert.match(await a.textContent('#status'), /MB used of [\d.]+ GB/, 'storage usage shown');
+    await a.check('#offline');
+    await a.setInputFiles('#pick', { name: 'unsynced.png', mimeType: 'image/png', buffer: png(16, 16) });
+    await a.waitForSelector('li:has-text("unsynced.png")');
+    await a.click('#free');
+    await a.waitForSelector('#sync:has-text("freed the local copies of 2 synced item(s)")');
+    await a.waitForSelector('li[data-storage=remote]:has-text("outage.png")');
+    await a.waitForSelector('li[data-storage=remote]:has-text("offline.png")');
+    assert.equal(await a.getAttribute('li:has-text("unsynced.png")', 'data-storage'), 'opfs', 'pending bytes are never freed');
+    await a.screenshot({ path: 'target/e2e/sync-freed.png' });
+    await a.uncheck('#offline');
+    await a.click('li:has-text("offline.png")');
+    await a.waitForSelector('li[data-storage=opfs]:has-text("offline.png")');
+    const freedId = await a.getAttribute('li:has-text("offline.png")', 'data-id');
+    await a.waitForSelector(`canvas[data-drawn="${freedId}"]`);
+    assert.deepEqual(await pixel(a), [220, 30, 30], 'the freed item downloads again and draws');
+    await a.waitForFunction(() => { const img = [...document.querySelectorAll('li')].find((li) => li.textContent.includes('offline.png'))?.querySelector('img'); return img?.complete && img.naturalWidth === 32; });
+    await waitBadge(a, 'unsynced.png', 'synced');
+    await a.screenshot({ path: 'target/e2e/sync-redownloaded.png' });
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
