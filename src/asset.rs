@@ -157,7 +157,8 @@ fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
     match Raw::deserialize(d)? {
         Raw::Num(n) if n.is_finite() => Ok(n),
-        Raw::Num(n) => Err(serde::de::Error::custom(format!("timestamp {n} is not finite"))),
+        // Not formatted into the message: float formatting is kilobytes of the package.
+        Raw::Num(_) => Err(serde::de::Error::custom("timestamp is not a finite number")),
         Raw::Text(s) => {
             parse_iso8601_ms(&s).ok_or_else(|| serde::de::Error::custom(format!("timestamp {s:?} is not ISO-8601")))
         }
@@ -173,10 +174,9 @@ fn parse_iso8601_ms(s: &str) -> Option<f64> {
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let frac = match s.get(19..s.len() - 1)? {
-        "" => 0.0,
-        f if f.starts_with('.') => format!("0{f}").parse::<f64>().ok()?,
-        _ => return None,
+    let frac_ms = match s.get(19..s.len() - 1)? {
+        "" => 0,
+        f => fraction_ms(f.strip_prefix('.')?)?,
     };
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
@@ -190,7 +190,17 @@ fn parse_iso8601_ms(s: &str) -> Option<f64> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(secs as f64 * 1000.0 + (frac * 1000.0).round())
+    Some((secs * 1000 + frac_ms) as f64)
+}
+
+/// Milliseconds of a seconds fraction's digits (`"5"` is 500, `"1234"` rounds to 123), in
+/// integers: no float parsing (its tables are kilobytes of the package).
+fn fraction_ms(digits: &str) -> Option<i64> {
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let digit = |i: usize| digits.as_bytes().get(i).map_or(0, |c| i64::from(c - b'0'));
+    Some(digit(0) * 100 + digit(1) * 10 + digit(2) + i64::from(digit(3) >= 5))
 }
 
 /// Options for `importFileToLibrary`.
@@ -324,6 +334,15 @@ mod tests {
         assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00Z"), Some(0.0));
         assert_eq!(parse_iso8601_ms("2000-03-01T00:00:00.250Z"), Some(951_868_800_250.0));
         assert_eq!(parse_iso8601_ms("2024-02-29T12:00:00.000Z"), Some(1_709_208_000_000.0));
+        // Fractions of any length: tenths, microseconds (rounded), and malformed ones.
+        assert_eq!(parse_iso8601_ms("1970-01-01T00:00:01.5Z"), Some(1_500.0));
+        assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00.123456Z"), Some(123.0));
+        assert_eq!(parse_iso8601_ms("1970-01-01T00:00:00.9996Z"), Some(1_000.0));
+        for bad in
+            ["1970-01-01T00:00:00.Z", "1970-01-01T00:00:00.1aZ", "1970-01-01T00:00:00,5Z", "1970-01-01T00:00:00.-1Z"]
+        {
+            assert_eq!(parse_iso8601_ms(bad), None, "{bad}");
+        }
     }
 
     #[test]
