@@ -22,12 +22,17 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.le
 let userSeq = 0;
 const freshUser = () => `bench-${Date.now()}-${userSeq++}`;
 
+const hex = (buf) => [...new Uint8Array(buf)].map((b) => b.toString(16).padStart(2, '0')).join('');
+
 // The plain-JS baseline: a pool of CONC workers POSTing each file with the protocol's headers.
+// Imports carry no checksum (the library computes it before the upload), so the baseline
+// hashes too, the plain way: the whole file into memory, then WebCrypto's native digest.
 async function plainUpload(items, user) {
   let next = 0;
   async function worker() {
     while (next < items.length) {
-      const { file, sha256 } = items[next++];
+      const { file } = items[next++];
+      const sha256 = hex(await crypto.subtle.digest('SHA-256', await file.arrayBuffer()));
       const r = await fetch(`${API}/api/media/assets`, {
         method: 'POST', body: file,
         headers: { Authorization: `Bearer dev:${user}`, 'Content-Type': file.type, 'X-Asset-Id': crypto.randomUUID(),
@@ -44,7 +49,7 @@ async function importAll(lib, files) {
   for (const a of await lib.list()) await lib.delete(a.id);
   for (const f of files) await lib.importFile(f);
   const assets = await lib.list();
-  return Promise.all(assets.map(async (a) => ({ file: await lib.getFile(a.id), sha256: a.sha256 })));
+  return Promise.all(assets.map(async (a) => ({ file: await lib.getFile(a.id) })));
 }
 
 async function librarySync(user) {

@@ -146,6 +146,17 @@ impl MediaLibrary {
         to_js(&self.inner.get(&id_arg(&id)?).await.map_err(to_js_error)?)
     }
 
+    /// The asset's SHA-256 (64 lowercase hex digits). Imports do not compute it (it would slow
+    /// them); the sync service does before the first upload, and this call does on demand
+    /// (from the local bytes) and stores it on the record.
+    #[wasm_bindgen(unchecked_return_type = "string")]
+    pub async fn checksum(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        Ok(self.inner.checksum(&id_arg(&id)?).await.map_err(to_js_error)?.into())
+    }
+
     /// The asset's bytes as a `File` (name and type set), for `createImageBitmap` or an object URL.
     #[wasm_bindgen(js_name = getFile)]
     pub async fn get_file(

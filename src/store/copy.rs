@@ -1,5 +1,7 @@
-//! Streams a `Blob` into a sink chunk by chunk while hashing it (SHA-256).
+//! Streams a `Blob` into a sink chunk by chunk, hashing it (SHA-256) when asked.
 //! Chunks stay JS `Uint8Array`s; only a copy for the hasher enters WASM memory.
+
+use std::collections::VecDeque;
 
 use js_sys::Uint8Array;
 use sha2::{Digest, Sha256};
@@ -26,7 +28,8 @@ pub enum CopyFailure {
 #[allow(async_fn_in_trait)]
 pub trait ChunkSink {
     /// Starts writing `chunk`; the returned future completes when the sink accepted it.
-    /// The hasher runs between the call and the await, overlapping the write.
+    /// The chunk must not be detached: the hasher reads it after the call, overlapping the
+    /// write, and up to `WRITES_IN_FLIGHT` writes are pending at once.
     fn start_write(&mut self, chunk: &Uint8Array) -> Result<Option<JsFuture>, JsValue>;
     /// Makes the written bytes durable and releases the sink.
     async fn close(&mut self) -> Result<(), JsValue>;
@@ -124,10 +127,10 @@ impl<S: ChunkSink> ChunkSink for Budget<S> {
     }
 }
 
-/// Copies `source` into `sink` and returns `(bytes, lowercase hex SHA-256)`.
+/// Copies `source` into `sink` and returns `(bytes, lowercase hex SHA-256 if `hash`)`.
 /// On failure the sink is aborted before returning.
-pub async fn copy_hashing<S: ChunkSink>(source: &Blob, sink: &mut S) -> Result<(f64, String), CopyFailure> {
-    match pump(source, sink).await {
+pub async fn copy<S: ChunkSink>(source: &Blob, sink: &mut S, hash: bool) -> Result<(f64, Option<String>), CopyFailure> {
+    match pump(source, sink, hash.then(Sha256::new)).await {
         Ok(done) => Ok(done),
         Err(e) => {
             sink.abort().await;
@@ -136,16 +139,34 @@ pub async fn copy_hashing<S: ChunkSink>(source: &Blob, sink: &mut S) -> Result<(
     }
 }
 
-async fn pump<S: ChunkSink>(source: &Blob, sink: &mut S) -> Result<(f64, String), CopyFailure> {
+/// Writes the sink may have in flight at once: like `pipeTo`, the copy does not wait for one
+/// chunk to reach the disk before handing over the next (each write is an IPC round trip).
+const WRITES_IN_FLIGHT: usize = 4;
+
+/// Longest stretch of hashing before the copy lets the thread's other tasks run.
+const YIELD_EVERY_MS: f64 = 25.0;
+
+async fn pump<S: ChunkSink>(
+    source: &Blob,
+    sink: &mut S,
+    mut hasher: Option<Sha256>,
+) -> Result<(f64, Option<String>), CopyFailure> {
     if !platform::has_method(source, "stream") {
         return Err(CopyFailure::Read(js_sys::Error::new("Blob.stream() is not available in this browser").into()));
     }
     let reader: ReadableStreamDefaultReader = source.stream().get_reader().unchecked_into();
-    let mut hasher = Sha256::new();
+    let fail = |e: JsValue| {
+        let _ = reader.cancel();
+        CopyFailure::Write(e)
+    };
     let mut scratch: Vec<u8> = Vec::new();
     let mut total = 0f64;
+    let mut last_yield = platform::now_ms();
+    let mut writes: VecDeque<JsFuture> = VecDeque::with_capacity(WRITES_IN_FLIGHT);
+    // The next read is always under way while a chunk is written and hashed.
+    let mut next = JsFuture::from(reader.read());
     loop {
-        let step = JsFuture::from(reader.read()).await.map_err(CopyFailure::Read)?;
+        let step = next.await.map_err(CopyFailure::Read)?;
         if platform::get(&step, "done").as_bool().unwrap_or(true) {
             break;
         }
@@ -157,24 +178,41 @@ async fn pump<S: ChunkSink>(source: &Blob, sink: &mut S) -> Result<(f64, String)
                 ))
             }
         };
-        let pending = sink.start_write(&chunk).map_err(|e| {
-            let _ = reader.cancel();
-            CopyFailure::Write(e)
-        })?;
-        let len = chunk.length() as usize;
-        scratch.resize(len, 0);
-        chunk.copy_to(&mut scratch[..len]);
-        hasher.update(&scratch[..len]);
-        total += len as f64;
-        if let Some(p) = pending {
-            if let Err(e) = p.await {
-                let _ = reader.cancel();
-                return Err(CopyFailure::Write(e));
+        if writes.len() == WRITES_IN_FLIGHT {
+            if let Some(oldest) = writes.pop_front() {
+                oldest.await.map_err(fail)?;
             }
         }
+        writes.extend(sink.start_write(&chunk).map_err(fail)?);
+        next = JsFuture::from(reader.read());
+        let len = chunk.length() as usize;
+        if let Some(hasher) = &mut hasher {
+            hash_chunk(hasher, &chunk, &mut scratch);
+            // Reads of a local Blob can resolve without leaving the task, so a long hash with
+            // a sink that never waits (hash only; sync access handle) would block the thread
+            // (measured: a 2.7 s long task for 200 MB): hand it back every few chunks.
+            if platform::now_ms() - last_yield > YIELD_EVERY_MS {
+                platform::sleep(0.0).await;
+                last_yield = platform::now_ms();
+            }
+        }
+        total += len as f64;
+    }
+    for write in writes {
+        write.await.map_err(CopyFailure::Write)?;
     }
     sink.close().await.map_err(CopyFailure::Write)?;
-    Ok((total, hex(&hasher.finalize())))
+    Ok((total, hasher.map(|h| hex(&h.finalize()))))
+}
+
+/// Feeds one chunk to the hasher through a reused WASM buffer. Not inlined: `pump` has one
+/// copy per sink type, and the SHA-256 rounds are the bulk of the package's code size.
+#[inline(never)]
+fn hash_chunk(hasher: &mut Sha256, chunk: &Uint8Array, scratch: &mut Vec<u8>) {
+    let len = chunk.length() as usize;
+    scratch.resize(len, 0);
+    chunk.copy_to(&mut scratch[..len]);
+    hasher.update(&scratch[..len]);
 }
 
 /// Lowercase hex of a digest.

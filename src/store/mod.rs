@@ -2,6 +2,7 @@
 //! Bytes go to OPFS (or IndexedDB where OPFS is missing); records go to the catalog.
 
 pub mod catalog;
+pub mod checksum;
 pub mod copy;
 pub mod opfs;
 pub mod outbox;
@@ -20,7 +21,7 @@ use crate::error::LibraryError;
 use crate::platform::{self, error_parts};
 use crate::validate::{self, ValidationError};
 use catalog::Catalog;
-use copy::{copy_hashing, Budget, HashOnly};
+use copy::{copy, Budget, HashOnly};
 use opfs::{OpfsDir, TEMP_SUFFIX};
 use outbox::OutboxOp;
 
@@ -156,18 +157,18 @@ impl Library {
 
         let id = platform::new_asset_id();
         let budget = self.write_budget.get();
-        let (size, sha256, storage) = match &self.opfs {
-            Some(dir) => {
-                let (size, sha) = dir.write_new(&id, blob, budget, None).await?;
-                (size, sha, StorageKind::Opfs)
-            }
+        // No checksum here: hashing in WASM would slow the import on the app's thread (see
+        // `checksum`); the sync service computes it before the first upload.
+        let (size, storage) = match &self.opfs {
+            Some(dir) => (dir.write_new(&id, blob, budget, None).await?, StorageKind::Opfs),
             None => {
-                let result = match budget {
-                    Some(left) => copy_hashing(blob, &mut Budget { inner: HashOnly, left }).await,
-                    None => copy_hashing(blob, &mut HashOnly).await,
+                // Read through once (no WASM copy) so an unreadable source fails here, typed,
+                // before anything is stored; the simulated quota applies to the same stream.
+                let read = match budget {
+                    Some(left) => copy(blob, &mut Budget { inner: HashOnly, left }, false).await,
+                    None => copy(blob, &mut HashOnly, false).await,
                 };
-                let (size, sha) = result.map_err(opfs::copy_err)?;
-                (size, sha, StorageKind::Indexeddb)
+                (read.map_err(opfs::copy_err)?.0, StorageKind::Indexeddb)
             }
         };
         let now = platform::now_ms();
@@ -179,7 +180,7 @@ impl Library {
             size,
             created_at: now,
             updated_at: now,
-            sha256: Some(sha256),
+            sha256: None,
             tags,
             storage,
             sync_status: SyncStatus::Pending,
@@ -266,6 +267,25 @@ impl Library {
         bag.set_last_modified(asset.created_at);
         File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
             .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
+    }
+
+    /// The asset's SHA-256 (lowercase hex): the stored one, or computed from the local bytes
+    /// and stored on the record (without changing `updatedAt`: the content is the same).
+    pub async fn checksum(&self, id: &str) -> Result<String, LibraryError> {
+        let asset = self.get(id).await?;
+        if let Some(sha) = asset.sha256 {
+            return Ok(sha);
+        }
+        let sha = checksum::sha256_of(&self.file_of(&asset).await?.into()).await?;
+        let stored = self
+            .catalog
+            .update_record(&asset.id, |r| r.sha256.is_none() && r.sha256.replace(sha.clone()).is_none())
+            .await?;
+        if stored.is_some() {
+            // Marked as the library's own write, like sync results: not a user edit to upload.
+            self.emit_change(ChangeKind::Update, &asset.id, true);
+        }
+        Ok(sha)
     }
 
     /// Edits user metadata; bumps `updatedAt` and marks the asset for re-sync.

@@ -10,7 +10,7 @@ use web_sys::{
 
 use crate::error::LibraryError;
 use crate::platform::{self, error_parts};
-use crate::store::copy::{copy_hashing, Budget, ChunkSink, CopyFailure, SyncHandleSink, WriterSink};
+use crate::store::copy::{copy, Budget, ChunkSink, CopyFailure, SyncHandleSink, WriterSink};
 
 /// Suffix of files still being written; committed files are named by asset id alone.
 pub const TEMP_SUFFIX: &str = ".tmp";
@@ -65,7 +65,8 @@ impl OpfsDir {
         self.mode
     }
 
-    /// Streams `source` into `<name>.tmp`, commits it as `<name>`, returns `(size, sha256)`.
+    /// Streams `source` into `<name>.tmp`, commits it as `<name>`, returns the size. With
+    /// `expect_sha256` the bytes are hashed while streaming and committed only if they match.
     /// On any failure the temporary file is removed and nothing is left under `name`.
     pub async fn write_new(
         &self,
@@ -73,19 +74,19 @@ impl OpfsDir {
         source: &Blob,
         budget: Option<u64>,
         expect_sha256: Option<&str>,
-    ) -> Result<(f64, String), LibraryError> {
+    ) -> Result<f64, LibraryError> {
         let tmp = format!("{name}{TEMP_SUFFIX}");
         let handle = self.file_handle(&tmp, true).await?;
-        let result = self.write_into(&handle, source, budget).await;
+        let result = self.write_into(&handle, source, budget, expect_sha256.is_some()).await;
         let result = match (result, expect_sha256) {
             // A download that does not match its checksum never replaces anything.
-            (Ok((_, got)), Some(want)) if got != want => {
+            (Ok((_, Some(got))), Some(want)) if got != want => {
                 Err(LibraryError::ChecksumMismatch { id: name.to_owned(), expected: want.to_owned(), got })
             }
-            (result, _) => result,
+            (result, _) => result.map(|(size, _)| size),
         };
         let result = match result {
-            Ok(done) => self.commit(&handle, &tmp, name).await.map(|()| done),
+            Ok(size) => self.commit(&handle, &tmp, name).await.map(|()| size),
             Err(e) => Err(e),
         };
         if result.is_err() {
@@ -99,7 +100,8 @@ impl OpfsDir {
         handle: &FileSystemFileHandle,
         source: &Blob,
         budget: Option<u64>,
-    ) -> Result<(f64, String), LibraryError> {
+        hash: bool,
+    ) -> Result<(f64, Option<String>), LibraryError> {
         match self.mode {
             WriteMode::Writable => {
                 let stream =
@@ -108,14 +110,14 @@ impl OpfsDir {
                     .unchecked_into::<web_sys::WritableStream>()
                     .get_writer()
                     .map_err(dom_err("opening a file for writing"))?;
-                run_copy(source, WriterSink(writer), budget).await
+                run_copy(source, WriterSink(writer), budget, hash).await
             }
             WriteMode::SyncHandle => {
                 let h = JsFuture::from(handle.create_sync_access_handle())
                     .await
                     .map_err(dom_err("opening a file for writing"))?;
                 let h: FileSystemSyncAccessHandle = h.unchecked_into();
-                run_copy(source, SyncHandleSink::new(h), budget).await
+                run_copy(source, SyncHandleSink::new(h), budget, hash).await
             }
         }
     }
@@ -134,7 +136,7 @@ impl OpfsDir {
             detail: "temporary file vanished".into(),
         })?;
         let target = self.file_handle(name, true).await?;
-        self.write_into(&target, &written, None).await?;
+        self.write_into(&target, &written, None, false).await?;
         let _ = self.remove(tmp).await;
         Ok(())
     }
@@ -192,12 +194,17 @@ impl OpfsDir {
     }
 }
 
-async fn run_copy<S: ChunkSink>(source: &Blob, sink: S, budget: Option<u64>) -> Result<(f64, String), LibraryError> {
+async fn run_copy<S: ChunkSink>(
+    source: &Blob,
+    sink: S,
+    budget: Option<u64>,
+    hash: bool,
+) -> Result<(f64, Option<String>), LibraryError> {
     let result = match budget {
-        Some(left) => copy_hashing(source, &mut Budget { inner: sink, left }).await,
+        Some(left) => copy(source, &mut Budget { inner: sink, left }, hash).await,
         None => {
             let mut sink = sink;
-            copy_hashing(source, &mut sink).await
+            copy(source, &mut sink, hash).await
         }
     };
     result.map_err(copy_err)

@@ -8,8 +8,7 @@ use futures_util::future::LocalBoxFuture;
 use wasm_bindgen::JsValue;
 use web_sys::Blob;
 
-use super::copy::{copy_hashing, HashOnly};
-use super::{opfs, ChangeKind, Library};
+use super::{ChangeKind, Library};
 use crate::asset::{MediaAsset, StorageKind, SyncStatus};
 use crate::error::LibraryError;
 use crate::platform::error_parts;
@@ -97,7 +96,7 @@ impl Library {
                 None
             }
             None => {
-                let (_, got) = copy_hashing(bytes, &mut HashOnly).await.map_err(opfs::copy_err)?;
+                let got = super::checksum::sha256_of(bytes).await?;
                 if got != expected {
                     return Err(LibraryError::ChecksumMismatch { id: id.to_owned(), expected, got });
                 }

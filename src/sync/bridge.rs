@@ -32,11 +32,12 @@ pub fn belongs_to(rec: &MediaAsset, user: &str) -> bool {
     rec.user_id.as_deref().is_none_or(|u| u == user)
 }
 
-/// The engine's view of a record (`None` for records that cannot sync: no checksum).
-pub fn local_asset(rec: &MediaAsset) -> Option<LocalAsset> {
-    Some(LocalAsset {
+/// The engine's view of a record. Imports carry no checksum yet (`sha256` empty): the
+/// service computes it when it sends the upload.
+pub fn local_asset(rec: &MediaAsset) -> LocalAsset {
+    LocalAsset {
         id: rec.id.clone(),
-        sha256: rec.sha256.clone()?,
+        sha256: rec.sha256.clone().unwrap_or_default(),
         meta: Meta { name: rec.name.clone(), tags: rec.tags.clone() },
         updated_at: rec.updated_at as i64,
         remote_version: rec.cloud_version,
@@ -47,7 +48,7 @@ pub fn local_asset(rec: &MediaAsset) -> Option<LocalAsset> {
         },
         error: rec.sync_error.clone(),
         has_bytes: rec.storage != StorageKind::Remote,
-    })
+    }
 }
 
 /// A record that never reached a server and has no outbox entry: written before the outbox
@@ -70,6 +71,9 @@ pub fn apply(rec: &mut MediaAsset, a: &LocalAsset, user: &str, base_url: &str) -
     rec.sync_status = if local_newer && a.status == SyncStatus::Synced { SyncStatus::Pending } else { a.status };
     rec.sync_error = a.error.clone();
     rec.user_id = Some(user.to_owned());
+    if rec.sha256.is_none() && !a.sha256.is_empty() {
+        rec.sha256 = Some(a.sha256.clone());
+    }
     rec.cloud_version = a.remote_version;
     if a.remote_version.is_some() {
         rec.cloud_id = Some(a.id.clone());
@@ -119,7 +123,7 @@ mod tests {
     #[test]
     fn a_remote_win_updates_metadata_and_cloud_fields() {
         let mut r = rec();
-        let mut a = local_asset(&r).unwrap();
+        let mut a = local_asset(&r);
         a.meta.name = "remote".into();
         a.updated_at = 20;
         a.remote_version = Some(3);
@@ -134,7 +138,7 @@ mod tests {
     #[test]
     fn a_newer_local_edit_is_kept_and_stays_pending() {
         let mut r = rec();
-        let mut a = local_asset(&r).unwrap();
+        let mut a = local_asset(&r);
         a.status = SyncStatus::Synced;
         a.remote_version = Some(1);
         r.name = "edited meanwhile".into();
@@ -152,6 +156,10 @@ mod tests {
         r.cloud_version = Some(1);
         assert!(!needs_legacy_upload(&r));
         r.sha256 = None;
-        assert!(local_asset(&r).is_none());
+        assert_eq!(local_asset(&r).sha256, "", "imports carry no checksum until the upload");
+        let mut a = local_asset(&r);
+        a.sha256 = "ab".into();
+        apply(&mut r, &a, "u", "b");
+        assert_eq!(r.sha256.as_deref(), Some("ab"), "the checksum the upload computed is kept");
     }
 }

@@ -37,7 +37,8 @@ pub struct SyncError {
 pub struct LocalAsset {
     /// Client-chosen id.
     pub id: String,
-    /// Hex SHA-256 of the bytes.
+    /// Hex SHA-256 of the bytes; empty until computed (the service hashes the file when it
+    /// sends the upload, and the upload's reply fills it in).
     pub sha256: String,
     /// Metadata as the user sees it.
     pub meta: Meta,
@@ -548,6 +549,10 @@ impl Engine {
         }
         match o {
             Outcome::Ok(Reply::Asset(remote)) => {
+                if let Some(a) = self.state.assets.get_mut(id).filter(|a| a.sha256.is_empty()) {
+                    // Hashed by the service while sending; the server checked it against the bytes.
+                    a.sha256.clone_from(&remote.sha256);
+                }
                 let local_meta = self.state.assets.get(id).map(|a| a.meta.clone());
                 // The server may hold other metadata (edited elsewhere after a lost response).
                 let conflict = local_meta.as_ref() != Some(&sent) || remote.meta != sent;

@@ -29,6 +29,7 @@ use crate::asset::{MediaAsset, StorageKind, SyncStatus};
 use crate::error::LibraryError;
 use crate::platform;
 use crate::store::catalog::Batch;
+use crate::store::checksum;
 use crate::store::outbox::{OutboxEntry, OutboxOp};
 use crate::store::synced::Downloader;
 use crate::store::{open_channel, ChangeKind, Library};
@@ -207,7 +208,11 @@ pub struct Service {
 
 type Shared = Rc<Service>;
 /// A local file being opened for upload (shared by the prefetch and the request).
-type OpenFile = futures_util::future::Shared<LocalBoxFuture<'static, Result<web_sys::File, LibraryError>>>;
+/// An upload's file, opened (and hashed, for records imported without a checksum) ahead of
+/// its request.
+type OpenFile = futures_util::future::Shared<LocalBoxFuture<'static, Result<Opened, LibraryError>>>;
+/// An upload's file and the checksum computed for it (`None`: the record has one).
+type Opened = (web_sys::File, Option<String>);
 type Waiter = Box<dyn FnMut(&Note) -> bool>;
 /// A listener on a global target: (target, event type, callback).
 type Listener = (JsValue, &'static str, Closure<dyn FnMut(JsValue)>);
@@ -814,9 +819,24 @@ fn open_for_upload(svc: &Shared, leader: &mut Leader, id: &str) -> Option<OpenFi
     }
     let rec = leader.records.get(id)?.clone();
     let lib = svc.lib.clone();
-    let f: OpenFile = async move { lib.file_of(&rec).await }.boxed_local().shared();
+    let max = svc.max_upload.get();
+    let f: OpenFile = async move { open_and_hash(&lib, &rec, max).await }.boxed_local().shared();
     leader.opening.insert(id.to_owned(), f.clone());
     Some(f)
+}
+
+/// The record's file, and its checksum if the record has none: imports are not hashed
+/// (that would slow them on the app's thread), so it is computed here, ahead of the request,
+/// while other uploads are in flight. The upload's reply stores it on the record.
+/// A file over `max_upload` is not hashed: the request refuses it (413) without sending.
+async fn open_and_hash(lib: &Library, rec: &MediaAsset, max_upload: Option<f64>) -> Result<Opened, LibraryError> {
+    let file = lib.file_of(rec).await?;
+    let sha = match rec.sha256 {
+        Some(_) => None,
+        None if max_upload.is_some_and(|max| file.size() > max) => None,
+        None => Some(checksum::sha256_of(&file).await?),
+    };
+    Ok((file, sha))
 }
 
 /// Opens the files of the next queued uploads ahead of their requests, so a request slot
@@ -918,7 +938,7 @@ async fn refresh(svc: &Shared, leader: &mut Leader, only: Option<BTreeSet<String
             if !bridge::belongs_to(rec, &user) || leader.engine.state().assets.contains_key(&rec.id) {
                 continue;
             }
-            let Some(local) = bridge::local_asset(rec) else { continue };
+            let local = bridge::local_asset(rec);
             if with_entry.contains(rec.id.as_str()) {
                 continue;
             }
@@ -949,7 +969,7 @@ async fn refresh(svc: &Shared, leader: &mut Leader, only: Option<BTreeSet<String
                 if !bridge::belongs_to(rec, &user) {
                     continue;
                 }
-                let Some(local) = bridge::local_asset(rec) else { continue };
+                let local = bridge::local_asset(rec);
                 leader.records.insert(rec.id.clone(), rec.clone());
                 if leader.engine.state().assets.contains_key(&e.id) {
                     leader.engine.local_edit(&e.id, local.meta, local.updated_at);
@@ -1161,19 +1181,27 @@ async fn send(svc: Shared, generation: u64, n: u64, req: Request, file: Option<O
         };
         let opened = match (&http_req.body, file) {
             (Body::AssetBytes(_), Some(f)) => Some(f.await),
-            (Body::AssetBytes(id), None) => Some(svc.lib.file(id).await),
+            (Body::AssetBytes(id), None) => Some(match svc.lib.get(id).await {
+                Ok(rec) => open_and_hash(&svc.lib, &rec, svc.max_upload.get()).await,
+                Err(e) => Err(e),
+            }),
             _ => None,
         };
-        let file = match opened {
-            Some(opened) => match opened {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    let code = e.code().to_owned();
-                    return (Outcome::Failed { status: 0, code, current: None, retry_after: None }, Vec::new());
-                }
-            },
-            _ => None,
+        let (file, sha) = match opened {
+            Some(Ok((f, sha))) => (Some(f), sha),
+            Some(Err(e)) => {
+                let code = e.code().to_owned();
+                return (Outcome::Failed { status: 0, code, current: None, retry_after: None }, Vec::new());
+            }
+            None => (None, None),
         };
+        if let Some(sha) = sha {
+            if let Some((_, header)) =
+                http_req.headers.iter_mut().find(|(k, v)| *k == "X-Content-SHA256" && v.is_empty())
+            {
+                *header = sha;
+            }
+        }
         if let (Some(f), Some(max)) = (&file, svc.max_upload.get()) {
             if f.size() > max {
                 let code = "PAYLOAD_TOO_LARGE".to_owned();

@@ -175,7 +175,12 @@ pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
     assert_eq!(a.name, "holiday.jpg");
     assert_eq!(a.mime_type, "image/jpeg");
     assert_eq!(a.size, 300_000.0);
-    assert_eq!(a.sha256.as_deref(), Some(sha_hex(&data).as_str()));
+    // Not hashed while importing (docs/library.md, "Checksums"): on demand, then stored.
+    assert_eq!(a.sha256, None);
+    assert_eq!(lib.checksum(a.id.clone().into()).await.unwrap().as_string(), Some(sha_hex(&data)));
+    let hashed = asset_of(&lib.get(a.id.clone().into()).await.unwrap());
+    assert_eq!(hashed.sha256.as_deref(), Some(sha_hex(&data).as_str()));
+    assert_eq!(hashed.updated_at, a.updated_at, "a checksum is not an edit");
     assert_eq!(a.sync_status, SyncStatus::Pending);
     assert_eq!(a.storage, expect);
     assert_eq!(a.handle_name, a.id);
@@ -185,7 +190,7 @@ pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
     assert!(a.created_at > 1.6e12 && a.created_at == a.updated_at);
 
     let got = asset_of(&lib.get(a.id.clone().into()).await.unwrap());
-    assert_eq!(got, a);
+    assert_eq!(got, opfs_media::MediaAsset { sha256: hashed.sha256.clone(), ..a.clone() });
     let listed = lib.list(None).await.unwrap();
     assert_eq!(Array::from(&listed).length(), 1);
 
@@ -367,9 +372,36 @@ pub async fn zero_byte_file_is_accepted(storage: &str) {
     let Some(lib) = open(storage).await else { return };
     let a = asset_of(&lib.import_file(file(b"", "empty.txt", "text/plain").into(), None).await.unwrap());
     assert_eq!(a.size, 0.0);
-    assert_eq!(a.sha256.as_deref(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    let sha = lib.checksum(a.id.clone().into()).await.unwrap().as_string();
+    assert_eq!(sha.as_deref(), Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
     let f = lib.get_file(a.id.into()).await.unwrap();
     assert_eq!(f.size(), 0.0);
+}
+
+/// `checksum` on both of its paths (WebCrypto for small files, the streaming WASM hasher
+/// above 16 MiB), on unknown ids and on a record whose bytes are gone.
+pub async fn checksum_on_demand(storage: &str) {
+    let Some(lib) = open(storage).await else { return };
+    let large = bytes(16 * 1024 * 1024 + 3, 11);
+    let a = asset_of(&lib.import_file(file(&large, "large.bin", "").into(), None).await.unwrap());
+    assert_eq!(lib.checksum(a.id.clone().into()).await.unwrap().as_string(), Some(sha_hex(&large)));
+    let small = bytes(1000, 12);
+    let b = asset_of(&lib.import_file(file(&small, "small.bin", "").into(), None).await.unwrap());
+    assert_eq!(lib.checksum(b.id.clone().into()).await.unwrap().as_string(), Some(sha_hex(&small)));
+    assert_js_error(
+        lib.checksum("0190f0c2-7a0e-7cc0-8000-0000000000ee".into()).await,
+        "NotFoundError",
+        "ASSET_NOT_FOUND",
+    );
+    assert_js_error(lib.checksum("not an id".into()).await, "InvalidInputError", "MALFORMED_ID");
+    let lost = asset_of(&lib.import_file(file(b"lost", "lost.txt", "").into(), None).await.unwrap());
+    if lib.storage() == "opfs" {
+        JsFuture::from(opfs_dir(lib.library()).await.remove_entry(&lost.handle_name)).await.unwrap();
+    } else {
+        delete_blob(lib.library().catalog(), &lost.handle_name).await;
+    }
+    assert_js_error(lib.checksum(lost.id.clone().into()).await, "NotFoundError", "BYTES_MISSING");
+    assert_eq!(asset_of(&lib.get(lost.id.into()).await.unwrap()).sha256, None, "nothing stored on failure");
 }
 
 pub async fn quota_exhausted_part_way(storage: &str) {
@@ -596,6 +628,7 @@ macro_rules! library_suite {
             opfs_delete_and_unknown_ids, idb_delete_and_unknown_ids => delete_and_unknown_ids;
             opfs_bad_input_is_refused_cleanly, idb_bad_input_is_refused_cleanly => bad_input_is_refused_cleanly;
             opfs_zero_byte_file_is_accepted, idb_zero_byte_file_is_accepted => zero_byte_file_is_accepted;
+            opfs_checksum_on_demand, idb_checksum_on_demand => checksum_on_demand;
             opfs_quota_exhausted_part_way, idb_quota_exhausted_part_way => quota_exhausted_part_way;
             opfs_unreadable_source_leaves_nothing, idb_unreadable_source_leaves_nothing => unreadable_source_leaves_nothing;
             opfs_sweep_removes_orphans_and_reports_missing, idb_sweep_removes_orphans_and_reports_missing => sweep_removes_orphans_and_reports_missing;

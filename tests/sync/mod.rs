@@ -187,6 +187,8 @@ pub async fn upload_then_server_has_identical_bytes() {
     assert_eq!(field(&rec, "syncStatus").as_string().unwrap(), "synced");
     assert_eq!(field(&rec, "cloudId").as_string().unwrap(), id);
     assert_eq!(field(&rec, "userId").as_string().unwrap(), user.name());
+    // Imports are not hashed; the upload computed the checksum (the server checked it) and kept it.
+    assert_eq!(field(&rec, "sha256").as_string(), Some(common::sha_hex(&data)));
     let url = field(&rec, "cloudUrl").as_string().unwrap();
     assert!(url.starts_with(server()) && url.ends_with(&id), "{url}");
     let (status, body) = server_get(&format!("/api/media/assets/{id}"), &user).await;

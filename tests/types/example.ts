@@ -27,6 +27,7 @@ export async function example(file: File): Promise<void> {
 
   const lib: MediaLibrary = await MediaLibrary.open({ name: 'drafts', storage: 'auto' });
   const imported: MediaAsset = await lib.importFile(file);
+  const checksum: string = await lib.checksum(imported.id);
   lib.addEventListener('change', (e: Event) => console.log((e as CustomEvent).detail));
   const report: SweepReport = await lib.sweep({ graceMs: 0 });
   const kind: StorageKind = lib.storage;
