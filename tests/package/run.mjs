@@ -86,9 +86,13 @@ test('the Vite dev server works with the one documented line (optimizeDeps.exclu
   }
 });
 
-test('tldraw with opfs-media/tldraw as its asset store: drop an image, reload offline, it still renders', async () => {
-  const dir = fresh('tldraw-app');
-  npm(dir, 'install', tgz, 'tldraw@5.4.2', 'react@19.2.1', 'react-dom@19.2.1', `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
+// Builds tests/package/<name> against the tarball with `packages`, serves its production
+// build and runs `fn` with a 1000x700 page; any uncaught page error fails the test except
+// failed fetches: tldraw and Excalidraw load fonts (tldraw also translations) from their
+// CDNs, which this machine cannot reach by design.
+async function withCanvasApp(name, packages, fn) {
+  const dir = fresh(name);
+  npm(dir, 'install', tgz, ...packages, 'react@19.2.1', 'react-dom@19.2.1', `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
   execFileSync(`${dir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn'], { cwd: dir, stdio: 'inherit' });
   const server = await serve({ root: `${dir}/dist` });
   const origin = `http://127.0.0.1:${server.address().port}`;
@@ -97,9 +101,17 @@ test('tldraw with opfs-media/tldraw as its asset store: drop an image, reload of
     const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
     const page = await context.newPage();
     const errors = [];
-    // tldraw fetches its fonts and translations from its CDN; this machine has no internet,
-    // so those fetches fail by design. Any other page error fails the test.
     page.on('pageerror', (e) => String(e).includes('Failed to fetch') || errors.push(String(e)));
+    await fn({ origin, context, page });
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+test('tldraw with opfs-media/tldraw as its asset store: drop an image, reload offline, it still renders', () =>
+  withCanvasApp('tldraw-app', ['tldraw@5.4.2'], async ({ origin, context, page }) => {
     await page.goto(`${origin}/`);
     await page.waitForFunction(() => window.editor, null, { timeout: 60_000 });
     // "Drop" an image the way tldraw handles a drop: as external file content.
@@ -148,26 +160,10 @@ test('tldraw with opfs-media/tldraw as its asset store: drop an image, reload of
       return 'still there';
     }, id);
     assert.equal(gone, 'NotFoundError', 'tldraw removing the asset deleted it from the library');
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-    server.close();
-  }
-});
+  }));
 
-test('Excalidraw with opfs-media/excalidraw keeping its files: drop an image, reload offline, it still renders', async () => {
-  const dir = fresh('excalidraw-app');
-  npm(dir, 'install', tgz, '@excalidraw/excalidraw@0.18.1', 'react@19.2.1', 'react-dom@19.2.1', `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
-  execFileSync(`${dir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn'], { cwd: dir, stdio: 'inherit' });
-  const server = await serve({ root: `${dir}/dist` });
-  const origin = `http://127.0.0.1:${server.address().port}`;
-  const browser = await launchChromium();
-  try {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-    const page = await context.newPage();
-    const errors = [];
-    // Excalidraw loads its fonts from a CDN; this machine has no internet, so those fail by design.
-    page.on('pageerror', (e) => String(e).includes('Failed to fetch') || errors.push(String(e)));
+test('Excalidraw with opfs-media/excalidraw keeping its files: drop an image, reload offline, it still renders', () =>
+  withCanvasApp('excalidraw-app', ['@excalidraw/excalidraw@0.18.1'], async ({ origin, context, page }) => {
     const ready = () => page.waitForFunction(() => window.excalidrawAPI && window.filesLoaded, null, { timeout: 60_000 });
     await page.goto(`${origin}/`);
     await ready();
@@ -219,9 +215,4 @@ test('Excalidraw with opfs-media/excalidraw keeping its files: drop an image, re
     assert.equal(after.fileId, first.fileId);
     await page.screenshot({ path: 'target/e2e/excalidraw-after-reload.png' });
     assert.equal(await page.evaluate(async () => (await window.library.list()).length), 1, 'reloading stored nothing again');
-    assert.deepEqual(errors, []);
-  } finally {
-    await browser.close();
-    server.close();
-  }
-});
+  }));
