@@ -432,6 +432,18 @@ impl Library {
     }
 }
 
+impl Drop for Library {
+    /// The BroadcastChannel lives on in JS after this object: detach the listener (its closure
+    /// is freed with us) and close it, or every later message on the channel would call a
+    /// freed closure (a thrown error each time) and keep the channel open for good.
+    fn drop(&mut self) {
+        if let Some(ch) = &self.channel {
+            ch.set_onmessage(None);
+            ch.close();
+        }
+    }
+}
+
 /// `{ kind, id, sync }`: the detail of a `change` event.
 fn change_detail(kind: &str, id: &str, sync: bool) -> js_sys::Object {
     let detail = js_sys::Object::new();

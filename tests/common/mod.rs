@@ -601,6 +601,28 @@ pub async fn module_functions_on_default_library() {
     assert_js_error(interop::import_file_to_library(JsValue::from("x"), None).await, "InvalidInputError", "NOT_A_BLOB");
 }
 
+/// A library dropped without `close()` detaches from its BroadcastChannel: a later message
+/// must not call its freed closure (that throws "closure invoked ... after being dropped").
+pub async fn dropped_library_leaves_no_listener() {
+    use wasm_bindgen::closure::Closure;
+    let name = unique("dropped");
+    let lib = Library::open(&name, opfs_media::store::StoragePreference::Auto).await.unwrap();
+    drop(lib);
+    let errors = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+    let sink = errors.clone();
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        sink.borrow_mut().push(field(&e, "message").as_string().unwrap_or_default());
+    });
+    let global: JsValue = platform::global().into();
+    platform::call(&global, "addEventListener", &[&"error".into(), on_error.as_ref()]).unwrap();
+    let ch = web_sys::BroadcastChannel::new(&opfs_media::store::channel_name(&name)).unwrap();
+    ch.post_message(&r#"{"t":"change","kind":"import","id":"x","sync":false}"#.into()).unwrap();
+    platform::sleep(200.0).await;
+    ch.close();
+    platform::call(&global, "removeEventListener", &[&"error".into(), on_error.as_ref()]).unwrap();
+    assert_eq!(*errors.borrow(), Vec::<String>::new());
+}
+
 /// Declares one shared test per storage backend.
 #[macro_export]
 macro_rules! on_both_backends {
@@ -647,6 +669,10 @@ macro_rules! library_suite {
         #[wasm_bindgen_test]
         async fn missing_opfs_falls_back() {
             common::missing_opfs_falls_back().await
+        }
+        #[wasm_bindgen_test]
+        async fn dropped_library_leaves_no_listener() {
+            common::dropped_library_leaves_no_listener().await
         }
         #[wasm_bindgen_test]
         async fn bad_library_options() {
