@@ -2,6 +2,7 @@
 //! Request and response *meaning* lives in `protocol`; this only moves bytes.
 
 use js_sys::Uint8Array;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Blob, Headers, RequestCredentials, RequestInit, Response};
@@ -33,6 +34,21 @@ pub struct Reply {
     pub retry_after: Option<u64>,
     /// The response, body unread (for downloads) ...
     pub response: Response,
+    /// Forwards an outside abort to this request while the body is read.
+    _abort: Option<AbortLink>,
+}
+
+/// An `abort` listener on the caller's signal, removed (and its closure freed) with the reply,
+/// so a long-lived signal does not collect one listener per request ever sent.
+struct AbortLink {
+    signal: web_sys::AbortSignal,
+    forward: Closure<dyn FnMut()>,
+}
+
+impl Drop for AbortLink {
+    fn drop(&mut self) {
+        let _ = platform::call(&self.signal, "removeEventListener", &[&"abort".into(), self.forward.as_ref()]);
+    }
 }
 
 impl Reply {
@@ -85,14 +101,18 @@ pub async fn send(
     // Our own controller carries the timeout; an outside abort is forwarded to it.
     let ctl = AbortController::new()?;
     init.set_signal(Some(&ctl.signal()));
-    if let Some(outer) = abort {
-        if outer.aborted() {
+    let link = match abort {
+        Some(outer) if outer.aborted() => {
             return Err(web_sys::DomException::new_with_message_and_name("aborted", "AbortError")?.into());
         }
-        let ctl2 = ctl.clone();
-        let on_abort = wasm_bindgen::closure::Closure::once_into_js(move || ctl2.abort());
-        let _ = platform::call(outer, "addEventListener", &[&"abort".into(), &on_abort]);
-    }
+        Some(outer) => {
+            let ctl2 = ctl.clone();
+            let forward = Closure::<dyn FnMut()>::new(move || ctl2.abort());
+            let _ = platform::call(outer, "addEventListener", &[&"abort".into(), forward.as_ref()]);
+            Some(AbortLink { signal: outer.clone(), forward })
+        }
+        None => None,
+    };
     let timeout = f64::from(ep.timeout_ms) + mb * TIMEOUT_PER_MB_MS;
     let timer = platform::set_timeout(timeout, {
         let ctl = ctl.clone();
@@ -103,5 +123,5 @@ pub async fn send(
     platform::clear_timeout(timer);
     let response: Response = result?.dyn_into()?;
     let retry_after = response.headers().get("Retry-After").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
-    Ok(Reply { status: response.status(), retry_after, response })
+    Ok(Reply { status: response.status(), retry_after, response, _abort: link })
 }
