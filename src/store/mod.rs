@@ -243,9 +243,20 @@ impl Library {
         self.file_of(&asset).await
     }
 
-    /// The bytes of a record already read (no catalog lookup for OPFS storage: the sync
-    /// service uploads from here without waiting behind its own catalog writes).
+    /// The bytes of a record already read, as a `File` carrying its name, type and import time.
     pub async fn file_of(&self, asset: &MediaAsset) -> Result<File, LibraryError> {
+        let parts: js_sys::Array = std::iter::once(JsValue::from(self.stored_bytes(asset).await?)).collect();
+        let bag = FilePropertyBag::new();
+        bag.set_type(&asset.mime_type);
+        bag.set_last_modified(asset.created_at);
+        File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
+            .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
+    }
+
+    /// The stored bytes of a record already read, unwrapped (the OPFS `File` or the IndexedDB
+    /// `Blob`): no catalog lookup for OPFS storage, and no `File` constructed, which costs
+    /// ~1 ms of the calling thread per call in Chromium (measured in the sync bench's profile).
+    pub async fn stored_bytes(&self, asset: &MediaAsset) -> Result<Blob, LibraryError> {
         let stored: Option<Blob> = match asset.storage {
             StorageKind::Remote => return Err(LibraryError::NotDownloaded(asset.id.clone())),
             StorageKind::Opfs => match &self.opfs {
@@ -260,13 +271,7 @@ impl Library {
             },
             StorageKind::Indexeddb => self.catalog.blob(&asset.handle_name).await?,
         };
-        let stored = stored.ok_or_else(|| LibraryError::BytesMissing(asset.id.clone()))?;
-        let parts: js_sys::Array = std::iter::once(JsValue::from(stored)).collect();
-        let bag = FilePropertyBag::new();
-        bag.set_type(&asset.mime_type);
-        bag.set_last_modified(asset.created_at);
-        File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
-            .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
+        stored.ok_or_else(|| LibraryError::BytesMissing(asset.id.clone()))
     }
 
     /// The asset's SHA-256 (lowercase hex): the stored one, or computed from the local bytes

@@ -211,8 +211,16 @@ type Shared = Rc<Service>;
 /// An upload's file, opened (and hashed, for records imported without a checksum) ahead of
 /// its request.
 type OpenFile = futures_util::future::Shared<LocalBoxFuture<'static, Result<Opened, LibraryError>>>;
-/// An upload's file and the checksum computed for it (`None`: the record has one).
-type Opened = (web_sys::File, Option<String>);
+/// What an upload sends, read from its record.
+#[derive(Clone)]
+struct Opened {
+    /// The stored bytes (not wrapped in a `File`: the headers carry name, type and time).
+    body: web_sys::Blob,
+    mime: String,
+    created_at: f64,
+    /// The checksum computed for it (`None`: the record has one).
+    sha: Option<String>,
+}
 type Waiter = Box<dyn FnMut(&Note) -> bool>;
 /// A listener on a global target: (target, event type, callback).
 type Listener = (JsValue, &'static str, Closure<dyn FnMut(JsValue)>);
@@ -830,13 +838,13 @@ fn open_for_upload(svc: &Shared, leader: &mut Leader, id: &str) -> Option<OpenFi
 /// while other uploads are in flight. The upload's reply stores it on the record.
 /// A file over `max_upload` is not hashed: the request refuses it (413) without sending.
 async fn open_and_hash(lib: &Library, rec: &MediaAsset, max_upload: Option<f64>) -> Result<Opened, LibraryError> {
-    let file = lib.file_of(rec).await?;
+    let body = lib.stored_bytes(rec).await?;
     let sha = match rec.sha256 {
         Some(_) => None,
-        None if max_upload.is_some_and(|max| file.size() > max) => None,
-        None => Some(checksum::sha256_of(&file).await?),
+        None if max_upload.is_some_and(|max| body.size() > max) => None,
+        None => Some(checksum::sha256_of(&body).await?),
     };
-    Ok((file, sha))
+    Ok(Opened { body, mime: rec.mime_type.clone(), created_at: rec.created_at, sha })
 }
 
 /// Opens the files of the next queued uploads ahead of their requests, so a request slot
@@ -1187,33 +1195,32 @@ async fn send(svc: Shared, generation: u64, n: u64, req: Request, file: Option<O
             }),
             _ => None,
         };
-        let (file, sha) = match opened {
-            Some(Ok((f, sha))) => (Some(f), sha),
+        let upload = match opened {
+            Some(Ok(upload)) => Some(upload),
             Some(Err(e)) => {
                 let code = e.code().to_owned();
                 return (Outcome::Failed { status: 0, code, current: None, retry_after: None }, Vec::new());
             }
-            None => (None, None),
+            None => None,
         };
-        if let Some(sha) = sha {
-            if let Some((_, header)) =
-                http_req.headers.iter_mut().find(|(k, v)| *k == "X-Content-SHA256" && v.is_empty())
-            {
-                *header = sha;
+        if let Some(up) = &upload {
+            if let (Some(max), size) = (svc.max_upload.get(), up.body.size()) {
+                if size > max {
+                    let code = "PAYLOAD_TOO_LARGE".to_owned();
+                    return (Outcome::Failed { status: 413, code, current: None, retry_after: None }, Vec::new());
+                }
             }
-        }
-        if let (Some(f), Some(max)) = (&file, svc.max_upload.get()) {
-            if f.size() > max {
-                let code = "PAYLOAD_TOO_LARGE".to_owned();
-                return (Outcome::Failed { status: 413, code, current: None, retry_after: None }, Vec::new());
+            if let Some(sha) = &up.sha {
+                if let Some((_, header)) =
+                    http_req.headers.iter_mut().find(|(k, v)| *k == "X-Content-SHA256" && v.is_empty())
+                {
+                    header.clone_from(sha);
+                }
             }
+            // The local import time, kept by the server.
+            http_req.headers.push(("X-Asset-Created-At", format!("{}", up.created_at as i64)));
         }
-        if let Some(f) = &file {
-            // The local import time (`getFile` sets it as `lastModified`), kept by the server.
-            http_req.headers.push(("X-Asset-Created-At", format!("{}", f.last_modified() as i64)));
-        }
-        let mime = file.as_ref().map(|f| f.type_()).unwrap_or_default();
-        let body = file.as_ref().map(|f| (f.as_ref(), mime.as_str()));
+        let body = upload.as_ref().map(|up| (&up.body, up.mime.as_str()));
         let reply = match http::send(&svc.cfg.endpoint, &http_req, token.as_deref(), body, abort.as_ref()).await {
             Ok(r) => r,
             Err(_) => return (Outcome::Network, Vec::new()),
