@@ -110,3 +110,13 @@ pub async fn sleep(ms: f64) {
     });
     let _ = JsFuture::from(p).await;
 }
+
+/// Lets the thread's other tasks run: `scheduler.yield()` where it exists (no timer clamp),
+/// else a zero timeout (clamped to ~4 ms once nested).
+pub async fn yield_now() {
+    let scheduler = get(&global(), "scheduler");
+    if has_method(&scheduler, "yield") && call_async(&scheduler, "yield", &[]).await.is_ok() {
+        return;
+    }
+    sleep(0.0).await;
+}

@@ -192,7 +192,7 @@ async fn pump<S: ChunkSink>(
             // a sink that never waits (hash only; sync access handle) would block the thread
             // (measured: a 2.7 s long task for 200 MB): hand it back every few chunks.
             if platform::now_ms() - last_yield > YIELD_EVERY_MS {
-                platform::sleep(0.0).await;
+                platform::yield_now().await;
                 last_yield = platform::now_ms();
             }
         }
