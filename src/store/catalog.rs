@@ -122,19 +122,27 @@ impl Catalog {
 
     /// Whether this engine can store `Blob` values in IndexedDB. WebKit refuses them in
     /// ephemeral sessions ("Error preparing Blob/File data"), so we probe once, with a
-    /// transaction that is aborted and leaves nothing behind.
+    /// transaction that is aborted and leaves nothing behind. Plain JS handlers, not the
+    /// `idb` crate's request future: WebKit fires the refused request's `error` event again
+    /// when the transaction aborts, and the crate's one-shot closure throws on that call.
     pub async fn can_store_blobs(&self) -> bool {
-        let Ok(tx) = self.tx(&[BLOBS], true) else { return false };
-        let probe = Blob::new_with_u8_array_sequence(&js_sys::Array::of1(&js_sys::Uint8Array::from(&[0u8][..])));
-        let (Ok(store), Ok(probe)) = (tx.object_store(BLOBS), probe) else { return false };
-        let ok = match store.put(&probe, Some(&JsValue::from_str("probe"))) {
-            Ok(req) => req.await.is_ok(),
+        let probe = js_sys::Function::new_with_args(
+            "db, store",
+            "return new Promise((resolve) => {
+                let ok = false;
+                try {
+                    const tx = db.transaction([store], 'readwrite');
+                    tx.oncomplete = tx.onabort = () => resolve(ok);
+                    const req = tx.objectStore(store).put(new Blob([new Uint8Array([0])]), 'probe');
+                    req.onsuccess = () => { ok = true; tx.abort(); };
+                    req.onerror = (e) => e.preventDefault();
+                } catch { resolve(false); }
+            })",
+        );
+        match probe.call2(&JsValue::NULL, &self.db, &JsValue::from_str(BLOBS)) {
+            Ok(p) => wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(p)).await.is_ok_and(|v| v.is_truthy()),
             Err(_) => false,
-        };
-        if let Ok(tx) = tx.abort() {
-            let _ = tx.await;
         }
-        ok
     }
 
     /// Writes `asset` (and, for IndexedDB storage, its bytes: a `Blob`, or an `ArrayBuffer`
