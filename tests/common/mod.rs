@@ -448,10 +448,43 @@ fn failing_blob(good_chunks: u32) -> JsValue {
     make.call1(&JsValue::NULL, &good_chunks.into()).unwrap()
 }
 
+/// A `File` read from OPFS before its file was rewritten, where this engine refuses to read
+/// such a snapshot, and a function that removes the file (`None` where there is no OPFS
+/// `createWritable` here, or the engine reads the snapshot anyway).
+async fn stale_file() -> Option<(JsValue, js_sys::Function)> {
+    let make = js_sys::Function::new_no_args(
+        "return (async () => {
+            const root = await globalThis.navigator?.storage?.getDirectory?.().catch(() => null);
+            if (!root) return null;
+            const name = 'stale-' + Math.random().toString(36).slice(2);
+            const h = await root.getFileHandle(name, { create: true });
+            const cleanup = () => root.removeEntry(name).catch(() => {});
+            if (!h.createWritable) { await cleanup(); return null; }
+            let w = await h.createWritable(); await w.write('first version'); await w.close();
+            const stale = await h.getFile();
+            w = await h.createWritable(); await w.write('second, longer version'); await w.close();
+            try { await stale.arrayBuffer(); await cleanup(); return null; } catch { return [stale, cleanup]; }
+        })()",
+    );
+    let v = JsFuture::from(js_sys::Promise::from(make.call0(&JsValue::NULL).unwrap())).await.unwrap();
+    if v.is_null() {
+        return None;
+    }
+    let pair = Array::from(&v);
+    Some((pair.get(0), pair.get(1).unchecked_into()))
+}
+
 pub async fn unreadable_source_leaves_nothing(storage: &str) {
     let Some(lib) = open(storage).await else { return };
     for good_chunks in [0, 5] {
         let r = lib.import_file(failing_blob(good_chunks), None).await;
+        assert_js_error(r, "InvalidInputError", "SOURCE_UNREADABLE");
+    }
+    // A real one: a File snapshot whose file changed since (the browser refuses to read it).
+    // It goes through the browser's own copy (`write(blob)`), not a stream we read.
+    if let Some((stale, cleanup)) = stale_file().await {
+        let r = lib.import_file(stale, None).await;
+        let _ = JsFuture::from(js_sys::Promise::from(cleanup.call0(&JsValue::NULL).unwrap())).await;
         assert_js_error(r, "InvalidInputError", "SOURCE_UNREADABLE");
     }
     assert_eq!(Array::from(&lib.list(None).await.unwrap()).length(), 0);
