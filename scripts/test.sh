@@ -33,7 +33,7 @@ step "npm package build + TypeScript types (tsc --noEmit over tests/types/exampl
 bash scripts/build-pkg.sh
 node_modules/.bin/tsc -p tests/types/tsconfig.json
 
-step "the npm tarball in a fresh Vite app (build + dev, page + module worker, both entry points), a tsc project, and tldraw with opfs-media/tldraw"
+step "the npm tarball in a fresh Vite app (build + dev, page + module worker, both entry points), a tsc project, and real tldraw and Excalidraw apps with the recipes"
 rm -f target/opfs-media-*.tgz
 (cd pkg && npm pack --silent --pack-destination ../target >/dev/null)
 node tests/package/run.mjs target/opfs-media-*.tgz
