@@ -281,7 +281,7 @@ impl Library {
         if let Some(sha) = asset.sha256 {
             return Ok(sha);
         }
-        let sha = checksum::sha256_of(&self.file_of(&asset).await?.into()).await?;
+        let sha = checksum::sha256_of(&self.stored_bytes(&asset).await?).await?;
         let stored = self
             .catalog
             .update_record(&asset.id, |r| r.sha256.is_none() && r.sha256.replace(sha.clone()).is_none())

@@ -207,7 +207,6 @@ pub struct Service {
 }
 
 type Shared = Rc<Service>;
-/// A local file being opened for upload (shared by the prefetch and the request).
 /// An upload's file, opened (and hashed, for records imported without a checksum) ahead of
 /// its request.
 type OpenFile = futures_util::future::Shared<LocalBoxFuture<'static, Result<Opened, LibraryError>>>;
@@ -1204,11 +1203,9 @@ async fn send(svc: Shared, generation: u64, n: u64, req: Request, file: Option<O
             None => None,
         };
         if let Some(up) = &upload {
-            if let (Some(max), size) = (svc.max_upload.get(), up.body.size()) {
-                if size > max {
-                    let code = "PAYLOAD_TOO_LARGE".to_owned();
-                    return (Outcome::Failed { status: 413, code, current: None, retry_after: None }, Vec::new());
-                }
+            if svc.max_upload.get().is_some_and(|max| up.body.size() > max) {
+                let code = "PAYLOAD_TOO_LARGE".to_owned();
+                return (Outcome::Failed { status: 413, code, current: None, retry_after: None }, Vec::new());
             }
             if let Some(sha) = &up.sha {
                 if let Some((_, header)) =
