@@ -31,7 +31,7 @@ start_server() {
   (cd "$WORK/$name" && exec "$BIN" --bind "127.0.0.1:$port" "$@" >"$WORK/$name.log" 2>&1) &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  wait_http "http://127.0.0.1:$port/api/media/capabilities"
+  wait_http "http://127.0.0.1:$port${API_PREFIX:-/api}/media/capabilities"
 }
 
 conformance() { # label port token1 token2
@@ -58,6 +58,19 @@ if node --test-name-pattern="rate limit" tests/conformance/suite.mjs --base-url 
 else
   SUMMARY+=("conformance  rate limit: FAILED"); exit 1
 fi
+kill "$SERVER_PID"
+
+# The API mounted under another path (an app whose own router owns /api): the whole suite
+# runs against that root, and the default mount is not served.
+API_PREFIX=/apps/media-sync start_server sqlite-prefix 18707 --api-prefix /apps/media-sync --max-upload-bytes 1000000
+step "conformance: API under /apps/media-sync"
+if node tests/conformance/suite.mjs --base-url http://127.0.0.1:18707/apps/media-sync/ --token dev:alice --token2 dev:bob; then
+  SUMMARY+=("conformance  sqlite+local, --api-prefix /apps/media-sync: passed")
+else
+  SUMMARY+=("conformance  --api-prefix: FAILED"); exit 1
+fi
+status=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18707/api/media/capabilities)
+if [ "$status" != 404 ]; then echo "the default mount answered $status with --api-prefix set" >&2; exit 1; fi
 kill "$SERVER_PID"
 
 # 2. SQLite + local files, HMAC tokens.

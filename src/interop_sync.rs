@@ -21,7 +21,11 @@ use crate::validate::ValidationError;
 const SYNC_OPTIONS_TS: &str = r#"
 /** Options for `new MediaSyncService(...)`. */
 export interface MediaSyncOptions {
-    /** The server's base URL (the protocol's paths are appended), e.g. `https://media.example.com`. */
+    /**
+     * The API root: requests go to `<apiBaseUrl>/media/...`. `'/api'` (same origin, as in the
+     * seed), `'https://media.example.com/api'`, or a bare origin, `'https://media.example.com'`,
+     * which means `<origin>/api`. Relative URLs resolve against the page (or worker) URL.
+     */
     apiBaseUrl: string;
     /** The signed-in user's id, or `null` when signed out (imports still work; sync waits). */
     getUserId: () => string | null | Promise<string | null>;
@@ -198,7 +202,7 @@ fn parse(opts: &JsValue) -> Result<(ServiceConfig, Option<String>), JsValue> {
     Ok((cfg, library))
 }
 
-/// An absolute base URL without a trailing slash; relative ones resolve against the page.
+/// The absolute API root (`protocol::api_root`); relative URLs resolve against the page.
 fn resolve_base(base: &str) -> Result<String, JsValue> {
     let here = platform::get(&platform::get(&platform::global(), "location"), "href").as_string();
     let url = match here {
@@ -209,7 +213,7 @@ fn resolve_base(base: &str) -> Result<String, JsValue> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(bad(format!("apiBaseUrl must be an http(s) URL, not {base:?}")));
     }
-    Ok(url.trim_end_matches('/').to_owned())
+    Ok(url)
 }
 
 fn web_sys_url(input: &str, base: Option<&str>) -> Option<String> {
@@ -220,7 +224,7 @@ fn web_sys_url(input: &str, base: Option<&str>) -> Option<String> {
     // Drop query and fragment: paths are appended to it.
     let origin = platform::get(&url, "origin").as_string()?;
     let path = platform::get(&url, "pathname").as_string()?;
-    Some(format!("{origin}{path}"))
+    Some(crate::sync::protocol::api_root(&origin, &path))
 }
 
 type Ready = Shared<LocalBoxFuture<'static, Result<Rc<Service>, JsValue>>>;

@@ -69,22 +69,22 @@ fn valid_mime(t: &str) -> bool {
 }
 
 /// The JSON form of an asset (docs/protocol.md, "Asset").
-pub fn asset_json(a: &AssetRow) -> Value {
+pub fn asset_json(prefix: &str, a: &AssetRow) -> Value {
     let mut v = json!({
         "id": a.id, "name": a.name, "type": a.mime_type, "size": a.size, "sha256": a.sha256,
         "createdAt": a.created_at, "updatedAt": a.updated_at, "version": a.version, "tags": a.tags,
-        "path": a.path, "url": format!("/api/media/assets/{}", a.id),
+        "path": a.path, "url": format!("{prefix}/media/assets/{}", a.id),
     });
     if thumb::is_image(&a.mime_type) {
-        v["thumbnailUrl"] = json!(format!("/api/media/assets/{}/thumbnail", a.id));
+        v["thumbnailUrl"] = json!(format!("{prefix}/media/assets/{}/thumbnail", a.id));
     }
     v
 }
 
-fn change_json(a: &AssetRow) -> Value {
+fn change_json(prefix: &str, a: &AssetRow) -> Value {
     match a.deleted_at {
         Some(at) => json!({ "id": a.id, "deleted": true, "deletedAt": at, "version": a.version }),
-        None => json!({ "id": a.id, "deleted": false, "asset": asset_json(a) }),
+        None => json!({ "id": a.id, "deleted": false, "asset": asset_json(prefix, a) }),
     }
 }
 
@@ -92,8 +92,8 @@ fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-fn with_etag(status: StatusCode, a: &AssetRow) -> Response {
-    let mut res = (status, Json(asset_json(a))).into_response();
+fn with_etag(prefix: &str, status: StatusCode, a: &AssetRow) -> Response {
+    let mut res = (status, Json(asset_json(prefix, a))).into_response();
     res.headers_mut().insert(header::ETAG, etag(a.version));
     res
 }
@@ -203,7 +203,7 @@ pub async fn upload(
 
     // Already here? Answer without storing anything (a retry after a lost response).
     if let Some(existing) = s.db.get(&user.0, &id).await? {
-        return existing_answer(&existing, &claimed);
+        return existing_answer(&s.api_prefix, &existing, &claimed);
     }
 
     let nonce = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
@@ -235,10 +235,10 @@ pub async fn upload(
         thumb_path: None,
     };
     match s.db.insert(&row).await {
-        Ok(Insert::Created(created)) => Ok(with_etag(StatusCode::CREATED, &created)),
+        Ok(Insert::Created(created)) => Ok(with_etag(&s.api_prefix, StatusCode::CREATED, &created)),
         Ok(Insert::Exists(existing)) => {
             let _ = s.store.delete(&path).await;
-            existing_answer(&existing, &claimed)
+            existing_answer(&s.api_prefix, &existing, &claimed)
         }
         Err(e) => {
             let _ = s.store.delete(&path).await;
@@ -252,7 +252,7 @@ fn too_large(max: u64) -> ApiError {
         .with_details(json!({ "maxUploadBytes": max }))
 }
 
-fn existing_answer(existing: &AssetRow, claimed: &str) -> Result<Response, ApiError> {
+fn existing_answer(prefix: &str, existing: &AssetRow, claimed: &str) -> Result<Response, ApiError> {
     if existing.deleted_at.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -261,10 +261,10 @@ fn existing_answer(existing: &AssetRow, claimed: &str) -> Result<Response, ApiEr
         ));
     }
     if existing.sha256 == claimed {
-        return Ok(with_etag(StatusCode::OK, existing));
+        return Ok(with_etag(prefix, StatusCode::OK, existing));
     }
     Err(ApiError::new(StatusCode::CONFLICT, "ID_CONFLICT", "an asset with this id and different content exists")
-        .with_details(asset_json(existing)))
+        .with_details(asset_json(prefix, existing)))
 }
 
 /// Streams the body into `path`, hashing and counting; memory stays at one part buffer.
@@ -312,7 +312,7 @@ pub async fn list(State(s): State<AppState>, user: User, Query(q): Query<PageQue
     rows.truncate(limit as usize);
     let next = rows.last().map(|r| encode_cursor(&r.id));
     Ok(Json(
-        json!({ "assets": rows.iter().map(asset_json).collect::<Vec<_>>(), "nextCursor": next, "hasMore": has_more }),
+        json!({ "assets": rows.iter().map(|a| asset_json(&s.api_prefix, a)).collect::<Vec<_>>(), "nextCursor": next, "hasMore": has_more }),
     ))
 }
 
@@ -335,7 +335,7 @@ pub async fn changes(
     // An empty page keeps the caller's position, so polling never loses its place.
     let next = rows.last().map_or(after, |r| r.seq);
     Ok(Json(
-        json!({ "changes": rows.iter().map(change_json).collect::<Vec<_>>(), "nextCursor": encode_cursor(&next.to_string()), "hasMore": has_more }),
+        json!({ "changes": rows.iter().map(|a| change_json(&s.api_prefix, a)).collect::<Vec<_>>(), "nextCursor": encode_cursor(&next.to_string()), "hasMore": has_more }),
     ))
 }
 
@@ -458,7 +458,7 @@ pub async fn delete(
     let want = if_match(&headers)?;
     match s.db.delete(&user.0, &id, want, now_ms()).await? {
         None => Err(ApiError::not_found()),
-        Some(Err(current)) => Err(stale(&current)),
+        Some(Err(current)) => Err(stale(&s.api_prefix, &current)),
         Some(Ok(tomb)) => {
             // Bytes go after the tombstone commits; a failure here leaves an orphan the sweep removes.
             let _ = s.store.delete(&Path::from(tomb.path.as_str())).await;
@@ -470,13 +470,13 @@ pub async fn delete(
     }
 }
 
-fn stale(current: &AssetRow) -> ApiError {
+fn stale(prefix: &str, current: &AssetRow) -> ApiError {
     ApiError::new(
         StatusCode::PRECONDITION_FAILED,
         "PRECONDITION_FAILED",
         "the asset changed since you read it; merge with the current record and retry",
     )
-    .with_details(asset_json(current))
+    .with_details(asset_json(prefix, current))
 }
 
 /// `GET /api/media/assets/:id/metadata`.
@@ -485,7 +485,7 @@ pub async fn get_meta(
     user: User,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    Ok(with_etag(StatusCode::OK, &live(&s, &user, &id).await?))
+    Ok(with_etag(&s.api_prefix, StatusCode::OK, &live(&s, &user, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -534,8 +534,8 @@ pub async fn patch_meta(
     valid_tags(&tags)?;
     match s.db.update_meta(&user.0, &cur.id, want, &name, &tags, now_ms().max(cur.updated_at + 1)).await? {
         None => Err(ApiError::not_found()),
-        Some(Err(current)) => Err(stale(&current)),
-        Some(Ok(updated)) => Ok(with_etag(StatusCode::OK, &updated)),
+        Some(Err(current)) => Err(stale(&s.api_prefix, &current)),
+        Some(Ok(updated)) => Ok(with_etag(&s.api_prefix, StatusCode::OK, &updated)),
     }
 }
 

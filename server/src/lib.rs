@@ -20,7 +20,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-/// The protocol name clients check in `GET /api/media/capabilities`.
+/// The protocol name clients check in `GET <prefix>/media/capabilities`.
 pub const PROTOCOL: &str = "opfs-media";
 /// The protocol version this server speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -38,19 +38,44 @@ pub struct AppState {
     pub max_upload_bytes: u64,
     /// Requests per second per credential (`None`: unlimited).
     pub rate_limit: Option<u32>,
+    /// The path the API is mounted under (`/api` by default): endpoints are
+    /// `<api_prefix>/media/...`, and asset `url`s carry it. Checked by [`api_prefix`].
+    pub api_prefix: Arc<str>,
+}
+
+/// The default API mount point, and what a client given a bare origin assumes.
+pub const DEFAULT_API_PREFIX: &str = "/api";
+
+/// Checks an API mount path: `/` followed by one or more `/`-separated segments of
+/// `A-Z a-z 0-9 - . _ ~` (no empty, `.` or `..` segment, no trailing slash). The root itself
+/// is refused: clients read a bare origin as `<origin>/api` (docs/protocol.md, "API root").
+pub fn api_prefix(p: &str) -> Result<Arc<str>, String> {
+    let segs = p.strip_prefix('/').map(|r| r.split('/').collect::<Vec<_>>()).unwrap_or_default();
+    let seg_ok = |s: &&str| {
+        !s.is_empty() && *s != "." && *s != ".." && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    if segs.is_empty() || !segs.iter().all(seg_ok) {
+        return Err(format!(
+            "API prefix {p:?} must be a path like /api or /v2/media-sync: segments of A-Z a-z 0-9 - . _ ~, \
+             no trailing slash, not / alone (clients read a bare origin as <origin>/api)"
+        ));
+    }
+    Ok(p.into())
 }
 
 /// The router with every protocol endpoint. `cors_origins` lists the browser origins allowed
 /// to call it (e.g. the demo page); empty means same-origin only.
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let limiter = state.rate_limit.map(ratelimit::RateLimiter::new);
+    let prefix = state.api_prefix.clone();
+    let at = |path: &str| format!("{prefix}{path}");
     let api = Router::new()
-        .route("/api/media/capabilities", get(api::capabilities))
-        .route("/api/media/assets", get(api::list).post(api::upload))
-        .route("/api/media/assets/{id}", get(api::download).delete(api::delete))
-        .route("/api/media/assets/{id}/metadata", get(api::get_meta).patch(api::patch_meta))
-        .route("/api/media/assets/{id}/thumbnail", get(api::thumbnail))
-        .route("/api/media/changes", get(api::changes))
+        .route(&at("/media/capabilities"), get(api::capabilities))
+        .route(&at("/media/assets"), get(api::list).post(api::upload))
+        .route(&at("/media/assets/{id}"), get(api::download).delete(api::delete))
+        .route(&at("/media/assets/{id}/metadata"), get(api::get_meta).patch(api::patch_meta))
+        .route(&at("/media/assets/{id}/thumbnail"), get(api::thumbnail))
+        .route(&at("/media/changes"), get(api::changes))
         // Uploads stream and enforce their own limit; JSON bodies stay small.
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state);
@@ -85,4 +110,19 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     api.layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_prefix;
+
+    #[test]
+    fn api_prefixes() {
+        for ok in ["/api", "/v2/media-sync", "/a.b_c~d"] {
+            assert_eq!(&*api_prefix(ok).unwrap(), ok);
+        }
+        for bad in ["", "/", "api", "/api/", "//api", "/a//b", "/a/../b", "/.", "/a b", "/a%20", "/ä"] {
+            assert!(api_prefix(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

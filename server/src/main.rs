@@ -41,6 +41,10 @@ struct Config {
     /// Orphaned objects (crashed uploads) younger than this are left alone by the sweep.
     #[arg(long, env = "OPFS_MEDIA_SWEEP_GRACE_SECS", default_value_t = 3600)]
     sweep_grace_secs: u64,
+    /// Path the API is mounted under: endpoints are `<prefix>/media/...` (e.g. `/v2/media-sync`
+    /// when the app's own router owns `/api`). Clients given a bare origin use `/api`.
+    #[arg(long, env = "OPFS_MEDIA_API_PREFIX", default_value = opfs_media_server::DEFAULT_API_PREFIX)]
+    api_prefix: String,
     /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
     #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -72,6 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let cli = Cli::parse();
     let auth = auth_mode(&cli.cfg)?;
+    let api_prefix = opfs_media_server::api_prefix(&cli.cfg.api_prefix)?;
     if let Some(Cmd::MintToken { user, ttl }) = cli.cmd {
         if !opfs_media_server::auth::valid_user(&user) {
             return Err("user ids are 1-64 of A-Z a-z 0-9 _ -".into());
@@ -100,6 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         auth,
         max_upload_bytes: cli.cfg.max_upload_bytes,
         rate_limit: (cli.cfg.rate_limit > 0).then_some(cli.cfg.rate_limit),
+        api_prefix: api_prefix.clone(),
     };
     // Leftovers of crashed uploads: swept at start, then hourly. The grace period keeps
     // uploads that are in flight on another instance safe.
@@ -117,7 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = router(state, &cli.cfg.cors_origins);
     let listener = tokio::net::TcpListener::bind(cli.cfg.bind).await?;
     tracing::info!(addr = %listener.local_addr()?, "opfs-media-server listening");
-    println!("listening on http://{}", listener.local_addr()?);
+    println!("listening on http://{} (API root {api_prefix})", listener.local_addr()?);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;

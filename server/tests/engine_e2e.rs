@@ -15,7 +15,14 @@ async fn start_server() -> (String, std::path::PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     let db = Db::connect(&format!("sqlite://{}/m.db?mode=rwc", dir.display())).await.unwrap();
     let store = storage::open(&format!("file://{}/objects", dir.display())).unwrap();
-    let state = AppState { db, store, auth: AuthMode::DevInsecure, max_upload_bytes: 1 << 30, rate_limit: None };
+    let state = AppState {
+        db,
+        store,
+        auth: AuthMode::DevInsecure,
+        max_upload_bytes: 1 << 30,
+        rate_limit: None,
+        api_prefix: "/api".into(),
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state, &[])).await.unwrap() });
@@ -38,7 +45,7 @@ impl Device {
             engine: Engine::new(SyncState::default(), cfg, seed),
             bytes: BTreeMap::new(),
             http: reqwest::Client::new(),
-            base: base.into(),
+            base: format!("{base}/api"),
             lose_next_response: false,
         }
     }

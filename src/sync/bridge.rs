@@ -82,9 +82,10 @@ pub fn apply(rec: &mut MediaAsset, a: &LocalAsset, user: &str, base_url: &str) -
     *rec != before
 }
 
-/// The download URL of an asset.
-pub fn asset_url(base_url: &str, id: &str) -> String {
-    format!("{}/api/media/assets/{id}", base_url.trim_end_matches('/'))
+/// The download URL of an asset: `<API root>/media/assets/<id>` (`api_root` as resolved by
+/// [`protocol::api_root`](super::protocol::api_root)).
+pub fn asset_url(api_root: &str, id: &str) -> String {
+    format!("{}/media/assets/{id}", api_root.trim_end_matches('/'))
 }
 
 /// A new record for an asset that exists only on the server (bytes download on demand).
@@ -128,11 +129,11 @@ mod tests {
         a.updated_at = 20;
         a.remote_version = Some(3);
         a.status = SyncStatus::Synced;
-        assert!(apply(&mut r, &a, "u", "http://h/"));
+        assert!(apply(&mut r, &a, "u", "http://h/api"));
         assert_eq!((r.name.as_str(), r.updated_at, r.cloud_version), ("remote", 20.0, Some(3)));
         assert_eq!(r.cloud_url.as_deref(), Some("http://h/api/media/assets/a"));
         assert_eq!((r.sync_status, r.user_id.as_deref()), (SyncStatus::Synced, Some("u")));
-        assert!(!apply(&mut r, &a, "u", "http://h/"), "applying twice changes nothing");
+        assert!(!apply(&mut r, &a, "u", "http://h/api"), "applying twice changes nothing");
     }
 
     #[test]

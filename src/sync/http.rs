@@ -13,7 +13,7 @@ use crate::platform;
 /// Where and how to send requests.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
-    /// API base URL without a trailing slash.
+    /// The API root, without a trailing slash: requests go to `<base_url>/media/...`.
     pub base_url: String,
     /// `fetch` credentials mode (`include` for cookie sessions).
     pub credentials: Option<RequestCredentials>,

@@ -104,7 +104,7 @@ pub enum Body {
 pub struct HttpRequest {
     /// `GET`, `POST`, `PATCH` or `DELETE`.
     pub method: &'static str,
-    /// Path and query, e.g. `/api/media/changes?cursor=...`.
+    /// Path and query under the API root, e.g. `/media/changes?cursor=...`.
     pub path: String,
     /// Headers besides auth and `Content-Type` of asset bytes.
     pub headers: Vec<(&'static str, String)>,
@@ -125,6 +125,19 @@ pub fn encode_component(s: &str) -> String {
     out
 }
 
+/// The API root a client's `apiBaseUrl` names, from the URL's origin and path (query and
+/// fragment already dropped): requests go to `<root>/media/...`. A bare origin (`""` or `/`
+/// path) means the default mount, `<origin>/api`; any other path is the root itself, without
+/// its trailing slashes (`/api/` and `/api` are the same root).
+pub fn api_root(origin: &str, path: &str) -> String {
+    let path = path.trim_end_matches('/');
+    if path.is_empty() {
+        format!("{origin}/api")
+    } else {
+        format!("{origin}{path}")
+    }
+}
+
 /// The page size the engine asks the changes feed for.
 pub const CHANGES_PAGE: u32 = 200;
 
@@ -135,7 +148,7 @@ pub fn to_http(req: &Request) -> HttpRequest {
             let tags = serde_json::to_string(&meta.tags).unwrap_or_else(|_| "[]".into());
             HttpRequest {
                 method: "POST",
-                path: "/api/media/assets".into(),
+                path: "/media/assets".into(),
                 headers: vec![
                     ("X-Asset-Id", id.clone()),
                     ("X-Asset-Name", encode_component(&meta.name)),
@@ -147,18 +160,15 @@ pub fn to_http(req: &Request) -> HttpRequest {
         }
         Request::Patch { id, if_match, meta } => HttpRequest {
             method: "PATCH",
-            path: format!("/api/media/assets/{id}/metadata"),
+            path: format!("/media/assets/{id}/metadata"),
             headers: vec![("If-Match", format!("\"{if_match}\"")), ("Content-Type", "application/json".into())],
             body: Body::Json(serde_json::json!({ "name": meta.name, "tags": meta.tags }).to_string()),
         },
-        Request::Delete { id } => HttpRequest {
-            method: "DELETE",
-            path: format!("/api/media/assets/{id}"),
-            headers: vec![],
-            body: Body::Empty,
-        },
+        Request::Delete { id } => {
+            HttpRequest { method: "DELETE", path: format!("/media/assets/{id}"), headers: vec![], body: Body::Empty }
+        }
         Request::Changes { cursor } => {
-            let mut path = format!("/api/media/changes?limit={CHANGES_PAGE}");
+            let mut path = format!("/media/changes?limit={CHANGES_PAGE}");
             if let Some(c) = cursor {
                 path.push_str("&cursor=");
                 path.push_str(&encode_component(c));
@@ -216,6 +226,18 @@ pub fn outcome(req: &Request, status: u16, retry_after: Option<u64>, body: &[u8]
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn api_root_rule() {
+        use super::api_root;
+        let o = "https://media.example.com";
+        assert_eq!(api_root(o, ""), "https://media.example.com/api", "a bare origin means /api");
+        assert_eq!(api_root(o, "/"), "https://media.example.com/api");
+        assert_eq!(api_root(o, "/api"), "https://media.example.com/api", "the seed's form");
+        assert_eq!(api_root(o, "/api/"), "https://media.example.com/api");
+        assert_eq!(api_root(o, "/v2/media-sync"), "https://media.example.com/v2/media-sync");
+        assert_eq!(api_root(o, "//"), "https://media.example.com/api");
+    }
+
     use super::*;
 
     fn meta(name: &str) -> Meta {

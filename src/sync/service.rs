@@ -392,7 +392,7 @@ impl Service {
         }
         let req = protocol::HttpRequest {
             method: "GET",
-            path: format!("/api/media/assets/{}", asset.id),
+            path: format!("/media/assets/{}", asset.id),
             headers: vec![],
             body: Body::Empty,
         };
@@ -1159,12 +1159,8 @@ async fn flush(svc: &Shared, leader: &mut Leader) -> Result<(), ServiceError> {
 /// server that refuses a large body early may close the connection before the browser has
 /// sent it, and some engines (Firefox) then report a network error instead of the `413`.
 async fn read_capabilities(svc: &Shared) {
-    let req = protocol::HttpRequest {
-        method: "GET",
-        path: "/api/media/capabilities".into(),
-        headers: vec![],
-        body: Body::Empty,
-    };
+    let req =
+        protocol::HttpRequest { method: "GET", path: "/media/capabilities".into(), headers: vec![], body: Body::Empty };
     let Ok(reply) = http::send(&svc.cfg.endpoint, &req, None, None, None).await else { return };
     if reply.status != 200 {
         return;

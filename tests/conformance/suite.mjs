@@ -1,19 +1,42 @@
 // The opfs-media protocol conformance suite (docs/protocol.md). Runs against any server:
 //   npm run conformance -- --base-url http://127.0.0.1:8787 --token TOKEN --token2 TOKEN_OF_ANOTHER_USER
-// Every check talks HTTP only, so any implementation can run it. Each run uses fresh ids.
+// --base-url is the API root, read as a client reads `apiBaseUrl` ("API root" in the protocol):
+// `https://host/v2/sync` means requests to `https://host/v2/sync/media/...`, a bare origin
+// means `<origin>/api`. Every check talks HTTP only, so any implementation can run it. Each
+// run uses fresh ids.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { uuidv7 } from './uuid.mjs';
 
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : (process.env[k.replace(/^--/, 'CONFORMANCE_').replace(/-/g, '_').toUpperCase()] ?? d); };
-const BASE = arg('--base-url');
+const USAGE = `usage: node tests/conformance/suite.mjs --base-url URL --token TOKEN --token2 TOKEN2
+
+Checks a server against docs/protocol.md over HTTP. Options (or environment variables):
+  --base-url URL   the API root (CONFORMANCE_BASE_URL): requests go to URL/media/...;
+                   a bare origin such as http://127.0.0.1:8787 means http://127.0.0.1:8787/api
+  --token T        a valid credential of one user (CONFORMANCE_TOKEN), sent as "Bearer T"
+  --token2 T       a valid credential of a second user (CONFORMANCE_TOKEN2)
+  --help           this text
+Node's test runner options work too, e.g. --test-name-pattern="rate limit".`;
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const BASE_ARG = arg('--base-url');
 const TOKEN = arg('--token');
 const TOKEN2 = arg('--token2');
-if (!BASE || !TOKEN || !TOKEN2) {
-  console.error('usage: suite.mjs --base-url URL --token TOKEN --token2 TOKEN_OF_A_SECOND_USER');
+if (!BASE_ARG || !TOKEN || !TOKEN2) {
+  console.error(USAGE);
   process.exit(2);
 }
+/** The API root, by the rule clients use for `apiBaseUrl`. */
+function apiRoot(base) {
+  const u = new URL(base);
+  const path = u.pathname.replace(/\/+$/, '');
+  return u.origin + (path === '' ? '/api' : path);
+}
+const BASE = apiRoot(BASE_ARG);
 
 const sha = (buf) => createHash('sha256').update(buf).digest('hex');
 const auth = (t = TOKEN) => ({ authorization: `Bearer ${t}` });
@@ -29,7 +52,7 @@ async function req(method, path, { token = TOKEN, headers = {}, body } = {}) {
 async function upload(bytes, { id = uuidv7(), name = 'file.bin', type = 'application/octet-stream', token = TOKEN, checksum = sha(bytes), headers = {} } = {}) {
   const h = { 'content-type': type, 'x-asset-id': id, 'x-asset-name': encodeURIComponent(name), ...headers };
   if (checksum !== null) h['x-content-sha256'] = checksum;
-  const r = await req('POST', '/api/media/assets', { token, headers: h, body: bytes });
+  const r = await req('POST', '/media/assets', { token, headers: h, body: bytes });
   return { ...r, id };
 }
 
@@ -53,7 +76,7 @@ function png(w, h) {
 let caps;
 
 test('capabilities: protocol, versions and limits (no auth needed)', async () => {
-  const r = await req('GET', '/api/media/capabilities', { token: null });
+  const r = await req('GET', '/media/capabilities', { token: null });
   assert.equal(r.status, 200);
   caps = r.json;
   assert.equal(caps.protocol, 'opfs-media');
@@ -64,7 +87,7 @@ test('capabilities: protocol, versions and limits (no auth needed)', async () =>
 
 test('auth: missing or invalid credentials get 401 UNAUTHENTICATED', async () => {
   for (const token of [null, 'not-a-valid-token', `${TOKEN}!`]) {
-    const r = await req('GET', '/api/media/assets', { token });
+    const r = await req('GET', '/media/assets', { token });
     assertError(r, 401, 'UNAUTHENTICATED');
     assert.match(r.headers.get('www-authenticate') ?? '', /Bearer/);
   }
@@ -84,6 +107,10 @@ test('upload: 201 with the asset record, relative path, version 1', async () => 
   assert.deepEqual(a.tags, []);
   assert.ok(Number.isSafeInteger(a.createdAt) && Number.isSafeInteger(a.updatedAt));
   assert.equal(typeof a.url, 'string');
+  // `url` resolves against the URL of the response that carried it and serves the bytes.
+  const byUrl = await fetch(new URL(a.url, `${BASE}/media/assets`), { headers: auth() });
+  assert.equal(byUrl.status, 200, `GET of the asset's url ${a.url}`);
+  assert.deepEqual(Buffer.from(await byUrl.arrayBuffer()), bytes);
   assert.ok(typeof a.path === 'string' && !a.path.startsWith('/') && !a.path.split('/').includes('..'), `path ${a.path} must be relative`);
   assert.equal(r.headers.get('etag'), '"1"');
   assert.equal(r.headers.get('x-content-type-options'), 'nosniff');
@@ -98,7 +125,7 @@ test('upload is idempotent on the client id: a retry returns the same asset, a d
   assert.deepEqual(retry.json, first.json, 'the retry returns the stored asset unchanged');
   const other = await upload(randomBytes(3000), { id: first.id });
   assertError(other, 409, 'ID_CONFLICT');
-  const got = await req('GET', `/api/media/assets/${first.id}`);
+  const got = await req('GET', `/media/assets/${first.id}`);
   assert.deepEqual(got.buf, bytes, 'the original bytes are untouched');
 });
 
@@ -106,7 +133,7 @@ test('checksum: a mismatch is 422 and stores nothing; a missing checksum is 400'
   const bytes = randomBytes(2000);
   const bad = await upload(bytes, { checksum: sha(Buffer.from('something else')) });
   assertError(bad, 422, 'CHECKSUM_MISMATCH');
-  assertError(await req('GET', `/api/media/assets/${bad.id}`), 404, 'NOT_FOUND');
+  assertError(await req('GET', `/media/assets/${bad.id}`), 404, 'NOT_FOUND');
   const ok = await upload(bytes, { id: bad.id });
   assert.equal(ok.status, 201, 'the id is still free after a rejected upload');
   assertError(await upload(bytes, { checksum: null }), 400, 'MISSING_CHECKSUM');
@@ -124,10 +151,10 @@ test('bad input: ids, names, content types, tags', async () => {
   assertError(await upload(bytes, { type: 'multipart/form-data; boundary=x' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   assertError(await upload(bytes, { headers: { 'x-asset-tags': encodeURIComponent('{"not":"a list"}') } }), 400, 'INVALID_TAGS');
   for (const id of ['nope', '0190F0C2-7A0E-7CC0-8000-000000000001']) {
-    assertError(await req('GET', `/api/media/assets/${id}`), 400, 'INVALID_ID');
-    assertError(await req('DELETE', `/api/media/assets/${id}`), 400, 'INVALID_ID');
+    assertError(await req('GET', `/media/assets/${id}`), 400, 'INVALID_ID');
+    assertError(await req('DELETE', `/media/assets/${id}`), 400, 'INVALID_ID');
   }
-  assertError(await req('GET', `/api/media/assets/${uuidv7()}`), 404, 'NOT_FOUND');
+  assertError(await req('GET', `/media/assets/${uuidv7()}`), 404, 'NOT_FOUND');
 });
 
 test('size limit: over maxUploadBytes is 413 PAYLOAD_TOO_LARGE', async (t) => {
@@ -137,13 +164,13 @@ test('size limit: over maxUploadBytes is 413 PAYLOAD_TOO_LARGE', async (t) => {
   }
   const r = await upload(Buffer.alloc(caps.maxUploadBytes + 1, 1));
   assertError(r, 413, 'PAYLOAD_TOO_LARGE');
-  assertError(await req('GET', `/api/media/assets/${r.id}`), 404, 'NOT_FOUND');
+  assertError(await req('GET', `/media/assets/${r.id}`), 404, 'NOT_FOUND');
 });
 
 test('download: bytes, type, ETag, If-None-Match, Range, safe headers', async () => {
   const bytes = randomBytes(1000);
   const { id } = await upload(bytes, { name: 'pic "1".png', type: 'image/png' });
-  const r = await req('GET', `/api/media/assets/${id}`);
+  const r = await req('GET', `/media/assets/${id}`);
   assert.equal(r.status, 200);
   assert.deepEqual(r.buf, bytes);
   assert.equal(r.headers.get('content-type'), 'image/png');
@@ -152,25 +179,25 @@ test('download: bytes, type, ETag, If-None-Match, Range, safe headers', async ()
   const cd = r.headers.get('content-disposition') ?? '';
   assert.match(cd, /^attachment;/);
   assert.match(cd, /filename\*=UTF-8''pic%20%221%22%2Epng|filename\*=UTF-8''pic%20%221%22\.png/);
-  assert.equal((await req('GET', `/api/media/assets/${id}`, { headers: { 'if-none-match': `"${sha(bytes)}"` } })).status, 304);
-  const part = await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=10-19' } });
+  assert.equal((await req('GET', `/media/assets/${id}`, { headers: { 'if-none-match': `"${sha(bytes)}"` } })).status, 304);
+  const part = await req('GET', `/media/assets/${id}`, { headers: { range: 'bytes=10-19' } });
   assert.equal(part.status, 206);
   assert.deepEqual(part.buf, bytes.subarray(10, 20));
   assert.equal(part.headers.get('content-range'), 'bytes 10-19/1000');
-  const tail = await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=-5' } });
+  const tail = await req('GET', `/media/assets/${id}`, { headers: { range: 'bytes=-5' } });
   assert.deepEqual(tail.buf, bytes.subarray(995));
-  const bad = await req('GET', `/api/media/assets/${id}`, { headers: { range: 'bytes=5000-' } });
+  const bad = await req('GET', `/media/assets/${id}`, { headers: { range: 'bytes=5000-' } });
   assertError(bad, 416, 'RANGE_NOT_SATISFIABLE');
   assert.equal(bad.headers.get('content-range'), 'bytes */1000');
 });
 
 test('metadata: read with ETag, If-Match required, 412 with the current record when stale', async () => {
   const { id } = await upload(Buffer.from('meta'), { name: 'm.txt', type: 'text/plain' });
-  const m = await req('GET', `/api/media/assets/${id}/metadata`);
+  const m = await req('GET', `/media/assets/${id}/metadata`);
   assert.equal(m.status, 200);
   assert.equal(m.json.version, 1);
   assert.equal(m.headers.get('etag'), '"1"');
-  const patch = (body, headers) => req('PATCH', `/api/media/assets/${id}/metadata`, { headers: { 'content-type': 'application/json', ...headers }, body });
+  const patch = (body, headers) => req('PATCH', `/media/assets/${id}/metadata`, { headers: { 'content-type': 'application/json', ...headers }, body });
   assertError(await patch(JSON.stringify({ name: 'n.txt' }), {}), 428, 'PRECONDITION_REQUIRED');
   const ok = await patch(JSON.stringify({ name: 'renamed.txt', tags: ['a', 'b'] }), { 'if-match': '"1"' });
   assert.equal(ok.status, 200);
@@ -185,10 +212,10 @@ test('metadata: read with ETag, If-Match required, 412 with the current record w
   assert.equal(stale.json.error.details.name, 'renamed.txt');
   assertError(await patch('{not json', { 'if-match': '"2"' }), 400, 'INVALID_JSON');
   assertError(await patch(JSON.stringify({ colour: 'red' }), { 'if-match': '"2"' }), 400, 'INVALID_JSON');
-  assertError(await req('PATCH', `/api/media/assets/${id}/metadata`, { headers: { 'content-type': 'text/plain', 'if-match': '"2"' }, body: 'x' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+  assertError(await req('PATCH', `/media/assets/${id}/metadata`, { headers: { 'content-type': 'text/plain', 'if-match': '"2"' }, body: 'x' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
   assertError(await patch(JSON.stringify({ name: '../x' }), { 'if-match': '"2"' }), 400, 'INVALID_NAME');
   assertError(await patch(JSON.stringify({ name: 'x'.repeat(70 * 1024) }), { 'if-match': '"2"' }), 413, 'PAYLOAD_TOO_LARGE');
-  const bytes = await req('GET', `/api/media/assets/${id}`);
+  const bytes = await req('GET', `/media/assets/${id}`);
   assert.equal(bytes.buf.toString(), 'meta', 'metadata edits never touch the bytes');
 });
 
@@ -197,7 +224,7 @@ async function allChanges(cursor, limit) {
   for (let i = 0; i < 1000; i++) {
     const q = new URLSearchParams({ limit: String(limit) });
     if (cursor) q.set('cursor', cursor);
-    const r = await req('GET', `/api/media/changes?${q}`);
+    const r = await req('GET', `/media/changes?${q}`);
     assert.equal(r.status, 200);
     assert.ok(r.json.changes.length <= limit);
     out.push(...r.json.changes);
@@ -212,7 +239,7 @@ test('changes: paged from a cursor, in order, with tombstones for deletes', asyn
   const start = (await allChanges(undefined, 100)).cursor;
   const ids = [];
   for (let i = 0; i < 5; i++) ids.push((await upload(Buffer.from(`c${i}`))).id);
-  await req('DELETE', `/api/media/assets/${ids[1]}`);
+  await req('DELETE', `/media/assets/${ids[1]}`);
   const { changes, cursor } = await allChanges(start, 2);
   const seen = changes.map((c) => c.id);
   // Each asset appears once, at its latest state; the deleted one as a tombstone.
@@ -229,20 +256,20 @@ test('changes: paged from a cursor, in order, with tombstones for deletes', asyn
   const again = await allChanges(cursor, 10);
   assert.deepEqual(again.changes, [], 'nothing new since the last cursor');
   assert.equal(again.cursor, cursor, 'an empty page keeps the cursor');
-  assertError(await req('GET', '/api/media/changes?cursor=garbage!!'), 400, 'INVALID_CURSOR');
-  assertError(await req('GET', '/api/media/changes?limit=0'), 400, 'BAD_REQUEST');
+  assertError(await req('GET', '/media/changes?cursor=garbage!!'), 400, 'INVALID_CURSOR');
+  assertError(await req('GET', '/media/changes?limit=0'), 400, 'BAD_REQUEST');
 });
 
 test('list: paged, ordered by id, without deleted assets', async () => {
   const mine = [];
   for (let i = 0; i < 3; i++) mine.push((await upload(Buffer.from(`l${i}`))).id);
-  await req('DELETE', `/api/media/assets/${mine[0]}`);
+  await req('DELETE', `/media/assets/${mine[0]}`);
   const all = [];
   let cursor;
   for (let i = 0; i < 10000; i++) {
     const q = new URLSearchParams({ limit: '2' });
     if (cursor) q.set('cursor', cursor);
-    const r = await req('GET', `/api/media/assets?${q}`);
+    const r = await req('GET', `/media/assets?${q}`);
     assert.equal(r.status, 200);
     all.push(...r.json.assets.map((a) => a.id));
     if (!r.json.hasMore) break;
@@ -256,31 +283,31 @@ test('list: paged, ordered by id, without deleted assets', async () => {
 test('delete: 204, idempotent, then 404; the id cannot be reused; If-Match guards edits', async () => {
   const bytes = Buffer.from('delete me');
   const { id } = await upload(bytes);
-  assertError(await req('DELETE', `/api/media/assets/${id}`, { headers: { 'if-match': '"7"' } }), 412, 'PRECONDITION_FAILED');
-  assert.equal((await req('DELETE', `/api/media/assets/${id}`, { headers: { 'if-match': '"1"' } })).status, 204);
-  assert.equal((await req('DELETE', `/api/media/assets/${id}`)).status, 204, 'a retried delete succeeds');
-  assertError(await req('GET', `/api/media/assets/${id}`), 404, 'NOT_FOUND');
-  assertError(await req('GET', `/api/media/assets/${id}/metadata`), 404, 'NOT_FOUND');
+  assertError(await req('DELETE', `/media/assets/${id}`, { headers: { 'if-match': '"7"' } }), 412, 'PRECONDITION_FAILED');
+  assert.equal((await req('DELETE', `/media/assets/${id}`, { headers: { 'if-match': '"1"' } })).status, 204);
+  assert.equal((await req('DELETE', `/media/assets/${id}`)).status, 204, 'a retried delete succeeds');
+  assertError(await req('GET', `/media/assets/${id}`), 404, 'NOT_FOUND');
+  assertError(await req('GET', `/media/assets/${id}/metadata`), 404, 'NOT_FOUND');
   assertError(await upload(bytes, { id }), 409, 'ASSET_DELETED');
-  assertError(await req('DELETE', `/api/media/assets/${uuidv7()}`), 404, 'NOT_FOUND');
+  assertError(await req('DELETE', `/media/assets/${uuidv7()}`), 404, 'NOT_FOUND');
 });
 
 test('isolation: another user sees and touches nothing of mine (404, not 403)', async () => {
   const bytes = Buffer.from('private');
   const { id } = await upload(bytes, { type: 'image/png' });
   for (const [m, p] of [['GET', ''], ['GET', '/metadata'], ['GET', '/thumbnail'], ['DELETE', '']]) {
-    assertError(await req(m, `/api/media/assets/${id}${p}`, { token: TOKEN2 }), 404, 'NOT_FOUND');
+    assertError(await req(m, `/media/assets/${id}${p}`, { token: TOKEN2 }), 404, 'NOT_FOUND');
   }
-  const patch = await req('PATCH', `/api/media/assets/${id}/metadata`, { token: TOKEN2, headers: { 'content-type': 'application/json', 'if-match': '"1"' }, body: '{"name":"mine now"}' });
+  const patch = await req('PATCH', `/media/assets/${id}/metadata`, { token: TOKEN2, headers: { 'content-type': 'application/json', 'if-match': '"1"' }, body: '{"name":"mine now"}' });
   assertError(patch, 404, 'NOT_FOUND');
-  const theirs = await req('GET', '/api/media/assets?limit=1000', { token: TOKEN2 });
+  const theirs = await req('GET', '/media/assets?limit=1000', { token: TOKEN2 });
   assert.ok(!theirs.json.assets.some((a) => a.id === id));
   const theirChanges = await allChangesAs(TOKEN2);
   assert.ok(!theirChanges.some((c) => c.id === id));
   // Ids are per user: the same id for another user is a different asset.
   const other = await upload(Buffer.from('theirs'), { id, token: TOKEN2 });
   assert.equal(other.status, 201);
-  assert.deepEqual((await req('GET', `/api/media/assets/${id}`)).buf, bytes, 'mine is unchanged');
+  assert.deepEqual((await req('GET', `/media/assets/${id}`)).buf, bytes, 'mine is unchanged');
 });
 
 async function allChangesAs(token) {
@@ -289,7 +316,7 @@ async function allChangesAs(token) {
   for (let i = 0; i < 10000; i++) {
     const q = new URLSearchParams({ limit: '1000' });
     if (cursor) q.set('cursor', cursor);
-    const r = await req('GET', `/api/media/changes?${q}`, { token });
+    const r = await req('GET', `/media/changes?${q}`, { token });
     out.push(...r.json.changes);
     if (!r.json.hasMore) return out;
     cursor = r.json.nextCursor;
@@ -300,41 +327,41 @@ async function allChangesAs(token) {
 test('thumbnails: a small PNG for images, made once; 415 NOT_AN_IMAGE otherwise', async () => {
   const image = await png(600, 300);
   const { id, json } = await upload(image, { name: 'wide.png', type: 'image/png' });
-  assert.equal(json.thumbnailUrl, `/api/media/assets/${id}/thumbnail`);
-  const t = await req('GET', `/api/media/assets/${id}/thumbnail`);
+  assert.equal(new URL(json.thumbnailUrl, `${BASE}/media/assets`).href, `${BASE}/media/assets/${id}/thumbnail`);
+  const t = await req('GET', `/media/assets/${id}/thumbnail`);
   assert.equal(t.status, 200);
   assert.equal(t.headers.get('content-type'), 'image/png');
   assert.deepEqual([...t.buf.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
   const [w, h] = [t.buf.readUInt32BE(16), t.buf.readUInt32BE(20)];
   assert.ok(w <= caps.thumbnails.maxSize && h <= caps.thumbnails.maxSize && w === 2 * h, `thumbnail ${w}x${h}`);
-  const again = await req('GET', `/api/media/assets/${id}/thumbnail`);
+  const again = await req('GET', `/media/assets/${id}/thumbnail`);
   assert.deepEqual(again.buf, t.buf, 'served from the cache');
   const text = await upload(Buffer.from('not an image'), { type: 'text/plain' });
-  assertError(await req('GET', `/api/media/assets/${text.id}/thumbnail`), 415, 'NOT_AN_IMAGE');
+  assertError(await req('GET', `/media/assets/${text.id}/thumbnail`), 415, 'NOT_AN_IMAGE');
   const broken = await upload(Buffer.from('not really a png'), { type: 'image/png' });
-  assertError(await req('GET', `/api/media/assets/${broken.id}/thumbnail`), 422, 'THUMBNAIL_UNAVAILABLE');
+  assertError(await req('GET', `/media/assets/${broken.id}/thumbnail`), 422, 'THUMBNAIL_UNAVAILABLE');
 });
 
 test('cookie credentials work like the bearer token', async () => {
-  const r = await fetch(`${BASE}/api/media/assets?limit=1`, { headers: { cookie: `opfs_media_session=${TOKEN}` } });
+  const r = await fetch(`${BASE}/media/assets?limit=1`, { headers: { cookie: `opfs_media_session=${TOKEN}` } });
   assert.equal(r.status, 200);
 });
 
 test('rate limit: bursts over the advertised rate get 429 RATE_LIMITED with Retry-After', async (t) => {
-  const c = (await req('GET', '/api/media/capabilities', { token: null })).json;
+  const c = (await req('GET', '/media/capabilities', { token: null })).json;
   if (!Number.isInteger(c.rateLimitPerSecond)) {
     t.skip('the server advertises no rateLimitPerSecond');
     return;
   }
-  const burst = await Promise.all(Array.from({ length: c.rateLimitPerSecond * 3 + 5 }, () => req('GET', '/api/media/assets?limit=1')));
+  const burst = await Promise.all(Array.from({ length: c.rateLimitPerSecond * 3 + 5 }, () => req('GET', '/media/assets?limit=1')));
   const limited = burst.filter((r) => r.status === 429);
   assert.ok(limited.length > 0, 'some requests of the burst are limited');
   assert.ok(burst.filter((r) => r.status === 200).length >= c.rateLimitPerSecond, 'the allowed rate still passes');
   assertError(limited[0], 429, 'RATE_LIMITED');
   const wait = Number(limited[0].headers.get('retry-after'));
   assert.ok(Number.isInteger(wait) && wait >= 1, 'Retry-After in whole seconds');
-  const other = await req('GET', '/api/media/assets?limit=1', { token: TOKEN2 });
+  const other = await req('GET', '/media/assets?limit=1', { token: TOKEN2 });
   assert.equal(other.status, 200, 'another user is not limited by this one');
   await new Promise((r) => setTimeout(r, wait * 1000 + 200));
-  assert.equal((await req('GET', '/api/media/assets?limit=1')).status, 200, 'allowed again after Retry-After');
+  assert.equal((await req('GET', '/media/assets?limit=1')).status, 200, 'allowed again after Retry-After');
 });
