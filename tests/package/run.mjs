@@ -3,7 +3,8 @@
 // headless Chromium: the page and a module worker each import a file and read it back.
 //   node tests/package/run.mjs <path to opfs-media-x.y.z.tgz>
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,6 +84,85 @@ test('the Vite dev server works with the one documented line (optimizeDeps.exclu
     await check(`http://127.0.0.1:${port}/`);
   } finally {
     dev.kill();
+  }
+});
+
+// The reference server (built by `cargo build -p opfs-media-server`, as scripts/test.sh does
+// before this runs) with HMAC tokens, on a free loopback port; `token` is alice's session.
+async function referenceServer() {
+  const bin = resolve(process.env.OPFS_MEDIA_SERVER_BIN ?? 'target/debug/opfs-media-server');
+  assert.ok(existsSync(bin), `${bin} is missing: run cargo build -p opfs-media-server`);
+  const secret = 'seed-example-secret-0123456789';
+  const proc = spawn(bin, ['--bind', '127.0.0.1:0', '--auth', 'hmac', '--secret', secret],
+    { cwd: mkdtempSync(`${tmpdir()}/opfs-seed-`), stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+  const origin = await new Promise((ok, fail) => {
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[\d.:]+)/); if (m) ok(m[1]); });
+    proc.on('exit', (code) => fail(new Error(`the reference server exited (${code})`)));
+  });
+  const token = execFileSync(bin, ['--auth', 'hmac', '--secret', secret, 'mint-token', 'alice']).toString().trim();
+  return { origin, token, close: () => proc.kill() };
+}
+
+async function waitHttp(url) {
+  for (let i = 0; i < 200; i++) {
+    if (await fetch(url).then((r) => r.ok, () => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no answer from ${url}`);
+}
+
+// Opens the seed app at `appOrigin` (which forwards /api to `api`) with alice's session cookie
+// and checks what the example did, in the page and on the server.
+async function checkSeed(appOrigin, api) {
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext();
+    await context.addCookies([{ name: 'opfs_media_session', value: api.token, url: appOrigin }]);
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    const direct = [];
+    page.on('request', (r) => { if (!r.url().startsWith(appOrigin)) direct.push(r.url()); });
+    await page.goto(`${appOrigin}/?user=alice`);
+    await page.waitForFunction(() => window.__result, null, { timeout: 60_000 });
+    const r = await page.evaluate(() => window.__result);
+    assert.equal(r.error, undefined, r.error);
+    assert.deepEqual(
+      { syncStatus: r.syncStatus, cloudId: r.cloudId, cloudUrl: r.cloudUrl, userId: r.userId, identical: r.identical, laterStatus: r.laterStatus },
+      { syncStatus: 'synced', cloudId: r.id, cloudUrl: `${appOrigin}/api/media/assets/${r.id}`, userId: 'alice', identical: true, laterStatus: 'synced' });
+    assert.deepEqual(direct, [], 'every request stayed on the app origin');
+    // The server has both, as alice (it knows her only from the cookie).
+    const listed = await (await fetch(`${api.origin}/api/media/assets?limit=1000`, { headers: { authorization: `Bearer ${api.token}` } })).json();
+    const ids = listed.assets.map((a) => a.id);
+    assert.ok(ids.includes(r.id) && ids.includes(r.later), `server lists ${ids}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+}
+
+test("the seed's example runs as written: apiBaseUrl '/api' behind the app's own origin, a session cookie, async getUserId, uploadAsset(asset)", async () => {
+  const api = await referenceServer();
+  const dir = fresh('seed-app');
+  const env = { ...process.env, OPFS_MEDIA_API: api.origin };
+  const vite = (...args) => spawn(`${dir}/node_modules/.bin/vite`, [...args, '--strictPort', '--host', '127.0.0.1'], { cwd: dir, env, stdio: 'ignore' });
+  const port = () => 5800 + Math.floor(Math.random() * 2000);
+  try {
+    npm(dir, 'install', tgz, `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
+    execFileSync(`${dir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn'], { cwd: dir, env, stdio: 'inherit' });
+    for (const [label, args] of [['production build (vite preview, preview.proxy)', ['preview']], ['dev server (server.proxy)', []]]) {
+      const p = port();
+      const proc = vite(...args, '--port', String(p));
+      try {
+        await waitHttp(`http://127.0.0.1:${p}/`);
+        await checkSeed(`http://127.0.0.1:${p}`, api).catch((e) => { e.message = `${label}: ${e.message}`; throw e; });
+      } finally {
+        proc.kill();
+      }
+    }
+  } finally {
+    api.close();
   }
 });
 
