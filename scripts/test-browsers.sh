@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Runs the wasm-bindgen-test browser suites (page + dedicated worker) on each engine and
 # prints a per-engine summary; any failure on any engine fails the run.
-# ENGINES="chromium firefox webkit" (default: all three).
+# ENGINES="chromium firefox webkit" (default: all three); SUITES="web_sync_page ..." (default: all four).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ENGINES=${ENGINES:-chromium firefox webkit}
-SUITES="web_page web_worker web_sync_page web_sync_worker"
+SUITES=${SUITES:-web_page web_worker web_sync_page web_sync_worker}
 declare -A RESULT
 failed=0
 

@@ -1,13 +1,14 @@
-//! The HTTP edge of the sync service: `fetch` (page or worker), auth, timeouts, aborts.
+//! The HTTP edge of the sync service: requests through gloo-net's `fetch` wrapper (page or
+//! worker), plus what it leaves to us: auth, the timeout, forwarding an outside abort.
 //! Request and response *meaning* lives in `protocol`; this only moves bytes.
 
-use js_sys::Uint8Array;
+use gloo_net::http::{Method, RequestBuilder, Response};
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Blob, Headers, RequestCredentials, RequestInit, Response};
+use web_sys::{AbortController, AbortSignal, Blob, RequestCredentials};
 
-use super::protocol::HttpRequest;
+use super::protocol::{Body, HttpRequest};
 use crate::platform;
 
 /// Where and how to send requests.
@@ -26,14 +27,38 @@ pub struct Endpoint {
 /// Milliseconds of extra timeout allowed per megabyte sent or expected (1 MB/s floor).
 const TIMEOUT_PER_MB_MS: f64 = 1000.0;
 
+/// Why a request got no HTTP answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The context has no `fetch` (feature-detected before any call).
+    #[error("fetch() is not available in this context")]
+    NoFetch,
+    /// The caller's signal was aborted before the request started.
+    #[error("aborted")]
+    Aborted,
+    /// A network failure, the timeout or an abort while in flight, or a body that could not
+    /// be read: what the browser reported.
+    #[error("{0}")]
+    Fetch(#[from] gloo_net::Error),
+    /// The browser refused to build the request (a header value, the method).
+    #[error("could not build the request: {0}")]
+    Build(String),
+}
+
+impl From<JsValue> for HttpError {
+    fn from(e: JsValue) -> Self {
+        HttpError::Build(platform::error_parts(&e).1)
+    }
+}
+
 /// A response, read.
 pub struct Reply {
     /// HTTP status.
     pub status: u16,
     /// `Retry-After` in seconds.
     pub retry_after: Option<u64>,
-    /// The response, body unread (for downloads) ...
-    pub response: Response,
+    /// The response, body unread.
+    response: Response,
     /// Forwards an outside abort to this request while the body is read.
     _abort: Option<AbortLink>,
 }
@@ -41,7 +66,7 @@ pub struct Reply {
 /// An `abort` listener on the caller's signal, removed (and its closure freed) with the reply,
 /// so a long-lived signal does not collect one listener per request ever sent.
 struct AbortLink {
-    signal: web_sys::AbortSignal,
+    signal: AbortSignal,
     forward: Closure<dyn FnMut()>,
 }
 
@@ -52,76 +77,82 @@ impl Drop for AbortLink {
 }
 
 impl Reply {
-    /// ... or read into memory (small JSON bodies only).
-    pub async fn bytes(&self) -> Result<Vec<u8>, JsValue> {
-        let buf = JsFuture::from(self.response.array_buffer()?).await?;
-        Ok(Uint8Array::new(&buf).to_vec())
+    /// The body in memory (small JSON bodies only).
+    pub async fn bytes(&self) -> Result<Vec<u8>, HttpError> {
+        Ok(self.response.binary().await?)
+    }
+
+    /// The body as a `Blob` (downloads: the browser keeps the bytes, not WASM memory).
+    pub async fn blob(self) -> Result<Blob, HttpError> {
+        let Reply { response, _abort, .. } = self;
+        let raw = web_sys::Response::from(response);
+        let blob = JsFuture::from(raw.blob()?).await.map_err(|e| HttpError::Fetch(js_error(e)))?;
+        Ok(blob.into())
     }
 }
 
-/// `fetch(base + req.path)` with `auth` as a bearer token and `body` (a Blob streamed by the
-/// browser, never copied into WASM memory). `Err` is a network failure, timeout or abort.
+fn js_error(e: JsValue) -> gloo_net::Error {
+    gloo_net::Error::GlooError(platform::error_parts(&e).1)
+}
+
+/// Sends `req` to `<base_url><req.path>` with `auth` as a bearer token and `body` (a Blob the
+/// browser streams, never copied into WASM memory). `Err` is a network failure, timeout or abort.
 pub async fn send(
     ep: &Endpoint,
     req: &HttpRequest,
     auth: Option<&str>,
     body: Option<(&Blob, &str)>,
-    abort: Option<&web_sys::AbortSignal>,
-) -> Result<Reply, JsValue> {
-    let global = platform::global();
-    if !platform::has_method(&global, "fetch") {
-        return Err(js_sys::Error::new("fetch() is not available in this context").into());
+    abort: Option<&AbortSignal>,
+) -> Result<Reply, HttpError> {
+    // gloo-net calls the global `fetch` directly: a context without one would throw.
+    if !platform::has_method(&platform::global(), "fetch") {
+        return Err(HttpError::NoFetch);
     }
-    let headers = Headers::new()?;
-    for (k, v) in &ep.headers {
-        headers.set(k, v)?;
+    if abort.is_some_and(AbortSignal::aborted) {
+        return Err(HttpError::Aborted);
     }
-    for (k, v) in &req.headers {
-        headers.set(k, v)?;
+    let method = Method::from_bytes(req.method.as_bytes()).map_err(|e| HttpError::Build(e.to_string()))?;
+    let mut builder = RequestBuilder::new(&format!("{}{}", ep.base_url, req.path)).method(method);
+    for (k, v) in ep
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(req.headers.iter().map(|(k, v)| (*k, v.as_str())))
+    {
+        builder = builder.header(k, v);
     }
     if let Some(token) = auth {
-        headers.set("Authorization", &format!("Bearer {token}"))?;
+        builder = builder.header("Authorization", &format!("Bearer {token}"));
     }
-    let init = RequestInit::new();
-    init.set_method(req.method);
-    init.set_headers(&headers);
     if let Some(c) = ep.credentials {
-        init.set_credentials(c);
-    }
-    let mut mb = 0.0;
-    match (&req.body, body) {
-        (super::protocol::Body::Json(text), _) => init.set_body(&JsValue::from_str(text)),
-        (_, Some((blob, mime))) => {
-            headers.set("Content-Type", mime)?;
-            mb = blob.size() / 1e6;
-            init.set_body(blob);
-        }
-        _ => {}
+        builder = builder.credentials(c);
     }
     // Our own controller carries the timeout; an outside abort is forwarded to it.
     let ctl = AbortController::new()?;
-    init.set_signal(Some(&ctl.signal()));
-    let link = match abort {
-        Some(outer) if outer.aborted() => {
-            return Err(web_sys::DomException::new_with_message_and_name("aborted", "AbortError")?.into());
+    builder = builder.abort_signal(Some(&ctl.signal()));
+    let link = abort.map(|outer| {
+        let ctl2 = ctl.clone();
+        let forward = Closure::<dyn FnMut()>::new(move || ctl2.abort());
+        let _ = platform::call(outer, "addEventListener", &[&"abort".into(), forward.as_ref()]);
+        AbortLink { signal: outer.clone(), forward }
+    });
+    let mut mb = 0.0;
+    let request = match (&req.body, body) {
+        (Body::Json(text), _) => builder.body(JsValue::from_str(text))?,
+        (_, Some((blob, mime))) => {
+            mb = blob.size() / 1e6;
+            builder.header("Content-Type", mime).body(JsValue::from(blob.clone()))?
         }
-        Some(outer) => {
-            let ctl2 = ctl.clone();
-            let forward = Closure::<dyn FnMut()>::new(move || ctl2.abort());
-            let _ = platform::call(outer, "addEventListener", &[&"abort".into(), forward.as_ref()]);
-            Some(AbortLink { signal: outer.clone(), forward })
-        }
-        None => None,
+        _ => builder.build()?,
     };
     let timeout = f64::from(ep.timeout_ms) + mb * TIMEOUT_PER_MB_MS;
     let timer = platform::set_timeout(timeout, {
         let ctl = ctl.clone();
         move || ctl.abort()
     });
-    let url = format!("{}{}", ep.base_url, req.path);
-    let result = platform::call_async(&global, "fetch", &[&JsValue::from_str(&url), &init]).await;
+    let result = request.send().await;
     platform::clear_timeout(timer);
-    let response: Response = result?.dyn_into()?;
-    let retry_after = response.headers().get("Retry-After").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok());
+    let response = result?;
+    let retry_after = response.headers().get("Retry-After").and_then(|v| v.trim().parse::<u64>().ok());
     Ok(Reply { status: response.status(), retry_after, response, _abort: link })
 }

@@ -397,9 +397,8 @@ impl Service {
             body: Body::Empty,
         };
         let token = self.auth_token().await?;
-        let reply = http::send(&self.cfg.endpoint, &req, token.as_deref(), None, None)
-            .await
-            .map_err(|e| ServiceError::Network(platform::error_parts(&e).1))?;
+        let network = |e: http::HttpError| ServiceError::Network(e.to_string());
+        let reply = http::send(&self.cfg.endpoint, &req, token.as_deref(), None, None).await.map_err(network)?;
         if reply.status != 200 {
             let body = reply.bytes().await.unwrap_or_default();
             let code = match protocol::outcome(&Request::Delete { id: asset.id.clone() }, reply.status, None, &body) {
@@ -408,11 +407,8 @@ impl Service {
             };
             return Err(ServiceError::Server { status: reply.status, code });
         }
-        let blob =
-            JsFuture::from(reply.response.blob().map_err(|e| ServiceError::Network(platform::error_parts(&e).1))?)
-                .await
-                .map_err(|e| ServiceError::Network(platform::error_parts(&e).1))?;
-        let stored = self.lib.store_download(&asset.id, blob.unchecked_ref()).await;
+        let blob = reply.blob().await.map_err(network)?;
+        let stored = self.lib.store_download(&asset.id, &blob).await;
         if let Err(e) = &stored {
             self.emit("error", &error_detail(Some(&asset.id), &ServiceError::Library(e.clone())));
         }
