@@ -1,9 +1,14 @@
 //! Deterministic, seeded simulation of several sync clients and a protocol server over a
 //! faulty network: dropped requests, lost responses (the server applied the request), 5xx,
 //! 429 with Retry-After, duplicated and reordered responses, clients killed mid-request and
-//! restarted from their persisted state, concurrent edits and deletes of the same asset.
-//! After every run: nothing imported is lost, no asset's bytes are stored twice, and every
-//! client converges to the server's state.
+//! restarted from their persisted state, write-backs that never happen (a crash between a
+//! state change and its persistence), server restarts that cut every request in flight,
+//! clients whose clocks differ, concurrent edits and deletes of the same asset.
+//! After every run: nothing imported is lost, every client converges to the server's state,
+//! and the upload bytes that crossed the network are counted at the client's side, not at a
+//! server that deduplicates: no client re-sends an asset after it persisted the server's
+//! confirmation, and each asset is sent at most once more than the faults that hit it.
+//! `broken_clients_are_caught` runs deliberately broken clients to show both checks bite.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,12 +46,13 @@ struct ServerAsset {
     seq: u64,
 }
 
-/// The protocol's semantics (docs/protocol.md), in memory, for one user.
+/// The protocol's semantics (docs/protocol.md), in memory, for one user. It deduplicates
+/// uploads by id, as a real server does, so it cannot tell whether a client sent bytes twice:
+/// the simulation counts sends at the clients instead.
 #[derive(Default)]
 struct Server {
     assets: BTreeMap<String, ServerAsset>,
     seq: u64,
-    stored: BTreeMap<String, u32>,
 }
 
 impl Server {
@@ -70,7 +76,6 @@ impl Server {
                 Some(a) => Self::fail(409, "ID_CONFLICT", Some(Self::remote(id, a))),
                 None => {
                     self.seq += 1;
-                    *self.stored.entry(id.clone()).or_default() += 1;
                     let a = ServerAsset {
                         sha256: sha256.clone(),
                         meta: meta.clone(),
@@ -138,6 +143,8 @@ struct Client {
     persisted: SyncState,
     incarnation: u32,
     seed: u64,
+    /// This client's clock minus the simulation's (clocks differ between devices).
+    clock_offset: i64,
 }
 
 impl Client {
@@ -146,6 +153,22 @@ impl Client {
             self.persisted = self.engine.state().clone();
         }
     }
+    /// Whether the persisted state holds the server's confirmation of `id`'s upload.
+    fn persisted_confirmed(&self, id: &str) -> bool {
+        self.persisted.assets.get(id).is_some_and(|a| a.remote_version.is_some())
+    }
+}
+
+/// Deliberately broken clients, to show that the byte checks catch them.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Bug {
+    None,
+    /// Sends an asset's bytes once more after it persisted the confirmation (a client that
+    /// re-queues synced assets, e.g. after reading back a stale record).
+    ResendAfterPersistedConfirmation,
+    /// Sends the bytes again right after the confirmation arrives, before persisting it (a
+    /// client that retries an upload whose reply it already had), with no fault to excuse it.
+    RetryWithoutFault,
 }
 
 enum Msg {
@@ -160,6 +183,10 @@ struct Faults {
     rate_limited: u64,
     duplicate: u64,
     crash: u64,
+    /// A client's write-back of a reply never happens (in percent of replies).
+    lost_write: u64,
+    /// The server restarts: every request in flight is cut; its stored state is kept.
+    server_restart: u64,
 }
 
 struct Sim {
@@ -172,13 +199,25 @@ struct Sim {
     imported: BTreeMap<String, String>,
     deleted: BTreeSet<String>,
     next_asset: u64,
+    bug: Bug,
+    /// Upload requests (the asset's bytes) that left a client, per asset.
+    sent: BTreeMap<String, u32>,
+    /// Faults that can make a client send an asset's bytes again, per asset: a lost request
+    /// or reply, a 5xx or 429 answer, a server restart, a client crash while the upload was
+    /// in flight or its confirmation not yet persisted.
+    faults: BTreeMap<String, u32>,
+    /// Which (client, incarnation, request) carried which asset's bytes.
+    uploads: BTreeMap<(usize, u32, u64), String>,
+    /// Broken invariants, reported by `check`.
+    violations: Vec<String>,
 }
 
 const TIMEOUT_MS: i64 = 3_000;
 
 impl Sim {
-    fn new(seed: u64, clients: usize) -> Self {
+    fn new(seed: u64, clients: usize, bug: Bug) -> Self {
         let cfg = Config { concurrency: 3, base_delay_ms: 200, max_delay_ms: 5_000 };
+        let mut rng = Rng(seed);
         let clients = (0..clients)
             .map(|i| {
                 let seed = seed * 31 + i as u64;
@@ -187,11 +226,12 @@ impl Sim {
                     persisted: SyncState::default(),
                     incarnation: 0,
                     seed,
+                    clock_offset: rng.below(10_001) as i64 - 5_000,
                 }
             })
             .collect();
         Sim {
-            rng: Rng(seed),
+            rng,
             now: 1_000_000,
             server: Server::default(),
             clients,
@@ -200,6 +240,32 @@ impl Sim {
             imported: BTreeMap::new(),
             deleted: BTreeSet::new(),
             next_asset: 0,
+            bug,
+            sent: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            uploads: BTreeMap::new(),
+            violations: Vec::new(),
+        }
+    }
+
+    /// Client `c`'s clock.
+    fn clock(&self, c: usize) -> i64 {
+        self.now + self.clients[c].clock_offset
+    }
+
+    fn fault(&mut self, req: &Request) {
+        if let Request::Upload { id, .. } = req {
+            *self.faults.entry(id.clone()).or_default() += 1;
+        }
+    }
+
+    /// Counts an upload leaving client `c`, and checks it is not one it already confirmed.
+    fn count_send(&mut self, c: usize, req: &Request) {
+        if let Request::Upload { id, .. } = req {
+            *self.sent.entry(id.clone()).or_default() += 1;
+            if self.clients[c].persisted_confirmed(id) {
+                self.violations.push(format!("client {c} sent {id}'s bytes again after persisting their confirmation"));
+            }
         }
     }
 
@@ -209,13 +275,33 @@ impl Sim {
     }
 
     fn pump_client(&mut self, c: usize, f: &Faults, faulty: bool) {
-        let now = self.now;
-        let sends = self.clients[c].engine.poll(now);
+        let now = self.clock(c);
+        let mut sends = self.clients[c].engine.poll(now);
         self.clients[c].persist();
         let inc = self.clients[c].incarnation;
+        if self.bug == Bug::ResendAfterPersistedConfirmation && self.rng.chance(5) {
+            let confirmed: Vec<LocalAsset> = self.clients[c]
+                .persisted
+                .assets
+                .values()
+                .filter(|a| a.remote_version.is_some() && a.has_bytes)
+                .cloned()
+                .collect();
+            if let Some(a) = confirmed.first() {
+                sends.push((
+                    u64::MAX,
+                    Request::Upload { id: a.id.clone(), sha256: a.sha256.clone(), meta: a.meta.clone() },
+                ));
+            }
+        }
         for (req_id, req) in sends {
+            self.count_send(c, &req);
+            if let Request::Upload { id, .. } = &req {
+                self.uploads.insert((c, inc, req_id), id.clone());
+            }
             let delay = 1 + self.rng.below(40) as i64;
             if faulty && self.rng.chance(f.drop_request) {
+                self.fault(&req);
                 // Never arrives: the client times out.
                 self.push(TIMEOUT_MS, Msg::ToClient { client: c, inc, req_id, outcome: Outcome::Network });
                 continue;
@@ -226,7 +312,7 @@ impl Sim {
     }
 
     fn local_action(&mut self, c: usize) {
-        let now = self.now;
+        let now = self.clock(c);
         let roll = self.rng.below(10);
         let ids: Vec<String> = self.clients[c].engine.state().assets.keys().cloned().collect();
         if roll < 4 || ids.is_empty() {
@@ -260,12 +346,57 @@ impl Sim {
     }
 
     fn crash(&mut self, c: usize) {
+        // What the dying client had in flight, or had settled in memory but not yet persisted
+        // (a confirmation, a refusal), may be sent again by its next incarnation: each is a
+        // fault for that asset.
+        let inc = self.clients[c].incarnation;
+        let mut hit: BTreeSet<String> = self
+            .net
+            .iter()
+            .filter_map(|(_, _, m)| match m {
+                Msg::ToServer { client, inc: i, req_id, .. } | Msg::ToClient { client, inc: i, req_id, .. }
+                    if *client == c && *i == inc =>
+                {
+                    self.uploads.get(&(c, inc, *req_id)).cloned()
+                }
+                _ => None,
+            })
+            .collect();
+        let (live, saved) = (self.clients[c].engine.state(), &self.clients[c].persisted);
+        hit.extend(
+            live.assets
+                .keys()
+                .chain(live.outbox.keys())
+                .chain(saved.assets.keys())
+                .chain(saved.outbox.keys())
+                .filter(|id| {
+                    live.assets.get(*id) != saved.assets.get(*id) || live.outbox.get(*id) != saved.outbox.get(*id)
+                })
+                .cloned(),
+        );
+        for id in hit {
+            *self.faults.entry(id).or_default() += 1;
+        }
         let cl = &mut self.clients[c];
         cl.incarnation += 1;
         cl.seed += 1000;
         let cfg = Config { concurrency: 3, base_delay_ms: 200, max_delay_ms: 5_000 };
         cl.engine = Engine::new(cl.persisted.clone(), cfg, cl.seed);
         cl.engine.request_pull();
+    }
+
+    /// A restart of the server: every request not yet answered is cut (the client sees a
+    /// network error when its timeout fires); what the server stored stays.
+    fn restart_server(&mut self) {
+        let (cut, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.net).into_iter().partition(|(_, _, m)| matches!(m, Msg::ToServer { .. }));
+        self.net = kept;
+        for (_, _, m) in cut {
+            if let Msg::ToServer { client, inc, req_id, req, .. } = m {
+                self.fault(&req);
+                self.push(TIMEOUT_MS, Msg::ToClient { client, inc, req_id, outcome: Outcome::Network });
+            }
+        }
     }
 
     /// Delivers every message due by `self.now`, in time order (ties random: reordering).
@@ -280,8 +411,10 @@ impl Sim {
             match msg {
                 Msg::ToServer { client, inc, req_id, req, drop_response } => {
                     let outcome = if faulty && self.rng.chance(f.server_error) {
+                        self.fault(&req);
                         Outcome::Failed { status: 503, code: "UNAVAILABLE".into(), current: None, retry_after: None }
                     } else if faulty && self.rng.chance(f.rate_limited) {
+                        self.fault(&req);
                         Outcome::Failed {
                             status: 429,
                             code: "RATE_LIMITED".into(),
@@ -292,6 +425,7 @@ impl Sim {
                         self.server.handle(&req, self.now)
                     };
                     if drop_response {
+                        self.fault(&req);
                         self.push(TIMEOUT_MS, Msg::ToClient { client, inc, req_id, outcome: Outcome::Network });
                     } else {
                         let delay = 1 + self.rng.below(40) as i64;
@@ -305,9 +439,22 @@ impl Sim {
                     if self.clients[client].incarnation != inc {
                         continue; // the tab that sent it is gone
                     }
-                    let now = self.now;
+                    let now = self.clock(client);
+                    let confirmed_upload = match (&outcome, self.uploads.get(&(client, inc, req_id))) {
+                        (Outcome::Ok(Reply::Asset(a)), Some(_)) => Some(a.clone()),
+                        _ => None,
+                    };
                     self.clients[client].engine.handle(req_id, outcome, now);
-                    self.clients[client].persist();
+                    if let (Bug::RetryWithoutFault, Some(a)) = (self.bug, confirmed_upload) {
+                        let again = Request::Upload { id: a.id, sha256: a.sha256, meta: a.meta };
+                        self.count_send(client, &again);
+                        self.push(1, Msg::ToServer { client, inc, req_id: u64::MAX, req: again, drop_response: false });
+                    }
+                    // A lost write-back: the change stays in memory only (still dirty, so
+                    // the next successful write-back carries it) until a crash loses it.
+                    if !(faulty && self.rng.chance(f.lost_write)) {
+                        self.clients[client].persist();
+                    }
                 }
             }
         }
@@ -323,6 +470,9 @@ impl Sim {
             let c = self.rng.below(n as u64) as usize;
             self.crash(c);
         }
+        if faulty && self.rng.chance(f.server_restart) {
+            self.restart_server();
+        }
         if self.rng.chance(10) {
             let c = self.rng.below(n as u64) as usize;
             self.clients[c].engine.request_pull();
@@ -333,14 +483,23 @@ impl Sim {
         self.deliver_due(f, faulty);
         // Advance to the next event (message or backoff expiry), at most 50 ms at a time.
         let next_msg = self.net.iter().map(|m| m.0).min();
-        let next_wake = self.clients.iter().filter_map(|c| c.engine.next_wakeup()).min();
+        let next_wake = self.clients.iter().filter_map(|c| c.engine.next_wakeup().map(|t| t - c.clock_offset)).min();
         let target = [next_msg, next_wake].into_iter().flatten().min().unwrap_or(self.now + 50);
         self.now = target.clamp(self.now + 1, self.now + 50);
     }
 
-    fn run(seed: u64) -> Result<(), String> {
-        let f = Faults { drop_request: 8, drop_response: 8, server_error: 6, rate_limited: 3, duplicate: 8, crash: 2 };
-        let mut sim = Sim::new(seed, 3);
+    fn run(seed: u64, bug: Bug) -> Result<(), String> {
+        let f = Faults {
+            drop_request: 8,
+            drop_response: 8,
+            server_error: 6,
+            rate_limited: 3,
+            duplicate: 8,
+            crash: 2,
+            lost_write: 5,
+            server_restart: 1,
+        };
+        let mut sim = Sim::new(seed, 3, bug);
         for _ in 0..400 {
             sim.step(&f, true, true);
         }
@@ -370,9 +529,16 @@ impl Sim {
 
     fn check(&self) -> Result<(), String> {
         let live: BTreeMap<&String, &ServerAsset> = self.server.assets.iter().filter(|(_, a)| !a.deleted).collect();
-        // No bytes stored twice.
-        if let Some((id, n)) = self.server.stored.iter().find(|(_, n)| **n > 1) {
-            return Err(format!("{id} stored {n} times"));
+        // Bytes on the wire: never again after a persisted confirmation, and at most once
+        // more than the faults that hit the asset.
+        if let Some(v) = self.violations.first() {
+            return Err(v.clone());
+        }
+        for (id, &sent) in &self.sent {
+            let faults = self.faults.get(id).copied().unwrap_or(0);
+            if sent > 1 + faults {
+                return Err(format!("{id}'s bytes were sent {sent} times with {faults} faults to excuse re-sending"));
+            }
         }
         // Nothing imported is lost: every import nobody deleted is live with its bytes.
         for (id, sha) in &self.imported {
@@ -420,15 +586,33 @@ impl Sim {
     }
 }
 
+/// Runs seeds `1..=seeds` on every core; the failures, as "seed N: why".
+fn run_seeds(seeds: u64, bug: Bug) -> Vec<String> {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    (1..=seeds)
+                        .filter(|seed| seed % threads == t)
+                        .filter_map(|seed| Sim::run(seed, bug).err().map(|e| format!("seed {seed}: {e}")))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a simulation thread panicked")).collect()
+    })
+}
+
 #[test]
 fn thousands_of_seeded_runs_converge_without_loss_or_duplicates() {
-    let seeds: u64 = std::env::var("SYNC_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let mut failures = Vec::new();
-    for seed in 1..=seeds {
-        if let Err(e) = Sim::run(seed) {
-            failures.push(format!("seed {seed}: {e}"));
-        }
-    }
+    let seeds: u64 = match std::env::var("SYNC_SIM_SEEDS") {
+        Ok(s) => s.parse().expect("SYNC_SIM_SEEDS must be a whole number"),
+        Err(_) => 10_000,
+    };
+    assert!(seeds > 0, "SYNC_SIM_SEEDS=0 runs nothing: a simulation of no seeds proves nothing");
+    let failures = run_seeds(seeds, Bug::None);
+    println!("sync simulation: {seeds} seeded runs, {} failed", failures.len());
     assert!(
         failures.is_empty(),
         "{} of {seeds} runs failed; first: {:?}",
@@ -465,7 +649,8 @@ fn lost_upload_response_then_retry_stores_once() {
     let reply = server.handle(&req2, t);
     e.handle(id2, reply.clone(), t);
     e.handle(id2, reply, t); // a duplicated response is ignored
-    assert_eq!(server.stored["x"], 1);
+    assert_eq!(server.assets.len(), 1);
+    assert!(e.poll(t + 60_000).is_empty(), "two sends for one lost reply, and nothing more");
     assert_eq!(e.state().assets["x"].status, SyncStatus::Synced);
     assert!(e.is_idle());
 }
@@ -544,4 +729,21 @@ fn an_app_resolver_replaces_last_writer_wins() {
     let (_, again) = e.poll(100).remove(0);
     let merged = Meta { name: "mine".into(), tags: vec!["a".into(), "b".into()] };
     assert_eq!(again, Request::Patch { id: "x".into(), if_match: 2, meta: merged });
+}
+
+/// Each byte check, run against a client broken on purpose, fails: they are known to bite.
+#[test]
+fn broken_clients_are_caught() {
+    for (bug, expect) in [
+        (Bug::ResendAfterPersistedConfirmation, "again after persisting their confirmation"),
+        (Bug::RetryWithoutFault, "faults to excuse re-sending"),
+    ] {
+        let failures = run_seeds(50, bug);
+        assert!(failures.len() >= 25, "{bug:?} slipped through {} of 50 runs", 50 - failures.len());
+        assert!(
+            failures.iter().any(|f| f.contains(expect)),
+            "{bug:?} was not caught by its check: {:?}",
+            &failures[..3.min(failures.len())]
+        );
+    }
 }
