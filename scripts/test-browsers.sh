@@ -47,14 +47,27 @@ run_suite() { # engine suite
     firefox) cmd+=(GECKODRIVER="$(command -v geckodriver)") ;;
     # WebKitGTK's MiniBrowser needs a display even when headless.
     webkit) cmd+=(SAFARIDRIVER=/usr/bin/WebKitWebDriver xvfb-run -a) ;;
+    *) failed=1; RESULT["$engine/$suite"]="FAILED: unknown engine (chromium, firefox, webkit)"; return ;;
   esac
-  cmd+=(cargo test --target wasm32-unknown-unknown --test "$suite")
+  # --nocapture shows the tests' console lines: a test that cannot run on this engine says
+  # `SKIPPED <name>: <why>` (tests/common/mod.rs) and is reported as skipped, not passed.
+  cmd+=(cargo test --target wasm32-unknown-unknown --test "$suite" -- --nocapture)
   printf '\n\033[1m--- %s / %s\033[0m\n' "$engine" "$suite"
-  "${cmd[@]}" 2>&1 | tee "$log" | grep -E '^(test |test result|Running headless|    panicked|failures:|error)' || true
-  local line
+  "${cmd[@]}" 2>&1 | tee "$log" | grep -E '^(test |test result|Running headless|    panicked|failures:|error)|SKIPPED ' || true
+  local line passed skipped names
   line=$(grep -E '^test result:' "$log" | tail -n 1)
-  grep -q '^test result: ok' "$log" || failed=1
-  RESULT["$engine/$suite"]=${line:-"no result (see output above)"}
+  passed=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' <<<"$line")
+  names=$(grep -oE 'SKIPPED [a-z0-9_]+' "$log" | awk '{print $2}' | sort -u | paste -sd' ' -)
+  skipped=$(wc -w <<<"$names")
+  if [ -z "$passed" ]; then
+    failed=1; RESULT["$engine/$suite"]="FAILED: ${line:-no result (see output above)}"
+  elif [ $((passed - skipped)) -le 0 ]; then
+    # A suite that ran nothing (a missing engine or driver, a filter that matched nothing,
+    # every test skipped) proves nothing: it fails.
+    failed=1; RESULT["$engine/$suite"]="FAILED: no test ran ($line)"
+  else
+    RESULT["$engine/$suite"]="ok: $((passed - skipped)) passed, $skipped skipped${names:+ ($names)}"
+  fi
   rm -f "$log"
 }
 

@@ -9,6 +9,7 @@ library_suite!();
 
 #[wasm_bindgen_test]
 async fn page_uses_create_writable() {
+    common::running("page_uses_create_writable");
     let Some(lib) = common::open("opfs").await else { return };
     assert!(!lib.uses_sync_access_handle());
 }

@@ -9,6 +9,7 @@ library_suite!();
 
 #[wasm_bindgen_test]
 async fn worker_uses_sync_access_handle() {
+    common::running("worker_uses_sync_access_handle");
     let Some(lib) = common::open("opfs").await else { return };
     assert!(lib.uses_sync_access_handle(), "workers with OPFS have createSyncAccessHandle");
 }

@@ -48,11 +48,33 @@ async fn try_open(storage: &str) -> Result<MediaLibrary, JsValue> {
 /// Opens a fresh library. On an engine without OPFS, an `"opfs"` library cannot exist: the
 /// test then proves the typed error and the fallback instead, and returns `None` (the
 /// OPFS-specific body cannot run there; the IndexedDB twin of each test still does).
+thread_local! {
+    /// The running test's name (tests run one at a time), for the skip report.
+    static CURRENT_TEST: std::cell::Cell<&'static str> = const { std::cell::Cell::new("(unnamed test)") };
+}
+
+/// Names the running test, so that `open` can report it as skipped by name.
+pub fn running(name: &'static str) {
+    CURRENT_TEST.with(|c| c.set(name));
+}
+
+/// Without OPFS: `storage: "opfs"` is a typed error, `auto` falls back to IndexedDB.
+async fn assert_no_opfs_outcome() {
+    assert_js_error(try_open("opfs").await.map(|_| ()), "StorageUnavailableError", "STORAGE_UNAVAILABLE");
+    assert_eq!(try_open("auto").await.unwrap().storage(), "indexeddb");
+}
+
+/// Opens a fresh library on `storage`. `None` where the engine has no OPFS and `storage` is
+/// `"opfs"`: the typed error and the fallback are checked instead, and the test is reported
+/// as skipped by name (`SKIPPED <name>: ...`, which scripts/test-browsers.sh counts and lists
+/// apart from the tests that passed).
 pub async fn open(storage: &str) -> Option<MediaLibrary> {
     if storage == "opfs" && !engine_has_opfs() {
-        assert_js_error(try_open("opfs").await.map(|_| ()), "StorageUnavailableError", "STORAGE_UNAVAILABLE");
-        assert_eq!(try_open("auto").await.unwrap().storage(), "indexeddb");
-        wasm_bindgen_test::console_log!("no OPFS on this engine: checked the typed error and the fallback instead");
+        assert_no_opfs_outcome().await;
+        let name = CURRENT_TEST.with(|c| c.get());
+        wasm_bindgen_test::console_log!(
+            "SKIPPED {name}: this engine has no OPFS (checked the typed error and the IndexedDB fallback instead)"
+        );
         return None;
     }
     Some(try_open(storage).await.expect("open library"))
@@ -576,8 +598,8 @@ pub async fn concurrent_imports(storage: &str) {
 pub async fn missing_opfs_falls_back() {
     let proto = platform::get(&platform::get(&platform::global(), "StorageManager"), "prototype");
     if !engine_has_opfs() {
-        // The engine already lacks OPFS: `open("opfs")` checks the same outcome for real.
-        assert!(open("opfs").await.is_none());
+        // The engine already lacks OPFS: the same outcome, for real.
+        assert_no_opfs_outcome().await;
         return;
     }
     let original = platform::get(&proto, "getDirectory");
@@ -662,10 +684,12 @@ macro_rules! on_both_backends {
     ($($opfs:ident, $idb:ident => $f:ident;)*) => {$(
         #[wasm_bindgen_test]
         async fn $opfs() {
+            common::running(stringify!($opfs));
             common::$f("opfs").await
         }
         #[wasm_bindgen_test]
         async fn $idb() {
+            common::running(stringify!($idb));
             common::$f("indexeddb").await
         }
     )*};
