@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+source scripts/lib.sh
 
 bash scripts/setup.sh
 
@@ -21,8 +22,11 @@ cargo test --workspace
 step "browser tests: page (main thread) and dedicated worker on Chromium, Firefox and WebKit"
 bash scripts/test-browsers.sh
 
-if command -v wasm-pack >/dev/null; then
-  step "the same page suite via wasm-pack test --headless --chrome"
+step "the same page suite via wasm-pack test --headless --chrome"
+if [ -n "${OPFS_MEDIA_SKIP_WASM_PACK:-}" ]; then
+  echo "SKIPPED wasm-pack: OPFS_MEDIA_SKIP_WASM_PACK is set"
+else
+  command -v wasm-pack >/dev/null || { echo "wasm-pack is missing (scripts/setup.sh installs it)" >&2; exit 1; }
   wasm-pack test --headless --chrome -- --test web_page
 fi
 
@@ -36,10 +40,10 @@ node_modules/.bin/tsc -p tests/types/tsconfig.json
 step "the npm tarball in a fresh Vite app (build + dev, page + module worker, both entry points), a tsc project, and real tldraw and Excalidraw apps with the recipes"
 rm -f target/opfs-media-*.tgz
 (cd pkg && npm pack --silent --pack-destination ../target >/dev/null)
-node tests/package/run.mjs target/opfs-media-*.tgz
+node_tests node tests/package/run.mjs target/opfs-media-*.tgz
 
 step "end-to-end: the demo in headless Chromium (screenshots in target/e2e/)"
-node --test tests/e2e/*.mjs
+node_tests node --test tests/e2e/*.mjs
 
 step "bench smoke run (tiny workload; the real numbers come from npm run bench)"
 node bench/run.mjs --runs 1 --big-mb 4 --small-n 10
