@@ -28,12 +28,17 @@ SYNC_PORT=$(free_port)
 LIMITED_PORT=$(free_port)
 SYNC_PID=$(start_server "$SYNC_DIR/main" "$SYNC_PORT" --max-upload-bytes 8388608)
 LIMITED_PID=$(start_server "$SYNC_DIR/limited" "$LIMITED_PORT" --rate-limit 5)
-trap 'kill $SYNC_PID $LIMITED_PID 2>/dev/null' EXIT
-for port in $SYNC_PORT $LIMITED_PORT; do
+# The suites reach the main server through a proxy that counts the upload bytes crossing the
+# wire per asset (tests/wire-proxy.mjs): "sent once" is measured there, not by server ids.
+PROXY_PORT=$(free_port)
+node tests/wire-proxy.mjs --upstream "http://127.0.0.1:$SYNC_PORT" --port "$PROXY_PORT" >"$SYNC_DIR/proxy.log" 2>&1 &
+PROXY_PID=$!
+trap 'kill $SYNC_PID $LIMITED_PID $PROXY_PID 2>/dev/null' EXIT
+for port in $SYNC_PORT $LIMITED_PORT $PROXY_PORT; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/media/capabilities" >/dev/null && break; sleep 0.2; done
 done
-kill -0 "$SYNC_PID" "$LIMITED_PID" || { echo "a test server did not start; see $SYNC_DIR/*/server.log"; exit 1; }
-export OPFS_MEDIA_TEST_SERVER="http://127.0.0.1:$SYNC_PORT"
+kill -0 "$SYNC_PID" "$LIMITED_PID" "$PROXY_PID" || { echo "a test server did not start; see $SYNC_DIR/*/server.log, $SYNC_DIR/proxy.log"; exit 1; }
+export OPFS_MEDIA_TEST_SERVER="http://127.0.0.1:$PROXY_PORT"
 export OPFS_MEDIA_TEST_SERVER_LIMITED="http://127.0.0.1:$LIMITED_PORT"
 
 run_suite() { # engine suite
