@@ -45,9 +45,6 @@ async fn try_open(storage: &str) -> Result<MediaLibrary, JsValue> {
     MediaLibrary::open(Some(opts.into())).await
 }
 
-/// Opens a fresh library. On an engine without OPFS, an `"opfs"` library cannot exist: the
-/// test then proves the typed error and the fallback instead, and returns `None` (the
-/// OPFS-specific body cannot run there; the IndexedDB twin of each test still does).
 thread_local! {
     /// The running test's name (tests run one at a time), for the skip report.
     static CURRENT_TEST: std::cell::Cell<&'static str> = const { std::cell::Cell::new("(unnamed test)") };
@@ -64,10 +61,11 @@ async fn assert_no_opfs_outcome() {
     assert_eq!(try_open("auto").await.unwrap().storage(), "indexeddb");
 }
 
-/// Opens a fresh library on `storage`. `None` where the engine has no OPFS and `storage` is
-/// `"opfs"`: the typed error and the fallback are checked instead, and the test is reported
-/// as skipped by name (`SKIPPED <name>: ...`, which scripts/test-browsers.sh counts and lists
-/// apart from the tests that passed).
+/// Opens a fresh library on `storage`. On an engine without OPFS an `"opfs"` library cannot
+/// exist: the typed error and the fallback are checked instead, and `None` is returned (the
+/// OPFS-specific body cannot run there; the IndexedDB twin of each test still does). The test
+/// is then reported as skipped by name (`SKIPPED <name>: ...`), which
+/// scripts/test-browsers.sh counts and lists apart from the tests that passed.
 pub async fn open(storage: &str) -> Option<MediaLibrary> {
     if storage == "opfs" && !engine_has_opfs() {
         assert_no_opfs_outcome().await;
