@@ -135,6 +135,20 @@ impl LibraryError {
             _ => Self::Storage { op, detail: format!("{name}: {message}") },
         }
     }
+
+    /// Classifies a failed write of a whole source into a file, when the source was then
+    /// read back fine. Chromium reports `createWritable().write(blob)` of a large Blob over
+    /// quota as `NotReadableError`, which `from_dom` would take for an unreadable *source*:
+    /// with the source proven readable, the destination failed, and where the origin had no
+    /// room for it (`room`, probed after the failure; `None` if unknown) that is the quota.
+    pub fn from_failed_write(op: &'static str, name: &str, message: &str, room: Option<bool>) -> Self {
+        match name {
+            "QuotaExceededError" => Self::QuotaExceeded(op.to_owned()),
+            "AbortError" => Self::Aborted,
+            _ if room == Some(false) => Self::QuotaExceeded(op.to_owned()),
+            _ => Self::Storage { op, detail: format!("{name}: {message}") },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -145,6 +159,13 @@ mod tests {
     fn dom_exceptions_are_classified() {
         assert_eq!(LibraryError::from_dom("importing", "QuotaExceededError", "full").name(), "QuotaExceededError");
         assert_eq!(LibraryError::from_dom("importing", "NotReadableError", "gone").code(), "SOURCE_UNREADABLE");
+        // A readable source whose write failed: the destination's fault, never "pick the file again".
+        let w = |name, room| LibraryError::from_failed_write("writing the file", name, "m", room).code();
+        assert_eq!(w("NotReadableError", Some(false)), "QUOTA_EXCEEDED", "Chromium's over-quota write(blob)");
+        assert_eq!(w("NotReadableError", Some(true)), "STORAGE_FAILED", "room left: some other failure");
+        assert_eq!(w("NotReadableError", None), "STORAGE_FAILED");
+        assert_eq!(w("QuotaExceededError", None), "QUOTA_EXCEEDED");
+        assert_eq!(w("AbortError", Some(false)), "ABORTED");
         assert_eq!(LibraryError::from_dom("opening OPFS", "SecurityError", "no").name(), "StorageUnavailableError");
         let other = LibraryError::from_dom("reading", "UnknownError", "boom");
         assert_eq!(other.name(), "StorageError");

@@ -418,12 +418,17 @@ fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
 }
 
 async fn finish(tx: Transaction, op: &'static str) -> Result<(), LibraryError> {
-    let result = tx.await.map_err(idb_err(op))?;
+    // Keep the raw transaction: when it aborts, its `error` says why (a quota abort is
+    // `QuotaExceededError`, reported only there, not by any request).
+    let raw = web_sys::IdbTransaction::from(tx);
+    let result = Transaction::from(raw.clone()).await.map_err(idb_err(op))?;
     if result.is_committed() {
-        Ok(())
-    } else {
-        Err(LibraryError::Storage { op, detail: "the transaction was aborted".into() })
+        return Ok(());
     }
+    Err(match raw.error() {
+        Some(why) => LibraryError::from_dom(op, &why.name(), &why.message()),
+        None => LibraryError::Storage { op, detail: "the transaction was aborted".into() },
+    })
 }
 
 fn to_js(asset: &MediaAsset) -> Result<JsValue, LibraryError> {

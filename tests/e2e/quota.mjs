@@ -1,0 +1,93 @@
+// The browser's own quota, for real: Chromium's DevTools protocol caps the origin's quota
+// (Storage.overrideQuotaForOrigin) between steps, and an import that no longer fits must fail
+// with QuotaExceededError on every write path (a page's createWritable, a worker's sync
+// access handle, IndexedDB blobs), keep nothing of the failed write (no record, no file),
+// lose nothing stored before, and leave the library usable once there is room again.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { launchChromium } from '../../scripts/chromium.mjs';
+import { serve } from '../../scripts/serve.mjs';
+
+// Runs in the page or the worker: open the library, import `keep` (1 MB), report usage.
+async function before(opfs, storage, name) {
+  const bytes = (n, seed) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 255; return b; };
+  const lib = await opfs.MediaLibrary.open({ name, storage });
+  const keep = await lib.importFile(new File([bytes(1_000_000, 1)], 'keep.bin'));
+  const est = await navigator.storage.estimate();
+  return { keepId: keep.id, usage: est.usage, storage: lib.storage };
+}
+
+// With the quota capped: a 120 MB import fails; what is left is what was there. (That large,
+// Chromium reads the Blob through a data pipe, and a page's `write(blob)` over quota then
+// fails as NotReadableError; a 6 MB one fails as QuotaExceededError.)
+async function overQuota(opfs, storage, name, keepId) {
+  const bytes = (n, seed) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 255; return b; };
+  const opfsFiles = async () => {
+    if (!navigator.storage?.getDirectory) return null;
+    const walk = async (dir) => { let n = 0; for await (const h of dir.values()) n += h.kind === 'file' ? 1 : await walk(h); return n; };
+    return walk(await navigator.storage.getDirectory());
+  };
+  const lib = await opfs.MediaLibrary.open({ name, storage });
+  const filesBefore = await opfsFiles();
+  let error = null;
+  try {
+    await lib.importFile(new File([bytes(120_000_000, 2)], 'big.bin'));
+  } catch (e) {
+    error = { name: e.name, code: e.code, message: e.message };
+  }
+  const ids = (await lib.list()).map((a) => a.id);
+  const kept = new Uint8Array(await (await lib.getFile(keepId)).arrayBuffer());
+  const want = bytes(1_000_000, 1);
+  return { error, ids, keepIntact: kept.length === want.length && kept.every((b, i) => b === want[i]), filesBefore, filesAfter: await opfsFiles() };
+}
+
+// Room again: the library takes new imports.
+async function after(opfs, storage, name) {
+  const lib = await opfs.MediaLibrary.open({ name, storage });
+  await lib.importFile(new File([new Uint8Array(50_000)], 'later.bin'));
+  return (await lib.list()).length;
+}
+
+test('real quota (DevTools protocol): each write path fails with QuotaExceededError and keeps nothing of it', { timeout: 120_000 }, async () => {
+  assert.ok(existsSync('pkg/sync/opfs_media.js'), 'pkg/ is missing: run scripts/build-pkg.sh');
+  const site = await serve({ root: '.' });
+  const origin = `http://127.0.0.1:${site.address().port}`;
+  const browser = await launchChromium();
+  try {
+    // Each path in a fresh profile, capped from the start at 4 MB (room for the 1 MB asset,
+    // not for the big one), and the OPFS paths also capped late, after the library is open,
+    // as when the disk fills under a running app. (Capped late, Chromium's
+    // IndexedDB keeps the quota it read when the database opened, so the cap does not bite.)
+    const cases = [['page', 'opfs', 'start'], ['worker', 'opfs', 'start'], ['page', 'indexeddb', 'start'],
+      ['worker', 'indexeddb', 'start'], ['page', 'opfs', 'late'], ['worker', 'opfs', 'late']];
+    for (const [where, storage, when] of cases) {
+      const label = `${where} / ${storage} / capped at ${when}`;
+      const name = `quota-${where}-${storage}`;
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const cdp = await context.newCDPSession(page);
+      if (when === 'start') await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 4_000_000 });
+      await page.goto(`${origin}/tests/e2e/harness/`);
+      await page.evaluate(() => window.opfsReady);
+      const run = (fn, ...args) => page.evaluate(([where, src, args]) => (where === 'worker'
+        ? window.inWorker(src, ...args)
+        : new Function(`return (${src})`)()(window.opfs, ...args)), [where, fn.toString(), args]);
+      const b = await run(before, storage, name);
+      assert.equal(b.storage, storage, label);
+      if (when === 'late') await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: b.usage + 2_000_000 });
+      const r = await run(overQuota, storage, name, b.keepId);
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin });
+      assert.deepEqual(r.error && { name: r.error.name, code: r.error.code }, { name: 'QuotaExceededError', code: 'QUOTA_EXCEEDED' }, `${label}: ${JSON.stringify(r.error)}`);
+      assert.deepEqual(r.ids, [b.keepId], `${label}: no record of the failed import`);
+      assert.ok(r.keepIntact, `${label}: the earlier asset's bytes are intact`);
+      assert.equal(r.filesAfter, r.filesBefore, `${label}: no file left of the failed write`);
+      assert.equal(await run(after, storage, name), 2, `${label}: the library takes imports again`);
+      console.log(`${label}: ${r.error.name} (${r.error.code}): ${r.error.message}`);
+      await context.close();
+    }
+  } finally {
+    await browser.close();
+    site.close();
+  }
+});
