@@ -2,9 +2,13 @@
 // (Storage.overrideQuotaForOrigin) between steps, and an import that no longer fits must fail
 // with QuotaExceededError on every write path (a page's createWritable, a worker's sync
 // access handle, IndexedDB blobs), keep nothing of the failed write (no record, no file),
-// lose nothing stored before, and leave the library usable once there is room again.
+// lose nothing stored before, and leave the library usable once there is room again. And a
+// download (the sync service fetching a remote asset's bytes) into a full origin.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { launchChromium } from '../../scripts/chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
@@ -89,5 +93,82 @@ test('real quota (DevTools protocol): each write path fails with QuotaExceededEr
   } finally {
     await browser.close();
     site.close();
+  }
+});
+
+// Device A uploads a 6 MB file; device B, capped at 4 MB, pulls the record and downloads.
+async function deviceA(opfs, api, user) {
+  const bytes = new Uint8Array(6_000_000).map((_, i) => (i * 13) & 255);
+  const lib = await opfs.MediaLibrary.open({ name: 'a' });
+  const { id } = await lib.importFile(new File([bytes], 'video.bin'));
+  const sync = new opfs.MediaSyncService({ apiBaseUrl: api, getUserId: () => user, getAuthToken: () => `dev:${user}`, autoSync: false, library: 'a' });
+  await sync.uploadAsset(id);
+  sync.dispose();
+  return id;
+}
+
+async function deviceB(opfs, api, user, id) {
+  const walk = async (dir) => { let n = 0; for await (const h of dir.values()) n += h.kind === 'file' ? 1 : await walk(h); return n; };
+  const sync = new opfs.MediaSyncService({ apiBaseUrl: api, getUserId: () => user, getAuthToken: () => `dev:${user}`, autoSync: false, library: 'b' });
+  await sync.syncNow();
+  const lib = await opfs.MediaLibrary.open({ name: 'b' });
+  const filesBefore = await walk(await navigator.storage.getDirectory());
+  let error = null;
+  try { await sync.downloadAsset(id); } catch (e) { error = { name: e.name, code: e.code, message: e.message }; }
+  const rec = await lib.get(id);
+  const filesAfter = await walk(await navigator.storage.getDirectory());
+  sync.dispose();
+  return { error, storage: rec.storage, filesBefore, filesAfter };
+}
+
+async function deviceBRetry(opfs, api, user, id) {
+  const sync = new opfs.MediaSyncService({ apiBaseUrl: api, getUserId: () => user, getAuthToken: () => `dev:${user}`, autoSync: false, library: 'b' });
+  const rec = await sync.downloadAsset(id);
+  const lib = await opfs.MediaLibrary.open({ name: 'b' });
+  const got = new Uint8Array(await (await lib.getFile(id)).arrayBuffer());
+  sync.dispose();
+  return { storage: rec.storage, identical: got.length === 6_000_000 && got.every((b, i) => b === ((i * 13) & 255)) };
+}
+
+test('real quota: a download into a full origin fails with QuotaExceededError, keeps nothing, and succeeds once there is room', { timeout: 120_000 }, async () => {
+  const bin = 'target/debug/opfs-media-server';
+  assert.ok(existsSync(bin), `${bin} is missing: run cargo build -p opfs-media-server`);
+  const dir = mkdtempSync(join(tmpdir(), 'opfs-quota-'));
+  const site = await serve({ root: '.' });
+  const origin = `http://127.0.0.1:${site.address().port}`;
+  const server = spawn(bin, ['--bind', '127.0.0.1:0', '--database-url', `sqlite://${dir}/db.sqlite?mode=rwc`, '--storage-url', `file://${dir}/objects`, '--cors-origins', '*'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const api = await new Promise((ok, fail) => {
+    let out = '';
+    server.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[\d.:]+)/); if (m) ok(m[1]); });
+    server.on('exit', (code) => fail(new Error(`the reference server exited (${code})`)));
+  });
+  const browser = await launchChromium();
+  try {
+    const user = `quota-${Date.now()}`;
+    const open = async (quotaSize) => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      const cdp = await context.newCDPSession(page);
+      if (quotaSize) await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize });
+      await page.goto(`${origin}/tests/e2e/harness/`);
+      await page.evaluate(() => window.opfsReady);
+      const run = (fn, ...args) => page.evaluate(([src, args]) => new Function(`return (${src})`)()(window.opfs, ...args), [fn.toString(), args]);
+      return { context, cdp, run };
+    };
+    const a = await open(null);
+    const id = await a.run(deviceA, api, user);
+    await a.context.close();
+    const b = await open(4_000_000);
+    const r = await b.run(deviceB, api, user, id);
+    assert.deepEqual(r.error && { name: r.error.name, code: r.error.code }, { name: 'QuotaExceededError', code: 'QUOTA_EXCEEDED' }, JSON.stringify(r.error));
+    assert.equal(r.storage, 'remote', 'the record still says the bytes are on the server only');
+    assert.equal(r.filesAfter, r.filesBefore, 'no file left of the failed download');
+    await b.cdp.send('Storage.overrideQuotaForOrigin', { origin });
+    assert.deepEqual(await b.run(deviceBRetry, api, user, id), { storage: 'opfs', identical: true }, 'with room again, the download lands');
+    console.log(`download: ${r.error.name} (${r.error.code}): ${r.error.message}`);
+  } finally {
+    await browser.close();
+    site.close();
+    server.kill();
   }
 });
