@@ -216,7 +216,10 @@ pub fn outcome(req: &Request, status: u16, retry_after: Option<u64>, body: &[u8]
         };
     }
     let (code, details) = match serde_json::from_slice::<WireErrorBody>(body) {
-        Ok(b) => (b.error.code, b.error.details),
+        // Codes are the protocol's UPPER_SNAKE identifiers; an empty or free-form one (found
+        // by tests/fuzz_parsing.rs: `[{"code":""}]` parses) must not become the asset's error.
+        Ok(b) if is_error_code(&b.error.code) => (b.error.code, b.error.details),
+        Ok(b) => (format!("HTTP_{status}"), b.error.details),
         // Proxies and load balancers answer without our JSON body: keep the status.
         Err(_) => (format!("HTTP_{status}"), None),
     };
@@ -224,8 +227,30 @@ pub fn outcome(req: &Request, status: u16, retry_after: Option<u64>, body: &[u8]
     Outcome::Failed { status, code, current, retry_after }
 }
 
+/// An error code as the protocol writes them: 1-64 of `A-Z 0-9 _`, starting with a letter.
+fn is_error_code(c: &str) -> bool {
+    c.len() <= 64
+        && c.starts_with(|ch: char| ch.is_ascii_uppercase())
+        && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_protocol_shaped_codes_are_kept() {
+        use super::{outcome, Outcome, Request};
+        let del = Request::Delete { id: "a".into() };
+        let code = |body: &str| match outcome(&del, 409, None, body.as_bytes()) {
+            Outcome::Failed { code, .. } => code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(r#"{"error":{"code":"ASSET_DELETED","message":"m"}}"#), "ASSET_DELETED");
+        assert_eq!(code(r#"[{"code":""}]"#), "HTTP_409", "serde takes a struct from an array");
+        assert_eq!(code(r#"{"error":{"code":"","message":"m"}}"#), "HTTP_409");
+        assert_eq!(code(r#"{"error":{"code":"not a code","message":"m"}}"#), "HTTP_409");
+        assert_eq!(code(r#"{"error":{"code":"9LIVES","message":"m"}}"#), "HTTP_409");
+    }
+
     #[test]
     fn api_root_rule() {
         use super::api_root;
