@@ -16,3 +16,21 @@ node_tests() {
     return 1
   fi
 }
+
+# start_pg_moto DB_NAME MOTO_PORT BUCKET LOGDIR: starts Debian's PostgreSQL (role opfs/opfs,
+# a fresh database DB_NAME) and moto_server (target/venv) on 127.0.0.1:MOTO_PORT with BUCKET,
+# and exports the AWS_* variables the server's S3 store reads. Prints moto's pid.
+start_pg_moto() {
+  local db=$1 port=$2 bucket=$3 logdir=$4 pgver
+  pgver=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
+  pg_ctlcluster "$pgver" main start >/dev/null 2>&1 || true
+  for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 && break; sleep 0.2; done
+  su postgres -c "psql -q -c \"DROP DATABASE IF EXISTS $db\"" >&2
+  su postgres -c "psql -q -c \"DO \\\$\\\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='opfs') THEN CREATE ROLE opfs LOGIN PASSWORD 'opfs'; END IF; END \\\$\\\$\"" >&2
+  su postgres -c "psql -q -c \"CREATE DATABASE $db OWNER opfs\"" >&2
+  target/venv/bin/moto_server -H 127.0.0.1 -p "$port" >"$logdir/moto.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fsS -X PUT "http://127.0.0.1:$port/$bucket" >/dev/null
+  echo "$pid"
+}

@@ -33,6 +33,9 @@ fi
 step "reference server: conformance on SQLite+local and PostgreSQL+S3, crash mid-upload, load"
 bash scripts/test-server.sh
 
+step "reference server under real faults: kill -9 mid-upload, a client gone mid-body, a chunked body over the limit (SQLite+local and PostgreSQL+S3)"
+bash scripts/test-server-faults.sh
+
 step "npm package build + TypeScript types (tsc --noEmit over tests/types/example.ts)"
 bash scripts/build-pkg.sh
 node_modules/.bin/tsc -p tests/types/tsconfig.json

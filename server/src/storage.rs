@@ -7,6 +7,7 @@ use futures::StreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 
 use crate::db::Db;
@@ -19,12 +20,16 @@ pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
         let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| e.to_string())?;
         return Ok(Arc::new(store));
     }
-    if url.starts_with("s3://") {
+    if let Some(rest) = url.strip_prefix("s3://") {
         let mut b = AmazonS3Builder::from_env().with_url(url);
         if let Ok(ep) = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")) {
             b = b.with_allow_http(ep.starts_with("http://")).with_endpoint(ep);
         }
-        return b.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>).map_err(|e| e.to_string());
+        let s3 = b.build().map_err(|e| e.to_string())?;
+        // The builder takes only the bucket from the URL: the key prefix is ours to apply, or
+        // every deployment sharing a bucket would write (and sweep) at its root.
+        let prefix = rest.split_once('/').map_or("", |(_, p)| p.trim_matches('/'));
+        return Ok(if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) });
     }
     Err(format!("unsupported storage URL {url:?}: use file://<dir> or s3://<bucket>[/prefix]"))
 }

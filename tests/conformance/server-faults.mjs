@@ -1,0 +1,164 @@
+// Real server faults against the reference server in one storage configuration, chosen by
+// the environment (scripts/test-server-faults.sh runs it on SQLite + local files and on
+// PostgreSQL + S3):
+//   FAULTS_DATABASE_URL, FAULTS_STORAGE_URL   the server's --database-url / --storage-url
+//   FAULTS_S3_ENDPOINT                         with s3:// storage: the S3 endpoint to list
+// - kill -9 mid-upload with committed assets beside the victim: after the restart and its
+//   sweep, every committed asset is intact, the partial one is gone, nothing else is stored;
+// - a client that disconnects mid-body: no asset, no object left (before any sweep);
+// - a chunked body (no Content-Length) over the size limit: 413 PAYLOAD_TOO_LARGE, no asset,
+//   no object left.
+// Objects are counted in the store itself (the directory, or an S3 listing), not through the API.
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { uuidv7 } from './uuid.mjs';
+
+const BIN = process.env.FAULTS_SERVER_BIN ?? 'target/debug/opfs-media-server';
+const DB = process.env.FAULTS_DATABASE_URL;
+const STORAGE = process.env.FAULTS_STORAGE_URL;
+const S3 = process.env.FAULTS_S3_ENDPOINT;
+const SECRET = 'faults-secret-0123456789';
+const MAX = 4_000_000;
+if (!DB || !STORAGE) {
+  console.error('set FAULTS_DATABASE_URL and FAULTS_STORAGE_URL (see scripts/test-server-faults.sh)');
+  process.exit(2);
+}
+
+const sha = (b) => createHash('sha256').update(b).digest('hex');
+const token = execFileSync(BIN, ['--auth', 'hmac', '--secret', SECRET, 'mint-token', `faults${Date.now()}`]).toString().trim();
+const auth = { authorization: `Bearer ${token}` };
+
+let proc;
+let base;
+async function start(extra = []) {
+  proc = spawn(BIN, ['--bind', '127.0.0.1:0', '--auth', 'hmac', '--secret', SECRET, '--max-upload-bytes', String(MAX),
+    '--database-url', DB, '--storage-url', STORAGE, ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
+  base = await new Promise((ok, fail) => {
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[\d.:]+)/); if (m) ok(m[1]); });
+    proc.on('exit', (code) => fail(new Error(`server exited (${code})`)));
+  });
+}
+const stop = (signal = 'SIGTERM') => new Promise((ok) => { proc.once('exit', ok); proc.kill(signal); });
+
+// Every object in the store, by its key.
+async function objects() {
+  if (STORAGE.startsWith('file://')) {
+    const root = STORAGE.slice('file://'.length);
+    const walk = (dir) => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : [join(dir, n).slice(root.length + 1)]));
+    try { return walk(root); } catch { return []; }
+  }
+  // The whole bucket: anything outside the configured prefix would be a leak too.
+  const [bucket] = STORAGE.slice('s3://'.length).split('/');
+  const xml = await (await fetch(`${S3}/${bucket}?list-type=2`)).text();
+  assert.match(xml, /<ListBucketResult/, `listing the bucket: ${xml.slice(0, 200)}`);
+  return [...xml.matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]);
+}
+const mine = async (id) => (await objects()).filter((k) => k.includes(id));
+
+async function upload(bytes, id = uuidv7()) {
+  const r = await fetch(`${base}/api/media/assets`, { method: 'POST', body: bytes, headers: { ...auth, 'content-type': 'application/octet-stream', 'x-asset-id': id, 'x-asset-name': 'f.bin', 'x-content-sha256': sha(bytes) } });
+  return { status: r.status, id, json: await r.json().catch(() => null) };
+}
+
+// A raw HTTP/1.1 upload over a socket, so the test decides when the body stops.
+function rawUpload(id, { contentLength, chunked = false }) {
+  const sock = net.connect(new URL(base).port, '127.0.0.1');
+  const head = [`POST /api/media/assets HTTP/1.1`, `Host: 127.0.0.1`, `Authorization: ${auth.authorization}`,
+    'Content-Type: application/octet-stream', `X-Asset-Id: ${id}`, 'X-Asset-Name: cut.bin', `X-Content-SHA256: ${'0'.repeat(64)}`,
+    chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${contentLength}`, '', ''].join('\r\n');
+  sock.write(head);
+  let reply = '';
+  sock.on('data', (d) => { reply += d; });
+  sock.on('error', () => {});
+  const send = (buf) => new Promise((ok) => { if (sock.destroyed) return ok(false); sock.write(chunked ? Buffer.concat([Buffer.from(`${buf.length.toString(16)}\r\n`), buf, Buffer.from('\r\n')]) : buf, () => ok(true)); });
+  return { sock, send, reply: () => reply, closed: new Promise((ok) => sock.on('close', ok)) };
+}
+
+async function listed() {
+  return (await (await fetch(`${base}/api/media/assets?limit=1000`, { headers: auth })).json()).assets.map((a) => a.id);
+}
+
+const live = [];
+test('setup: three committed assets', async () => {
+  await start();
+  for (let i = 0; i < 3; i++) {
+    const bytes = randomBytes(200_000 + i);
+    const r = await upload(bytes);
+    assert.equal(r.status, 201);
+    live.push({ id: r.id, sha: sha(bytes) });
+  }
+});
+
+test('kill -9 mid-upload: after restart and sweep, committed assets intact, the partial one gone', async () => {
+  const victim = uuidv7();
+  const up = rawUpload(victim, { contentLength: MAX - 1 });
+  for (let sent = 0; sent < 2_000_000; sent += 65536) await up.send(randomBytes(65536));
+  await new Promise((r) => setTimeout(r, 300)); // let the server write what it has
+  await stop('SIGKILL');
+  up.sock.destroy();
+  const partial = await mine(victim);
+  if (STORAGE.startsWith('file://')) assert.ok(partial.length > 0, 'the crash left a partial object: otherwise this proves nothing');
+  await start(['--sweep-grace-secs', '0']);
+  // The start-up sweep runs in the background: give it a moment, then look.
+  let left = await mine(victim);
+  for (let i = 0; i < 50 && left.length; i++) { await new Promise((r) => setTimeout(r, 100)); left = await mine(victim); }
+  assert.deepEqual(left, [], `the crashed upload left ${left} (before the restart: ${partial})`);
+  assert.equal((await fetch(`${base}/api/media/assets/${victim}`, { headers: auth })).status, 404, 'the crashed id is free');
+  for (const a of live) {
+    const r = await fetch(`${base}/api/media/assets/${a.id}`, { headers: auth });
+    assert.equal(r.status, 200);
+    assert.equal(sha(Buffer.from(await r.arrayBuffer())), a.sha, `${a.id} intact`);
+  }
+  assert.deepEqual((await listed()).sort(), live.map((a) => a.id).sort());
+  const keys = await objects();
+  assert.equal(keys.length, live.length, `only the committed objects remain: ${keys}`);
+  if (STORAGE.startsWith('s3://') && STORAGE.split('/').length > 3) {
+    const prefix = STORAGE.split('/').slice(3).join('/');
+    assert.ok(keys.every((k) => k.startsWith(`${prefix}/`)), `every object under the configured prefix ${prefix}: ${keys}`);
+  }
+  console.log(`kill -9: ${partial.length} partial object(s) before the restart, none after; ${live.length} committed intact`);
+});
+
+test('a client that disconnects mid-body leaves no asset and no object', async () => {
+  const victim = uuidv7();
+  const up = rawUpload(victim, { contentLength: MAX - 1 });
+  for (let sent = 0; sent < 1_000_000; sent += 65536) await up.send(randomBytes(65536));
+  await new Promise((r) => setTimeout(r, 200));
+  // With local files the upload is visibly being stored (a staging file) when it is cut;
+  // S3 multipart parts are not objects until completed, so there is nothing to see there.
+  if (STORAGE.startsWith('file://')) assert.ok((await mine(victim)).length > 0, 'the upload was being stored when cut');
+  up.sock.destroy();
+  let left = await mine(victim);
+  for (let i = 0; i < 50 && left.length; i++) { await new Promise((r) => setTimeout(r, 100)); left = await mine(victim); }
+  assert.deepEqual(left, [], 'no object of the cut upload, without waiting for a sweep');
+  assert.equal((await fetch(`${base}/api/media/assets/${victim}`, { headers: auth })).status, 404);
+  assert.equal((await objects()).length, live.length);
+});
+
+test('a chunked body over the size limit: 413 PAYLOAD_TOO_LARGE, nothing stored', async () => {
+  const victim = uuidv7();
+  const up = rawUpload(victim, { chunked: true });
+  let sent = 0;
+  while (sent < MAX + 1_000_000 && !up.reply().includes('\r\n\r\n')) {
+    if (!(await up.send(randomBytes(65536)))) break;
+    sent += 65536;
+  }
+  if (!up.sock.destroyed) up.sock.write('0\r\n\r\n');
+  await Promise.race([up.closed, new Promise((r) => setTimeout(r, 3000))]);
+  up.sock.destroy();
+  const reply = up.reply();
+  assert.match(reply, /^HTTP\/1\.1 413/, `reply: ${reply.slice(0, 200)}`);
+  assert.match(reply, /PAYLOAD_TOO_LARGE/);
+  let left = await mine(victim);
+  for (let i = 0; i < 50 && left.length; i++) { await new Promise((r) => setTimeout(r, 100)); left = await mine(victim); }
+  assert.deepEqual(left, [], 'no object of the refused upload');
+  assert.equal((await fetch(`${base}/api/media/assets/${victim}`, { headers: auth })).status, 404);
+  assert.equal((await objects()).length, live.length);
+  await stop();
+});
