@@ -9,7 +9,7 @@
 // - a chunked body (no Content-Length) over the size limit: 413 PAYLOAD_TOO_LARGE, no asset,
 //   no object left.
 // Objects are counted in the store itself (the directory, or an S3 listing), not through the API.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import net from 'node:net';
@@ -17,8 +17,9 @@ import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { uuidv7 } from './uuid.mjs';
+import { SERVER_BIN, startReferenceServer } from '../lib/reference-server.mjs';
 
-const BIN = process.env.FAULTS_SERVER_BIN ?? 'target/debug/opfs-media-server';
+const BIN = SERVER_BIN;
 const DB = process.env.FAULTS_DATABASE_URL;
 const STORAGE = process.env.FAULTS_STORAGE_URL;
 const S3 = process.env.FAULTS_S3_ENDPOINT;
@@ -33,18 +34,14 @@ const sha = (b) => createHash('sha256').update(b).digest('hex');
 const token = execFileSync(BIN, ['--auth', 'hmac', '--secret', SECRET, 'mint-token', `faults${Date.now()}`]).toString().trim();
 const auth = { authorization: `Bearer ${token}` };
 
-let proc;
+let server;
 let base;
 async function start(extra = []) {
-  proc = spawn(BIN, ['--bind', '127.0.0.1:0', '--auth', 'hmac', '--secret', SECRET, '--max-upload-bytes', String(MAX),
-    '--database-url', DB, '--storage-url', STORAGE, ...extra], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
-  base = await new Promise((ok, fail) => {
-    let out = '';
-    proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[\d.:]+)/); if (m) ok(m[1]); });
-    proc.on('exit', (code) => fail(new Error(`server exited (${code})`)));
-  });
+  server = await startReferenceServer(['--auth', 'hmac', '--secret', SECRET, '--max-upload-bytes', String(MAX),
+    '--database-url', DB, '--storage-url', STORAGE, ...extra], { bin: BIN });
+  base = server.url;
 }
-const stop = (signal = 'SIGTERM') => new Promise((ok) => { proc.once('exit', ok); proc.kill(signal); });
+const stop = (signal) => server.stop(signal);
 
 // Every object in the store, by its key.
 async function objects() {

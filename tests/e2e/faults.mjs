@@ -2,9 +2,7 @@
 // on the wire. The reference server (debug build) sits behind tests/wire-proxy.mjs, which
 // slows upload bodies and counts the bytes that cross the network per asset, so "in flight"
 // and "sent once more at most" are measured, not assumed.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -13,20 +11,11 @@ import { test } from 'node:test';
 import { launchChromium } from '../../scripts/chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
 import { startWireProxy } from '../wire-proxy.mjs';
-
-const BIN = 'target/debug/opfs-media-server';
-const freePort = () => new Promise((ok) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); }); });
+import { SERVER_BIN, startReferenceServer } from '../lib/reference-server.mjs';
 
 async function startApi() {
-  const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'opfs-faults-'));
-  const proc = spawn(BIN, ['--bind', `127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/db.sqlite?mode=rwc`,
-    '--storage-url', `file://${dir}/objects`, '--cors-origins', '*'], { stdio: ['ignore', 'ignore', 'inherit'] });
-  for (let i = 0; i < 100; i++) {
-    try { if ((await fetch(`http://127.0.0.1:${port}/api/media/capabilities`)).ok) return { url: `http://127.0.0.1:${port}`, proc }; } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('reference server did not start');
+  return startReferenceServer(['--database-url', `sqlite://${dir}/db.sqlite?mode=rwc`, '--storage-url', `file://${dir}/objects`, '--cors-origins', '*']);
 }
 
 const wire = async (proxy, id) => (await fetch(`${proxy}/__wire/uploads?id=${id}`)).json();
@@ -48,7 +37,7 @@ const startSync = (page, api, user) => page.evaluate(async ([api, user]) => {
 }, [api, user]);
 
 test('a page closed while its upload is on the wire: another page finishes it, one object, bytes sent again once', { timeout: 120_000 }, async () => {
-  assert.ok(existsSync(BIN), `${BIN} is missing: run cargo build -p opfs-media-server`);
+  assert.ok(existsSync(SERVER_BIN), `${SERVER_BIN} is missing: run cargo build -p opfs-media-server`);
   assert.ok(existsSync('pkg/sync/opfs_media.js'), 'pkg/ is missing: run scripts/build-pkg.sh');
   const api = await startApi();
   // 8 MB/s: a 24 MB body takes about 3 s, more than socket buffers hold, so the close lands

@@ -5,13 +5,13 @@
 // lose nothing stored before, and leave the library usable once there is room again. And a
 // download (the sync service fetching a remote asset's bytes) into a full origin.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { launchChromium } from '../../scripts/chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
+import { SERVER_BIN, startReferenceServer } from '../lib/reference-server.mjs';
 
 // Runs in the page or the worker: open the library, import `keep` (1 MB), report usage.
 async function before(opfs, storage, name) {
@@ -131,17 +131,12 @@ async function deviceBRetry(opfs, api, user, id) {
 }
 
 test('real quota: a download into a full origin fails with QuotaExceededError, keeps nothing, and succeeds once there is room', { timeout: 120_000 }, async () => {
-  const bin = 'target/debug/opfs-media-server';
-  assert.ok(existsSync(bin), `${bin} is missing: run cargo build -p opfs-media-server`);
+  assert.ok(existsSync(SERVER_BIN), `${SERVER_BIN} is missing: run cargo build -p opfs-media-server`);
   const dir = mkdtempSync(join(tmpdir(), 'opfs-quota-'));
   const site = await serve({ root: '.' });
   const origin = `http://127.0.0.1:${site.address().port}`;
-  const server = spawn(bin, ['--bind', '127.0.0.1:0', '--database-url', `sqlite://${dir}/db.sqlite?mode=rwc`, '--storage-url', `file://${dir}/objects`, '--cors-origins', '*'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const api = await new Promise((ok, fail) => {
-    let out = '';
-    server.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[\d.:]+)/); if (m) ok(m[1]); });
-    server.on('exit', (code) => fail(new Error(`the reference server exited (${code})`)));
-  });
+  const server = await startReferenceServer(['--database-url', `sqlite://${dir}/db.sqlite?mode=rwc`, '--storage-url', `file://${dir}/objects`, '--cors-origins', '*']);
+  const api = server.url;
   const browser = await launchChromium();
   try {
     const user = `quota-${Date.now()}`;
@@ -169,6 +164,6 @@ test('real quota: a download into a full origin fails with QuotaExceededError, k
   } finally {
     await browser.close();
     site.close();
-    server.kill();
+    server.proc.kill();
   }
 });

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { serve } from '../../scripts/serve.mjs';
 import { launchChromium } from '../../scripts/chromium.mjs';
+import { SERVER_BIN, startReferenceServer } from '../lib/reference-server.mjs';
 
 const tgz = resolve(process.argv[2] ?? '');
 const work = resolve('target/package');
@@ -90,18 +91,11 @@ test('the Vite dev server works with the one documented line (optimizeDeps.exclu
 // The reference server (built by `cargo build -p opfs-media-server`, as scripts/test.sh does
 // before this runs) with HMAC tokens, on a free loopback port; `token` is alice's session.
 async function referenceServer() {
-  const bin = resolve(process.env.OPFS_MEDIA_SERVER_BIN ?? 'target/debug/opfs-media-server');
-  assert.ok(existsSync(bin), `${bin} is missing: run cargo build -p opfs-media-server`);
+  assert.ok(existsSync(SERVER_BIN), `${SERVER_BIN} is missing: run cargo build -p opfs-media-server`);
   const secret = 'seed-example-secret-0123456789';
-  const proc = spawn(bin, ['--bind', '127.0.0.1:0', '--auth', 'hmac', '--secret', secret],
-    { cwd: mkdtempSync(`${tmpdir()}/opfs-seed-`), stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, RUST_LOG: 'warn' } });
-  const origin = await new Promise((ok, fail) => {
-    let out = '';
-    proc.stdout.on('data', (d) => { out += d; const m = out.match(/listening on (http:\/\/[\d.:]+)/); if (m) ok(m[1]); });
-    proc.on('exit', (code) => fail(new Error(`the reference server exited (${code})`)));
-  });
-  const token = execFileSync(bin, ['--auth', 'hmac', '--secret', secret, 'mint-token', 'alice']).toString().trim();
-  return { origin, token, close: () => proc.kill() };
+  const server = await startReferenceServer(['--auth', 'hmac', '--secret', secret], { cwd: mkdtempSync(`${tmpdir()}/opfs-seed-`) });
+  const token = execFileSync(SERVER_BIN, ['--auth', 'hmac', '--secret', secret, 'mint-token', 'alice']).toString().trim();
+  return { origin: server.url, token, close: () => server.proc.kill() };
 }
 
 async function waitHttp(url) {
