@@ -2,6 +2,7 @@
 // after every upload; afterwards every byte is downloaded and compared. Optionally one
 // large streamed upload while the server's peak memory is read from /proc.
 //   node tests/conformance/load.mjs --base-url URL [--clients 50] [--files 20] [--big-mb 1024 --server-pid PID]
+//     [--max-peak-rss-mb N]   fail if the server's peak RSS (VmHWM, whole run) goes above N MB
 // Tokens: dev mode (`dev:<user>`) unless --token-cmd is given, a command printing a token for $USER_ID.
 import { createHash, randomBytes } from 'node:crypto';
 import { execSync } from 'node:child_process';
@@ -15,6 +16,8 @@ const FILES = Number(arg('--files', 20));
 const BIG_MB = Number(arg('--big-mb', 0));
 const PID = arg('--server-pid');
 const TOKEN_CMD = arg('--token-cmd');
+const MAX_PEAK_MB = arg('--max-peak-rss-mb') === undefined ? null : Number(arg('--max-peak-rss-mb'));
+if (MAX_PEAK_MB !== null && !PID) { console.error('--max-peak-rss-mb needs --server-pid'); process.exit(2); }
 if (!BASE) { console.error('usage: load.mjs --base-url URL [--clients N] [--files N]'); process.exit(2); }
 
 const token = (user) => TOKEN_CMD ? execSync(TOKEN_CMD, { env: { ...process.env, USER_ID: user } }).toString().trim() : `dev:${user}`;
@@ -79,7 +82,12 @@ if (BIG_MB > 0) {
   report.bigUploadMB = BIG_MB;
   report.bigUploadMBps = +(BIG_MB * 1.048576 / ((performance.now() - t) / 1000)).toFixed(1);
   report.serverRssBeforeMB = +(before / 1024).toFixed(1);
-  report.serverPeakRssMB = +(rssKb('VmHWM') / 1024).toFixed(1);
 }
+if (PID) report.serverPeakRssMB = +(rssKb('VmHWM') / 1024).toFixed(1);
 console.log(JSON.stringify(report, null, 2));
-console.log(`${verified} passed, 0 failed`);
+if (MAX_PEAK_MB !== null && !(report.serverPeakRssMB <= MAX_PEAK_MB)) {
+  console.error(`the server's peak RSS was ${report.serverPeakRssMB} MB, above the bound of ${MAX_PEAK_MB} MB`);
+  console.log(`${verified} passed, 1 failed`);
+  process.exit(1);
+}
+console.log(`${verified + (MAX_PEAK_MB !== null ? 1 : 0)} passed, 0 failed`);
