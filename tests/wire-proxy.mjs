@@ -5,13 +5,15 @@
 // ("complete": bodies that reached their Content-Length or their end), so "sent once" is
 // measured at the network, not inferred from a server that deduplicates by id.
 // Optionally slows upload bodies (`bytesPerSec`), so a test can act while one is verifiably
-// in flight. Only ever listens on 127.0.0.1.
-//   node tests/wire-proxy.mjs --upstream http://127.0.0.1:8787 [--port 0] [--bytes-per-sec N]
+// in flight, and spreads requests round-robin over several upstreams (a load balancer in
+// front of several server instances). Only ever listens on 127.0.0.1.
+//   node tests/wire-proxy.mjs --upstream http://127.0.0.1:8787 [--upstream URL2 ...] [--port 0] [--bytes-per-sec N]
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 
 export function startWireProxy({ upstream, port = 0, bytesPerSec = 0 }) {
-  const up = new URL(upstream);
+  const ups = [upstream].flat().map((u) => new URL(u));
+  let turn = 0;
   const uploads = new Map();
   const stats = (id) => {
     if (!uploads.has(id)) uploads.set(id, { bodies: 0, bytes: 0, complete: 0 });
@@ -30,6 +32,7 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0 }) {
     if (s) s.bodies += 1;
     const length = Number(req.headers['content-length'] ?? NaN);
     let seen = 0;
+    const up = ups[turn++ % ups.length];
     const out = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       res.writeHead(upRes.statusCode, upRes.statusMessage, upRes.headers);
       upRes.pipe(res);
@@ -68,11 +71,11 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0 }) {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : d; };
-  const upstream = arg('--upstream');
-  if (!upstream) {
-    console.error('usage: node tests/wire-proxy.mjs --upstream URL [--port 0] [--bytes-per-sec N]');
+  const upstream = process.argv.flatMap((a, i) => (a === '--upstream' ? [process.argv[i + 1]] : []));
+  if (!upstream.length) {
+    console.error('usage: node tests/wire-proxy.mjs --upstream URL [--upstream URL2 ...] [--port 0] [--bytes-per-sec N]');
     process.exit(2);
   }
   const server = await startWireProxy({ upstream, port: Number(arg('--port', 0)), bytesPerSec: Number(arg('--bytes-per-sec', 0)) });
-  console.log(`wire proxy on http://127.0.0.1:${server.address().port} -> ${upstream}`);
+  console.log(`wire proxy on http://127.0.0.1:${server.address().port} -> ${upstream.join(', ')}`);
 }
