@@ -34,20 +34,21 @@ start_server() {
   wait_http "http://127.0.0.1:$port${API_PREFIX:-/api}/media/capabilities"
 }
 
-conformance() { # label port token1 token2
+conformance() { # label port token1 token2 [suite args...]
   step "conformance: $1"
-  if node tests/conformance/suite.mjs --base-url "http://127.0.0.1:$2" --token "$3" --token2 "$4"; then
-    SUMMARY+=("conformance  $1: passed")
+  local label=$1 port=$2 t1=$3 t2=$4; shift 4
+  if node tests/conformance/suite.mjs --base-url "http://127.0.0.1:$port" --token "$t1" --token2 "$t2" "$@"; then
+    SUMMARY+=("conformance  $label: passed")
   else
-    SUMMARY+=("conformance  $1: FAILED"); return 1
+    SUMMARY+=("conformance  $label: FAILED"); return 1
   fi
 }
 
 mint() { "$BIN" --auth hmac --secret "$SECRET" mint-token "$1"; }
 
 # 1. SQLite + local files, dev auth.
-start_server sqlite-dev 18701 --max-upload-bytes 1000000
-conformance "sqlite+local, dev auth" 18701 dev:alice dev:bob
+start_server sqlite-dev 18701 --max-upload-bytes 1000000 --cors-origins http://127.0.0.1:18799
+conformance "sqlite+local, dev auth, CORS" 18701 dev:alice dev:bob --cors-origin http://127.0.0.1:18799
 kill "$SERVER_PID"
 
 # The rate limit is off by default (it would trip the suite's bursts); check it on its own.

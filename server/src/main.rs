@@ -45,6 +45,10 @@ struct Config {
     /// when the app's own router owns `/api`). Clients given a bare origin use `/api`.
     #[arg(long, env = "OPFS_MEDIA_API_PREFIX", default_value = opfs_media_server::DEFAULT_API_PREFIX)]
     api_prefix: String,
+    /// Seconds to wait for the next chunk of a request body before giving up (408); a stalled
+    /// upload's staging data is removed then.
+    #[arg(long, env = "OPFS_MEDIA_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    body_idle_timeout_secs: u64,
     /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
     #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -81,7 +85,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !opfs_media_server::auth::valid_user(&user) {
             return Err("user ids are 1-64 of A-Z a-z 0-9 _ -".into());
         }
-        let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + ttl;
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            .checked_add(ttl)
+            .ok_or("--ttl is too large: the expiry must fit in 64 bits of Unix seconds")?;
         println!("{}", auth.mint(&user, exp));
         return Ok(());
     }
@@ -99,14 +107,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::connect(&cli.cfg.database_url).await?;
     let store = storage::open(&cli.cfg.storage_url)?;
     let local_root = storage::local_root(&cli.cfg.storage_url);
-    let state = AppState {
-        db: db.clone(),
-        store: store.clone(),
-        auth,
-        max_upload_bytes: cli.cfg.max_upload_bytes,
-        rate_limit: (cli.cfg.rate_limit > 0).then_some(cli.cfg.rate_limit),
-        api_prefix: api_prefix.clone(),
-    };
+    let mut state = AppState::new(db.clone(), store.clone(), auth, cli.cfg.max_upload_bytes)
+        .await?
+        .with_rate_limit((cli.cfg.rate_limit > 0).then_some(cli.cfg.rate_limit));
+    state.api_prefix = api_prefix.clone();
+    state.body_idle_timeout = Duration::from_secs(cli.cfg.body_idle_timeout_secs.max(1));
     // Leftovers of crashed uploads: swept at start, then hourly. The grace period keeps
     // uploads that are in flight on another instance safe.
     let grace = Duration::from_secs(cli.cfg.sweep_grace_secs);
@@ -124,7 +129,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(cli.cfg.bind).await?;
     tracing::info!(addr = %listener.local_addr()?, "opfs-media-server listening");
     println!("listening on http://{} (API root {api_prefix})", listener.local_addr()?);
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
