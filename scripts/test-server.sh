@@ -104,6 +104,26 @@ if [ "$left" != 0 ] || [ "$status" != 404 ]; then SUMMARY+=("crash mid-upload: F
 SUMMARY+=("crash mid-upload: no orphan, id still free")
 kill "$SERVER_PID"
 
+# Hostile clients (issue 13): image bombs within a memory bound, idle sockets against a low
+# descriptor limit, slow headers cut off, a stalled upload abandoned and its staging data freed.
+step "hostile clients"
+hostile() { # label check args...
+  local label=$1; shift
+  if out=$(node tests/conformance/hostile.mjs "$@"); then SUMMARY+=("hostile      $label: $out"); echo "$out"
+  else echo "$out"; SUMMARY+=("hostile      $label: FAILED $out"); exit 1; fi
+}
+start_server hostile 18708 --header-read-timeout-secs 1 --body-idle-timeout-secs 1
+hostile "8 image bombs" bombs --base-url http://127.0.0.1:18708 --server-pid "$SERVER_PID" --max-rss-mb 150
+hostile "slow headers" slow --base-url http://127.0.0.1:18708 --header-timeout-s 1
+hostile "stalled upload" stall --base-url http://127.0.0.1:18708 --objects-dir "$WORK/hostile/data/objects" --idle-timeout-s 1
+kill "$SERVER_PID"
+mkdir -p "$WORK/fds"
+(ulimit -n 128; cd "$WORK/fds" && exec "$BIN" --bind 127.0.0.1:18710 --max-connections 64 >"$WORK/fds.log" 2>&1) &
+SERVER_PID=$!; PIDS+=("$SERVER_PID")
+wait_http http://127.0.0.1:18710/api/media/capabilities
+hostile "150 idle sockets, ulimit -n 128" idle --base-url http://127.0.0.1:18710 --sockets 150 --max-ms 100
+kill "$SERVER_PID"
+
 # 3. PostgreSQL + S3-compatible storage.
 step "starting PostgreSQL and moto_server"
 PGVER=$(ls /usr/lib/postgresql | sort -n | tail -n 1)

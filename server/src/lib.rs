@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod ratelimit;
 pub mod request;
+pub mod serve;
 pub mod storage;
 pub mod thumb;
 pub mod upload;

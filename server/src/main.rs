@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use opfs_media_server::{auth::AuthMode, db::Db, router, storage, AppState};
+use opfs_media_server::{auth::AuthMode, db::Db, router, serve, storage, AppState};
 
 #[derive(Parser)]
 #[command(version, about = "Reference server for the opfs-media sync protocol")]
@@ -49,6 +49,16 @@ struct Config {
     /// upload's staging data is removed then.
     #[arg(long, env = "OPFS_MEDIA_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     body_idle_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers (slow-header clients are cut off).
+    #[arg(long, env = "OPFS_MEDIA_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    header_read_timeout_secs: u64,
+    /// Seconds an open connection may sit with no request in flight and no traffic.
+    #[arg(long, env = "OPFS_MEDIA_KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 60)]
+    keep_alive_timeout_secs: u64,
+    /// Most open connections; at the cap the one idle longest is closed to make room. Keep it
+    /// below the process's file-descriptor limit (`ulimit -n`) minus ~30.
+    #[arg(long, env = "OPFS_MEDIA_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
     #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -129,10 +139,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(cli.cfg.bind).await?;
     tracing::info!(addr = %listener.local_addr()?, "opfs-media-server listening");
     println!("listening on http://{} (API root {api_prefix})", listener.local_addr()?);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let limits = serve::Limits {
+        header_read_timeout: Duration::from_secs(cli.cfg.header_read_timeout_secs.max(1)),
+        keep_alive_timeout: Duration::from_secs(cli.cfg.keep_alive_timeout_secs.max(1)),
+        max_connections: cli.cfg.max_connections.max(1),
+    };
+    serve::serve(listener, app, limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }
