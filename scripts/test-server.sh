@@ -114,6 +114,8 @@ hostile() { # label check args...
 }
 start_server hostile 18708 --header-read-timeout-secs 1 --body-idle-timeout-secs 1
 hostile "8 image bombs" bombs --base-url http://127.0.0.1:18708 --server-pid "$SERVER_PID" --max-rss-mb 150
+# Just under maxSourcePixels (40 MP), so they are decoded: the 2-decode gate bounds the peak.
+hostile "8 in-limit bombs" bombs --base-url http://127.0.0.1:18708 --server-pid "$SERVER_PID" --max-rss-mb 350 --side 6300
 hostile "slow headers" slow --base-url http://127.0.0.1:18708 --header-timeout-s 1
 hostile "stalled upload" stall --base-url http://127.0.0.1:18708 --objects-dir "$WORK/hostile/data/objects" --idle-timeout-s 1
 kill "$SERVER_PID"
