@@ -119,6 +119,11 @@ hostile "8 in-limit bombs" bombs --base-url http://127.0.0.1:18708 --server-pid 
 hostile "slow headers" slow --base-url http://127.0.0.1:18708 --header-timeout-s 1
 hostile "stalled upload" stall --base-url http://127.0.0.1:18708 --objects-dir "$WORK/hostile/data/objects" --idle-timeout-s 1
 kill "$SERVER_PID"
+# The header timeout also ends idle keep-alive connections, so check the keep-alive timeout
+# with a long header timeout.
+start_server keepalive 18711 --header-read-timeout-secs 30 --keep-alive-timeout-secs 1
+hostile "idle keep-alive" keepalive --base-url http://127.0.0.1:18711 --keep-alive-s 1
+kill "$SERVER_PID"
 mkdir -p "$WORK/fds"
 (ulimit -n 128; cd "$WORK/fds" && exec "$BIN" --bind 127.0.0.1:18710 --max-connections 64 >"$WORK/fds.log" 2>&1) &
 SERVER_PID=$!; PIDS+=("$SERVER_PID")

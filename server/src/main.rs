@@ -49,7 +49,8 @@ struct Config {
     /// upload's staging data is removed then.
     #[arg(long, env = "OPFS_MEDIA_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30)]
     body_idle_timeout_secs: u64,
-    /// Seconds a client has to send a request's headers (slow-header clients are cut off).
+    /// Seconds a client has to send a request's headers, counted from when the server waits
+    /// for them (also on an idle keep-alive connection); slow-header clients are cut off.
     #[arg(long, env = "OPFS_MEDIA_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     header_read_timeout_secs: u64,
     /// Seconds an open connection may sit with no request in flight and no traffic.

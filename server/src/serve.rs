@@ -23,8 +23,8 @@ use tower::ServiceExt;
 /// Connection limits (docs/server.md, "Connections").
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Longest time to receive a request's header block (also from the first byte of a
-    /// keep-alive connection's next request).
+    /// Longest time to receive a request's header block, counted from when the connection
+    /// starts waiting for it (so it also ends idle keep-alive connections).
     pub header_read_timeout: Duration,
     /// An open connection with no request in flight and no traffic this long is closed.
     pub keep_alive_timeout: Duration,

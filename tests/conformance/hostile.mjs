@@ -2,6 +2,7 @@
 //   node tests/conformance/hostile.mjs bombs    --base-url URL --token T --server-pid PID --max-rss-mb 150 [--side 10000]
 //   node tests/conformance/hostile.mjs idle     --base-url URL --sockets 150 --max-ms 100
 //   node tests/conformance/hostile.mjs slow     --base-url URL --header-timeout-s 1
+//   node tests/conformance/hostile.mjs keepalive --base-url URL --keep-alive-s 1
 //   node tests/conformance/hostile.mjs stall    --base-url URL --token T --objects-dir DIR --idle-timeout-s 1
 // Prints one JSON line of measurements; exits 1 when a bound is broken. Loopback only.
 import { createHash, randomBytes } from 'node:crypto';
@@ -99,6 +100,21 @@ async function slow() {
   console.log(JSON.stringify(out));
 }
 
+async function keepalive() {
+  const port = Number(new URL(BASE).port); const limit = Number(arg('--keep-alive-s', '1'));
+  const s = await open(port);
+  let answer = '';
+  s.on('data', (d) => { answer += d; });
+  s.write('GET /api/media/capabilities HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  const t0 = performance.now();
+  const closedAfter = await new Promise((resolve) => { s.on('close', () => resolve(performance.now() - t0)); setTimeout(() => resolve(null), (limit + 3) * 1000); });
+  s.destroy();
+  const out = { keepAliveTimeoutS: limit, answered: answer.startsWith('HTTP/1.1 200'), idleClosedAfterMs: closedAfter && Math.round(closedAfter) };
+  if (!out.answered) fail('no 200 on the keep-alive connection', out);
+  if (closedAfter === null) fail(`an idle keep-alive connection stayed open past ${limit + 3} s`, out);
+  console.log(JSON.stringify(out));
+}
+
 async function stall() {
   const port = Number(new URL(BASE).port); const dir = arg('--objects-dir'); const limit = Number(arg('--idle-timeout-s', '1'));
   const id = uuidv7();
@@ -120,4 +136,4 @@ async function stall() {
   console.log(JSON.stringify(out));
 }
 
-await ({ bombs, idle, slow, stall }[process.argv[2]] ?? (() => fail(`unknown check ${process.argv[2]}`, {})))();
+await ({ bombs, idle, slow, keepalive, stall }[process.argv[2]] ?? (() => fail(`unknown check ${process.argv[2]}`, {})))();
