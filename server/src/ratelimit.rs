@@ -102,7 +102,7 @@ pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Re
                 "too many requests; retry after the number of seconds in Retry-After",
             );
             e.retry_after = Some(secs);
-            return e.into_response();
+            return refuse(req, e).await;
         }
     }
     match who {
@@ -110,8 +110,14 @@ pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Re
             req.extensions_mut().insert::<User>(user);
             next.run(req).await
         }
-        Err(e) => e.into_response(),
+        Err(e) => refuse(req, e).await,
     }
+}
+
+/// Answers `e` after draining the request's body (an upload's), so the client can read it.
+async fn refuse(req: Request, e: ApiError) -> Response {
+    crate::upload::drain(req.into_body()).await;
+    e.into_response()
 }
 
 #[cfg(test)]

@@ -83,8 +83,9 @@ fn meta(h: &HeaderMap) -> Result<UploadMeta, ApiError> {
     Ok(UploadMeta { id, name, mime, claimed, tags, created_at, declared_len })
 }
 
-/// Reads and drops up to [`DRAIN_MAX_BYTES`] of `body` for at most [`DRAIN_MAX_TIME`].
-async fn drain(body: Body) {
+/// Reads and drops up to [`DRAIN_MAX_BYTES`] of `body` for at most [`DRAIN_MAX_TIME`], so an
+/// answer given before the body was read reaches the client (docs/protocol.md, upload).
+pub async fn drain(body: Body) {
     let mut stream = body.into_data_stream();
     let mut read = 0u64;
     let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {

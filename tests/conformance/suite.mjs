@@ -551,6 +551,7 @@ test('early answers to an upload are readable: the server drains the body it doe
     assert.equal(retry.status, 200, 'a retried upload gets its 200');
     assertError(await upload(randomBytes(size), { id: first.id, checksum: sha(Buffer.from('x')) }), 409, 'ID_CONFLICT');
     assertError(await upload(bytes, { id: 'not-an-id' }), 400, 'INVALID_ID');
+    assertError(await upload(tooBig ?? bytes, { token: 'not-a-valid-token' }), 401, 'UNAUTHENTICATED');
     if (tooBig) assertError(await upload(tooBig), 413, 'PAYLOAD_TOO_LARGE');
   }
 });
