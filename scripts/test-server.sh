@@ -34,20 +34,21 @@ start_server() {
   wait_http "http://127.0.0.1:$port${API_PREFIX:-/api}/media/capabilities"
 }
 
-conformance() { # label port token1 token2
+conformance() { # label port token1 token2 [suite args...]
   step "conformance: $1"
-  if node tests/conformance/suite.mjs --base-url "http://127.0.0.1:$2" --token "$3" --token2 "$4"; then
-    SUMMARY+=("conformance  $1: passed")
+  local label=$1 port=$2 t1=$3 t2=$4; shift 4
+  if node tests/conformance/suite.mjs --base-url "http://127.0.0.1:$port" --token "$t1" --token2 "$t2" "$@"; then
+    SUMMARY+=("conformance  $label: passed")
   else
-    SUMMARY+=("conformance  $1: FAILED"); return 1
+    SUMMARY+=("conformance  $label: FAILED"); return 1
   fi
 }
 
 mint() { "$BIN" --auth hmac --secret "$SECRET" mint-token "$1"; }
 
 # 1. SQLite + local files, dev auth.
-start_server sqlite-dev 18701 --max-upload-bytes 1000000
-conformance "sqlite+local, dev auth" 18701 dev:alice dev:bob
+start_server sqlite-dev 18701 --max-upload-bytes 1000000 --cors-origins http://127.0.0.1:18799
+conformance "sqlite+local, dev auth, CORS" 18701 dev:alice dev:bob --cors-origin http://127.0.0.1:18799
 kill "$SERVER_PID"
 
 # The rate limit is off by default (it would trip the suite's bursts); check it on its own.
@@ -101,6 +102,33 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $(mint
 echo "partial objects of the crashed upload before restart: $before; crash leftovers after the start-up sweep: $left; GET of the crashed id: $status"
 if [ "$left" != 0 ] || [ "$status" != 404 ]; then SUMMARY+=("crash mid-upload: FAILED"); exit 1; fi
 SUMMARY+=("crash mid-upload: no orphan, id still free")
+kill "$SERVER_PID"
+
+# Hostile clients (issue 13): image bombs within a memory bound, idle sockets against a low
+# descriptor limit, slow headers cut off, a stalled upload abandoned and its staging data freed.
+step "hostile clients"
+hostile() { # label check args...
+  local label=$1; shift
+  if out=$(node tests/conformance/hostile.mjs "$@"); then SUMMARY+=("hostile      $label: $out"); echo "$out"
+  else echo "$out"; SUMMARY+=("hostile      $label: FAILED $out"); exit 1; fi
+}
+start_server hostile 18708 --header-read-timeout-secs 1 --body-idle-timeout-secs 1
+hostile "8 image bombs" bombs --base-url http://127.0.0.1:18708 --server-pid "$SERVER_PID" --max-rss-mb 150
+# Just under maxSourcePixels (40 MP), so they are decoded: the 2-decode gate bounds the peak.
+hostile "8 in-limit bombs" bombs --base-url http://127.0.0.1:18708 --server-pid "$SERVER_PID" --max-rss-mb 350 --side 6300
+hostile "slow headers" slow --base-url http://127.0.0.1:18708 --header-timeout-s 1
+hostile "stalled upload" stall --base-url http://127.0.0.1:18708 --objects-dir "$WORK/hostile/data/objects" --idle-timeout-s 1
+kill "$SERVER_PID"
+# The header timeout also ends idle keep-alive connections, so check the keep-alive timeout
+# with a long header timeout.
+start_server keepalive 18711 --header-read-timeout-secs 30 --keep-alive-timeout-secs 1
+hostile "idle keep-alive" keepalive --base-url http://127.0.0.1:18711 --keep-alive-s 1
+kill "$SERVER_PID"
+mkdir -p "$WORK/fds"
+(ulimit -n 128; cd "$WORK/fds" && exec "$BIN" --bind 127.0.0.1:18710 --max-connections 64 >"$WORK/fds.log" 2>&1) &
+SERVER_PID=$!; PIDS+=("$SERVER_PID")
+wait_http http://127.0.0.1:18710/api/media/capabilities
+hostile "150 idle sockets, ulimit -n 128" idle --base-url http://127.0.0.1:18710 --sockets 150 --max-ms 100
 kill "$SERVER_PID"
 
 # 3. PostgreSQL + S3-compatible storage.

@@ -2,45 +2,38 @@
 //! `ApiError` carry the HTTP concerns, `Db` and the object store do the work.
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine as _;
-use futures::StreamExt;
-use object_store::{path::Path, GetOptions, GetRange, WriteMultipart};
+use object_store::{path::Path, GetOptions, GetRange};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::auth::User;
-use crate::db::{AssetRow, Insert};
+use crate::cursor::Kind;
+use crate::db::AssetRow;
 use crate::error::ApiError;
-use crate::{thumb, AppState, PROTOCOL, PROTOCOL_VERSION};
+use crate::request::{essence, header as strict_header, if_match, AssetId, Page};
+use crate::{now_ms, thumb, AppState, PROTOCOL, PROTOCOL_VERSION};
+
+pub use crate::request::parse_id;
+pub use crate::upload::upload;
 
 /// Most items in one page of a listing.
 pub const MAX_PAGE: i64 = 1000;
 const DEFAULT_PAGE: i64 = 100;
-/// Largest metadata patch body.
-const PATCH_MAX_BYTES: usize = 64 * 1024;
+/// Largest JSON request body (a metadata patch).
+pub const JSON_MAX_BYTES: usize = 64 * 1024;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+/// Whether `s` is only Unicode White_Space (or empty): such names and tags are refused.
+fn blank(s: &str) -> bool {
+    s.chars().all(char::is_whitespace)
 }
 
-/// Parses a canonical (lowercase, hyphenated) UUID; anything else is 400 INVALID_ID.
-pub fn parse_id(id: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::bad_request("INVALID_ID", "asset ids are lowercase hyphenated UUIDs");
-    let u = uuid::Uuid::try_parse(id).map_err(|_| bad())?;
-    let canonical = u.hyphenated().to_string();
-    if canonical != id {
-        return Err(bad());
-    }
-    Ok(canonical)
-}
-
-fn valid_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.trim().is_empty()
+/// Checks a name against the protocol's limits (400 INVALID_NAME).
+pub fn valid_name(name: &str) -> Result<(), ApiError> {
+    let ok = !blank(name)
         && name.len() <= 255
         && !name.chars().any(char::is_control)
         && !name.contains(['/', '\\'])
@@ -54,18 +47,12 @@ fn valid_name(name: &str) -> Result<(), ApiError> {
     })
 }
 
-fn valid_tags(tags: &[String]) -> Result<(), ApiError> {
-    let ok = tags.len() <= 64
-        && tags.iter().all(|t| !t.trim().is_empty() && t.len() <= 64 && !t.chars().any(char::is_control));
+/// Checks tags against the protocol's limits (400 INVALID_TAGS).
+pub fn valid_tags(tags: &[String]) -> Result<(), ApiError> {
+    let ok = tags.len() <= 64 && tags.iter().all(|t| !blank(t) && t.len() <= 64 && !t.chars().any(char::is_control));
     ok.then_some(()).ok_or_else(|| {
         ApiError::bad_request("INVALID_TAGS", "at most 64 tags of 1-64 bytes without control characters")
     })
-}
-
-fn valid_mime(t: &str) -> bool {
-    let essence = t.split(';').next().unwrap_or_default().trim();
-    let tok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
-    matches!(essence.split_once('/'), Some((a, b)) if tok(a) && tok(b)) && t.len() <= 255
 }
 
 /// The JSON form of an asset (docs/protocol.md, "Asset").
@@ -92,37 +79,16 @@ fn etag(version: i64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-fn with_etag(prefix: &str, status: StatusCode, a: &AssetRow) -> Response {
+/// A JSON asset response with its metadata ETag.
+pub fn with_etag(prefix: &str, status: StatusCode, a: &AssetRow) -> Response {
     let mut res = (status, Json(asset_json(prefix, a))).into_response();
     res.headers_mut().insert(header::ETAG, etag(a.version));
     res
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A header that follows plain HTTP semantics (Range, If-None-Match): unreadable means absent.
+fn http_header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `If-Match: "<version>"` (or a bare number).
-fn if_match(h: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    match header_str(h, "if-match") {
-        None => Ok(None),
-        Some(v) => {
-            v.trim().trim_start_matches("W/").trim_matches('"').parse().map(Some).map_err(|_| {
-                ApiError::bad_request("BAD_REQUEST", "If-Match must be the asset's version ETag, e.g. \"3\"")
-            })
-        }
-    }
-}
-
-fn encode_cursor(s: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("v1:{s}"))
-}
-
-fn decode_cursor(c: &str) -> Result<String, ApiError> {
-    let bad =
-        || ApiError::bad_request("INVALID_CURSOR", "the cursor is not one this server issued; start again without it");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).map_err(|_| bad())?;
-    String::from_utf8(raw).ok().and_then(|s| s.strip_prefix("v1:").map(str::to_owned)).ok_or_else(bad)
 }
 
 fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
@@ -133,197 +99,39 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-/// `GET /api/media/capabilities` (no auth).
+/// `GET /api/media/capabilities` (no auth, never rate limited).
 pub async fn capabilities(State(s): State<AppState>) -> Json<Value> {
     Json(json!({
         "protocol": PROTOCOL, "versions": [PROTOCOL_VERSION], "maxUploadBytes": s.max_upload_bytes,
-        "pageMax": MAX_PAGE, "thumbnails": { "maxSize": thumb::MAX_SIZE, "type": "image/png" },
-        "auth": ["bearer", "cookie"], "checksum": "sha256",
+        "pageMax": MAX_PAGE,
+        "thumbnails": {
+            "maxSize": thumb::MAX_SIZE, "type": "image/png", "sourceTypes": thumb::SOURCE_TYPES,
+            "maxSourceBytes": thumb::MAX_SOURCE_BYTES, "maxSourcePixels": thumb::MAX_SOURCE_PIXELS,
+        },
+        "auth": ["bearer", "cookie"], "cookieName": crate::auth::COOKIE, "checksum": "sha256",
         "features": ["idempotent-upload", "changes", "tombstones", "metadata-versions", "range", "thumbnails"],
-        "rateLimitPerSecond": s.rate_limit,
+        "rateLimitPerSecond": s.rate_limit, "maxJsonBytes": JSON_MAX_BYTES, "chunkedUploads": true,
+        "datasetId": s.dataset_id,
     }))
 }
 
-/// `POST /api/media/assets`: the raw bytes as the body, metadata in headers.
-pub async fn upload(
-    State(s): State<AppState>,
-    user: User,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let id = parse_id(
-        header_str(&headers, "x-asset-id")
-            .ok_or_else(|| ApiError::bad_request("INVALID_ID", "X-Asset-Id is required"))?,
-    )?;
-    let name_raw = header_str(&headers, "x-asset-name")
-        .ok_or_else(|| ApiError::bad_request("INVALID_NAME", "X-Asset-Name is required"))?;
-    let name = percent_encoding::percent_decode_str(name_raw)
-        .decode_utf8()
-        .map_err(|_| ApiError::bad_request("INVALID_NAME", "X-Asset-Name must be percent-encoded UTF-8"))?
-        .into_owned();
-    valid_name(&name)?;
-    let mime = header_str(&headers, "content-type").unwrap_or("application/octet-stream").to_ascii_lowercase();
-    if mime.starts_with("multipart/") || mime.starts_with("application/x-www-form-urlencoded") {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "send the raw bytes as the body with the asset's own Content-Type; multipart and form bodies are not accepted"));
-    }
-    if !valid_mime(&mime) {
-        return Err(ApiError::bad_request("INVALID_TYPE", "Content-Type must be a MIME type such as image/png"));
-    }
-    let claimed = header_str(&headers, "x-content-sha256")
-        .map(str::to_ascii_lowercase)
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-        .ok_or_else(|| {
-            ApiError::bad_request(
-                "MISSING_CHECKSUM",
-                "X-Content-SHA256 (64 hex digits of the body's SHA-256) is required",
-            )
-        })?;
-    let tags: Vec<String> = match header_str(&headers, "x-asset-tags") {
-        None => vec![],
-        Some(t) => {
-            let decoded = percent_encoding::percent_decode_str(t).decode_utf8().map_err(|_| {
-                ApiError::bad_request("INVALID_TAGS", "X-Asset-Tags must be a percent-encoded JSON array of strings")
-            })?;
-            serde_json::from_str(&decoded).map_err(|_| {
-                ApiError::bad_request("INVALID_TAGS", "X-Asset-Tags must be a percent-encoded JSON array of strings")
-            })?
-        }
-    };
-    valid_tags(&tags)?;
-    let created_at = match header_str(&headers, "x-asset-created-at") {
-        None => now_ms(),
-        Some(v) => v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::bad_request("BAD_REQUEST", "X-Asset-Created-At must be ms since the Unix epoch")
-        })?,
-    };
-    let declared_len: Option<u64> = header_str(&headers, "content-length").and_then(|v| v.parse().ok());
-    if declared_len.is_some_and(|n| n > s.max_upload_bytes) {
-        return Err(too_large(s.max_upload_bytes));
-    }
-
-    // Already here? Answer without storing anything (a retry after a lost response).
-    if let Some(existing) = s.db.get(&user.0, &id).await? {
-        return existing_answer(&s.api_prefix, &existing, &claimed);
-    }
-
-    let nonce = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let path = crate::storage::asset_path(&user.0, &id, &nonce, &name);
-    let (size, actual) = stream_to_store(&s, &path, body).await?;
-    if actual != claimed {
-        let _ = s.store.delete(&path).await;
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "CHECKSUM_MISMATCH",
-            "the body's SHA-256 differs from X-Content-SHA256; nothing was stored",
-        )
-        .with_details(json!({ "expected": claimed, "actual": actual })));
-    }
-    let row = AssetRow {
-        user_id: user.0.clone(),
-        id,
-        name,
-        mime_type: mime,
-        size: size as i64,
-        sha256: actual,
-        path: path.to_string(),
-        tags,
-        created_at,
-        updated_at: now_ms(),
-        version: 1,
-        seq: 0,
-        deleted_at: None,
-        thumb_path: None,
-    };
-    match s.db.insert(&row).await {
-        Ok(Insert::Created(created)) => Ok(with_etag(&s.api_prefix, StatusCode::CREATED, &created)),
-        Ok(Insert::Exists(existing)) => {
-            let _ = s.store.delete(&path).await;
-            existing_answer(&s.api_prefix, &existing, &claimed)
-        }
-        Err(e) => {
-            let _ = s.store.delete(&path).await;
-            Err(e.into())
-        }
-    }
-}
-
-fn too_large(max: u64) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("uploads are limited to {max} bytes"))
-        .with_details(json!({ "maxUploadBytes": max }))
-}
-
-fn existing_answer(prefix: &str, existing: &AssetRow, claimed: &str) -> Result<Response, ApiError> {
-    if existing.deleted_at.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "ASSET_DELETED",
-            "this id belongs to a deleted asset; import the file again under a new id",
-        ));
-    }
-    if existing.sha256 == claimed {
-        return Ok(with_etag(prefix, StatusCode::OK, existing));
-    }
-    Err(ApiError::new(StatusCode::CONFLICT, "ID_CONFLICT", "an asset with this id and different content exists")
-        .with_details(asset_json(prefix, existing)))
-}
-
-/// Streams the body into `path`, hashing and counting; memory stays at one part buffer.
-async fn stream_to_store(s: &AppState, path: &Path, body: Body) -> Result<(u64, String), ApiError> {
-    let upload = s.store.put_multipart(path).await?;
-    let mut writer = WriteMultipart::new(upload);
-    let mut hasher = Sha256::new();
-    let mut size: u64 = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = writer.abort().await;
-                return Err(ApiError::bad_request("BAD_REQUEST", format!("the upload body broke off: {e}")));
-            }
-        };
-        size += chunk.len() as u64;
-        if size > s.max_upload_bytes {
-            let _ = writer.abort().await;
-            return Err(too_large(s.max_upload_bytes));
-        }
-        hasher.update(&chunk);
-        if let Err(e) = writer.wait_for_capacity(4).await {
-            return Err(e.into());
-        }
-        writer.put(chunk);
-    }
-    writer.finish().await?;
-    Ok((size, hex::encode(hasher.finalize())))
-}
-
-#[derive(Deserialize)]
-pub struct PageQuery {
-    cursor: Option<String>,
-    limit: Option<i64>,
-}
-
 /// `GET /api/media/assets`: live assets, ordered by id, paged.
-pub async fn list(State(s): State<AppState>, user: User, Query(q): Query<PageQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(s): State<AppState>, user: User, q: Page) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit)?;
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?.unwrap_or_default();
+    let after = q.cursor.as_deref().map(|c| s.cursors.decode(&user.0, Kind::List, c)).transpose()?.unwrap_or_default();
     let mut rows = s.db.list(&user.0, &after, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next = rows.last().map(|r| encode_cursor(&r.id));
+    let next = rows.last().map(|r| s.cursors.encode(&user.0, Kind::List, &r.id));
     Ok(Json(
         json!({ "assets": rows.iter().map(|a| asset_json(&s.api_prefix, a)).collect::<Vec<_>>(), "nextCursor": next, "hasMore": has_more }),
     ))
 }
 
 /// `GET /api/media/changes`: live assets and tombstones changed after the cursor.
-pub async fn changes(
-    State(s): State<AppState>,
-    user: User,
-    Query(q): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+pub async fn changes(State(s): State<AppState>, user: User, q: Page) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit)?;
-    let after: i64 = match q.cursor.as_deref().map(decode_cursor).transpose()? {
+    let after: i64 = match q.cursor.as_deref().map(|c| s.cursors.decode(&user.0, Kind::Changes, c)).transpose()? {
         None => 0,
         Some(c) => c
             .parse()
@@ -335,13 +143,12 @@ pub async fn changes(
     // An empty page keeps the caller's position, so polling never loses its place.
     let next = rows.last().map_or(after, |r| r.seq);
     Ok(Json(
-        json!({ "changes": rows.iter().map(|a| change_json(&s.api_prefix, a)).collect::<Vec<_>>(), "nextCursor": encode_cursor(&next.to_string()), "hasMore": has_more }),
+        json!({ "changes": rows.iter().map(|a| change_json(&s.api_prefix, a)).collect::<Vec<_>>(), "nextCursor": s.cursors.encode(&user.0, Kind::Changes, &next.to_string()), "hasMore": has_more }),
     ))
 }
 
 async fn live(s: &AppState, user: &User, id: &str) -> Result<AssetRow, ApiError> {
-    let id = parse_id(id)?;
-    match s.db.get(&user.0, &id).await? {
+    match s.db.get(&user.0, id).await? {
         Some(a) if a.deleted_at.is_none() => Ok(a),
         _ => Err(ApiError::not_found()),
     }
@@ -351,33 +158,26 @@ async fn live(s: &AppState, user: &User, id: &str) -> Result<AssetRow, ApiError>
 pub async fn download(
     State(s): State<AppState>,
     user: User,
-    UrlPath(id): UrlPath<String>,
+    AssetId(id): AssetId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let a = live(&s, &user, &id).await?;
     let tag = format!("\"{}\"", a.sha256);
-    if header_str(&headers, "if-none-match").is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*")) {
+    // If-None-Match compares weakly (RFC 9110 13.1.2): `W/"<sha>"` matches too.
+    let matches = |t: &str| {
+        let t = t.trim();
+        t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag
+    };
+    if http_header(&headers, "if-none-match").is_some_and(|v| v.split(',').any(matches)) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
     }
     let size = a.size as u64;
-    let range = match header_str(&headers, "range") {
+    // A Range that is not one well-formed `bytes=` range is ignored (RFC 9110 14.2): 200.
+    let range = match http_header(&headers, "range").and_then(parse_range) {
         None => None,
-        Some(r) => match parse_range(r, size) {
+        Some(spec) => match spec.within(size) {
             Some(r) => Some(r),
-            None => {
-                let e = ApiError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "RANGE_NOT_SATISFIABLE",
-                    "use a single range `bytes=start-end` within the file",
-                )
-                .with_details(json!({ "size": size }));
-                let mut res = e.into_response();
-                res.headers_mut().insert(
-                    header::CONTENT_RANGE,
-                    HeaderValue::from_str(&format!("bytes */{size}")).map_err(ApiError::internal)?,
-                );
-                return Ok(res);
-            }
+            None => return unsatisfiable(size),
         },
     };
     let opts = GetOptions { range: range.clone().map(GetRange::Bounded), ..Default::default() };
@@ -411,38 +211,80 @@ pub async fn download(
     Ok(res)
 }
 
-/// A single `bytes=` range, as a half-open range within `size`.
-pub fn parse_range(h: &str, size: u64) -> Option<std::ops::Range<u64>> {
-    let spec = h.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let r = match (a.trim(), b.trim()) {
-        ("", suffix) => {
-            let n: u64 = suffix.parse().ok()?;
-            if n == 0 {
-                return None;
-            }
-            size.saturating_sub(n)..size
-        }
-        (start, "") => start.parse().ok()?..size,
-        (start, end) => {
-            let (s, e): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
-            if e < s {
-                return None;
-            }
-            s..(e + 1).min(size)
-        }
-    };
-    (r.start < r.end && r.start < size).then_some(r)
+fn unsatisfiable(size: u64) -> Result<Response, ApiError> {
+    let e = ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "RANGE_NOT_SATISFIABLE",
+        "the range starts beyond the end of the file; ask for `bytes=start-end` within it",
+    )
+    .with_details(json!({ "size": size }));
+    let mut res = e.into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).map_err(ApiError::internal)?);
+    Ok(res)
 }
+
+/// One well-formed byte range, before it meets the file's size.
+#[derive(Debug, PartialEq)]
+pub enum RangeSpec {
+    /// `bytes=first-` or `bytes=first-last` (`last` clamped to `u64::MAX` if larger).
+    From(u64, Option<u64>),
+    /// `bytes=-n`: the last `n` bytes.
+    Suffix(u64),
+}
+
+impl RangeSpec {
+    /// The half-open byte range this selects of a `size`-byte file, or `None` if unsatisfiable
+    /// (first ≥ size, or a zero suffix).
+    pub fn within(&self, size: u64) -> Option<std::ops::Range<u64>> {
+        match *self {
+            RangeSpec::From(first, _) if first >= size => None,
+            RangeSpec::From(first, last) => Some(first..last.map_or(size, |l| l.saturating_add(1).min(size))),
+            RangeSpec::Suffix(0) => None,
+            RangeSpec::Suffix(_) if size == 0 => None,
+            RangeSpec::Suffix(n) => Some(size.saturating_sub(n)..size),
+        }
+    }
+}
+
+/// Parses `bytes=<first>-[<last>]` or `bytes=-<suffix>`: one range, digits only (values past
+/// `u64::MAX` saturate). Anything else (other units, lists, `last < first`) is `None`.
+pub fn parse_range(h: &str) -> Option<RangeSpec> {
+    let spec = h.trim().strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => num(suffix).map(RangeSpec::Suffix),
+        (first, "") => num(first).map(|f| RangeSpec::From(f, None)),
+        (first, last) => {
+            let (f, l) = (num(first)?, num(last)?);
+            (l >= f).then_some(RangeSpec::From(f, Some(l)))
+        }
+    }
+}
+
+/// Bytes `filename*` encodes: all but RFC 8187 attr-chars (`A-Z a-z 0-9 ! # $ & + - . ^ _ ` | ~`).
+const FILENAME_STAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
 
 /// `attachment; filename="<ascii>"; filename*=UTF-8''<pct>` (RFC 6266), never a raw name.
 pub fn content_disposition(name: &str) -> HeaderValue {
     let ascii: String =
         name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' }).collect();
-    let pct = percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let pct = percent_encoding::utf8_percent_encode(name, FILENAME_STAR).to_string();
     HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{pct}"))
         .unwrap_or(HeaderValue::from_static("attachment"))
 }
@@ -451,7 +293,7 @@ pub fn content_disposition(name: &str) -> HeaderValue {
 pub async fn delete(
     State(s): State<AppState>,
     user: User,
-    UrlPath(id): UrlPath<String>,
+    AssetId(id): AssetId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
@@ -480,11 +322,7 @@ fn stale(prefix: &str, current: &AssetRow) -> ApiError {
 }
 
 /// `GET /api/media/assets/:id/metadata`.
-pub async fn get_meta(
-    State(s): State<AppState>,
-    user: User,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Response, ApiError> {
+pub async fn get_meta(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Result<Response, ApiError> {
     Ok(with_etag(&s.api_prefix, StatusCode::OK, &live(&s, &user, &id).await?))
 }
 
@@ -499,11 +337,14 @@ pub struct MetaPatch {
 pub async fn patch_meta(
     State(s): State<AppState>,
     user: User,
-    UrlPath(id): UrlPath<String>,
+    AssetId(id): AssetId,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let is_json = header_str(&headers, "content-type").is_some_and(|t| t.starts_with("application/json"));
+    let is_json = strict_header(&headers, "content-type", "UNSUPPORTED_MEDIA_TYPE")
+        .ok()
+        .flatten()
+        .is_some_and(|t| essence(&t.to_ascii_lowercase()) == "application/json");
     if !is_json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -511,15 +352,9 @@ pub async fn patch_meta(
             "send the patch as application/json",
         ));
     }
-    let body = axum::body::to_bytes(body, PATCH_MAX_BYTES).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            format!("metadata patches are limited to {PATCH_MAX_BYTES} bytes"),
-        )
-    })?;
+    let body = read_json_body(&s, body).await?;
     let patch: MetaPatch = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("INVALID_JSON", format!("the body is not a valid patch: {e}")))?;
+        .map_err(|_| ApiError::bad_request("INVALID_JSON", "the body must be a JSON object with only `name` (a string) and `tags` (an array of strings), each key once"))?;
     let cur = live(&s, &user, &id).await?;
     let want = if_match(&headers)?.ok_or_else(|| {
         ApiError::new(
@@ -539,12 +374,23 @@ pub async fn patch_meta(
     }
 }
 
+/// A JSON body of at most [`JSON_MAX_BYTES`], or 413; a stalled body is `408 BODY_TIMEOUT`.
+async fn read_json_body(s: &AppState, body: Body) -> Result<bytes::Bytes, ApiError> {
+    let read = axum::body::to_bytes(body, JSON_MAX_BYTES);
+    match tokio::time::timeout(s.body_idle_timeout, read).await {
+        Err(_) => Err(crate::upload::body_timeout(s.body_idle_timeout)),
+        Ok(r) => r.map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAYLOAD_TOO_LARGE",
+                format!("JSON bodies are limited to {JSON_MAX_BYTES} bytes"),
+            )
+        }),
+    }
+}
+
 /// `GET /api/media/assets/:id/thumbnail`: a PNG at most `thumb::MAX_SIZE` px, made once.
-pub async fn thumbnail(
-    State(s): State<AppState>,
-    user: User,
-    UrlPath(id): UrlPath<String>,
-) -> Result<Response, ApiError> {
+pub async fn thumbnail(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Result<Response, ApiError> {
     let a = live(&s, &user, &id).await?;
     let png = thumb::get_or_make(&s, &a).await?;
     Ok((
@@ -563,12 +409,20 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some(0..10));
-        assert_eq!(parse_range("bytes=90-", 100), Some(90..100));
-        assert_eq!(parse_range("bytes=-10", 100), Some(90..100));
-        assert_eq!(parse_range("bytes=95-200", 100), Some(95..100));
-        for bad in ["bytes=100-", "bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=-0", "bytes=a-b"] {
-            assert_eq!(parse_range(bad, 100), None, "{bad}");
+        let r = |h: &str, size| parse_range(h).map(|spec| spec.within(size));
+        assert_eq!(r("bytes=0-9", 100), Some(Some(0..10)));
+        assert_eq!(r("bytes=90-", 100), Some(Some(90..100)));
+        assert_eq!(r("bytes=-10", 100), Some(Some(90..100)));
+        assert_eq!(r("bytes=-500", 100), Some(Some(0..100)), "a suffix longer than the file is all of it");
+        assert_eq!(r("bytes=95-200", 100), Some(Some(95..100)));
+        assert_eq!(r("bytes=0-18446744073709551615", 100), Some(Some(0..100)));
+        assert_eq!(r("bytes=0-99999999999999999999999", 100), Some(Some(0..100)));
+        for unsatisfiable in ["bytes=100-", "bytes=-0", "bytes=99999999999999999999-"] {
+            assert_eq!(r(unsatisfiable, 100), Some(None), "{unsatisfiable}");
+        }
+        assert_eq!(r("bytes=-5", 0), Some(None), "nothing of an empty file");
+        for ignored in ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=+1-2", "bytes=-"] {
+            assert_eq!(parse_range(ignored), None, "{ignored}");
         }
     }
 
@@ -586,6 +440,6 @@ mod tests {
         let s = v.to_str().unwrap();
         assert!(!s.contains('\r') && !s.contains('\n'));
         assert!(s.starts_with("attachment; filename=\"evil__"));
-        assert!(s.contains("filename*=UTF-8''evil%22%0D%0Ax%2Epng"));
+        assert!(s.contains("filename*=UTF-8''evil%22%0D%0Ax.png"));
     }
 }

@@ -3,7 +3,7 @@
 //! an insecure dev mode for the demo.
 
 use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, HeaderMap};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -44,12 +44,19 @@ impl AuthMode {
                 let mut parts = token.rsplitn(2, '.');
                 let (sig, signed) = (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
                 let (user, expires) = signed.split_once('.').ok_or_else(bad)?;
+                // One spelling per token: 64 lowercase hex digits, a canonical expiry.
+                if sig.len() != 64 || !sig.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    return Err(bad());
+                }
                 let sig = hex::decode(sig).map_err(|_| bad())?;
                 let mut mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| bad())?;
                 mac.update(signed.as_bytes());
                 mac.verify_slice(&sig).map_err(|_| bad())?;
-                let expires: u64 = expires.parse().map_err(|_| bad())?;
-                if expires < now || !valid_user(user) {
+                let canonical =
+                    !expires.is_empty() && !expires.starts_with('0') && expires.bytes().all(|b| b.is_ascii_digit());
+                let expires: u64 = expires.parse().ok().filter(|_| canonical).ok_or_else(bad)?;
+                // Valid up to, not including, the expiry second.
+                if expires <= now || !valid_user(user) {
                     return Err(bad());
                 }
                 Ok(User(user.to_owned()))
@@ -75,25 +82,42 @@ fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn token_from(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
+/// The credential of a request. A present `Authorization` header alone decides, readable or
+/// not (an unreadable or non-Bearer one is `None`, hence 401, never the cookie's turn).
+fn token_from(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.to_str().ok()?;
+        let (scheme, token) = v.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
     }
-    let cookies = parts.headers.get_all(header::COOKIE);
+    let cookies = headers.get_all(header::COOKIE);
     cookies.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == COOKIE).then(|| v.to_owned())
     })
 }
 
+/// The user of a request with these headers, or `401 UNAUTHENTICATED`.
+pub fn authenticate(mode: &AuthMode, headers: &HeaderMap) -> Result<User, ApiError> {
+    let missing = || match headers.contains_key(header::AUTHORIZATION) {
+        true => ApiError::unauthenticated("Authorization must be `Bearer <token>` in ASCII"),
+        false => {
+            ApiError::unauthenticated("missing credentials: send `Authorization: Bearer <token>` or the session cookie")
+        }
+    };
+    let token = token_from(headers).ok_or_else(missing)?;
+    mode.verify(&token, now())
+}
+
 impl FromRequestParts<AppState> for User {
     type Rejection = ApiError;
 
+    /// The user the gate ([`crate::ratelimit::gate`]) authenticated, else checked here.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = token_from(parts).ok_or_else(|| {
-            ApiError::unauthenticated("missing credentials: send `Authorization: Bearer <token>` or the session cookie")
-        })?;
-        state.auth.verify(&token, now())
+        match parts.extensions.get::<User>() {
+            Some(u) => Ok(u.clone()),
+            None => authenticate(&state.auth, &parts.headers),
+        }
     }
 }
 
@@ -107,6 +131,9 @@ mod tests {
         let t = m.mint("alice", 2000);
         assert_eq!(m.verify(&t, 1000).unwrap(), User("alice".into()));
         assert!(m.verify(&t, 2001).is_err(), "expired");
+        assert!(m.verify(&t, 2000).is_err(), "expires at the stated second");
+        assert!(m.verify(&t, 1999).is_ok());
+        assert!(m.verify(&t.to_uppercase().replace("ALICE", "alice"), 1000).is_err(), "uppercase hex");
         assert!(m.verify(&t.replace("alice", "bob"), 1000).is_err(), "user swapped");
         assert!(AuthMode::Hmac(b"other".to_vec()).verify(&t, 1000).is_err(), "other secret");
         assert!(m.verify("dev:alice", 1000).is_err());

@@ -22,6 +22,8 @@ pub struct AssetRow {
     pub seq: i64,
     pub deleted_at: Option<i64>,
     pub thumb_path: Option<String>,
+    /// Set (ms epoch) once a thumbnail could not be made, so the decode is never retried.
+    pub thumb_failed: Option<i64>,
 }
 
 /// The metadata database.
@@ -38,7 +40,7 @@ pub enum Insert {
     Exists(AssetRow),
 }
 
-const COLS: &str = "user_id, id, name, mime_type, size, sha256, path, tags, created_at, updated_at, version, seq, deleted_at, thumb_path";
+const COLS: &str = "user_id, id, name, mime_type, size, sha256, path, tags, created_at, updated_at, version, seq, deleted_at, thumb_path, thumb_failed";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<AssetRow, sqlx::Error> {
     let tags: String = r.try_get("tags")?;
@@ -57,6 +59,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<AssetRow, sqlx::Error> {
         seq: r.try_get("seq")?,
         deleted_at: r.try_get("deleted_at")?,
         thumb_path: r.try_get("thumb_path")?,
+        thumb_failed: r.try_get("thumb_failed")?,
     })
 }
 
@@ -114,7 +117,7 @@ impl Db {
         }
         let seq = Self::next_seq(&mut tx, &a.user_id).await?;
         let q = format!(
-            "INSERT INTO assets ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL)"
+            "INSERT INTO assets ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
         );
         let inserted = sqlx::query(&q)
             .bind(&a.user_id)
@@ -134,7 +137,14 @@ impl Db {
         match inserted {
             Ok(_) => {
                 tx.commit().await?;
-                Ok(Insert::Created(AssetRow { version: 1, seq, deleted_at: None, thumb_path: None, ..a.clone() }))
+                Ok(Insert::Created(AssetRow {
+                    version: 1,
+                    seq,
+                    deleted_at: None,
+                    thumb_path: None,
+                    thumb_failed: None,
+                    ..a.clone()
+                }))
             }
             // A concurrent upload of the same id won the race: report what it stored.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
@@ -250,6 +260,27 @@ impl Db {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Remembers that no thumbnail can be made of this asset.
+    pub async fn set_thumb_failed(&self, user: &str, id: &str, at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE assets SET thumb_failed = $1 WHERE user_id = $2 AND id = $3")
+            .bind(at)
+            .bind(user)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// This database's dataset id: made once, at the first start on an empty database, and
+    /// kept; a new id tells clients the server's data was reset.
+    pub async fn dataset_id(&self) -> Result<String, sqlx::Error> {
+        sqlx::query("INSERT INTO dataset (k, id) VALUES (1, $1) ON CONFLICT (k) DO NOTHING")
+            .bind(uuid::Uuid::new_v4().hyphenated().to_string())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("SELECT id FROM dataset WHERE k = 1").fetch_one(&self.pool).await?.try_get("id")
     }
 
     /// Whether any row (live or tombstone) references `path` as bytes or thumbnail.

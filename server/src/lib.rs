@@ -3,16 +3,22 @@
 
 pub mod api;
 pub mod auth;
+pub mod cursor;
 pub mod db;
 pub mod error;
 pub mod ratelimit;
+pub mod request;
+pub mod serve;
 pub mod storage;
 pub mod thumb;
+pub mod upload;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use object_store::ObjectStore;
@@ -36,11 +42,63 @@ pub struct AppState {
     pub auth: auth::AuthMode,
     /// Largest upload accepted (413 above).
     pub max_upload_bytes: u64,
-    /// Requests per second per credential (`None`: unlimited).
+    /// Requests per second per user, and per client address without valid credentials
+    /// (`None`: unlimited).
     pub rate_limit: Option<u32>,
+    /// The limiter behind `rate_limit` (made by [`AppState::new`] or [`AppState::with_rate_limit`]).
+    pub limiter: Option<ratelimit::RateLimiter>,
+    /// Signs paging cursors; instances behind one load balancer share its key.
+    pub cursors: cursor::Cursors,
+    /// Advertised as `datasetId`: changes only when the server's data is reset.
+    pub dataset_id: Arc<str>,
+    /// Bounds thumbnail decoding.
+    pub thumbs: Arc<thumb::Thumbnailer>,
+    /// Longest wait for the next chunk of a request body (then `408 BODY_TIMEOUT`).
+    pub body_idle_timeout: Duration,
     /// The path the API is mounted under (`/api` by default): endpoints are
     /// `<api_prefix>/media/...`, and asset `url`s carry it. Checked by [`api_prefix`].
     pub api_prefix: Arc<str>,
+}
+
+impl AppState {
+    /// A state with the defaults: no rate limit, `/api`, 30 s body idle timeout, cursors
+    /// signed with a key derived from the HMAC secret (a fixed key in dev mode).
+    pub async fn new(
+        db: db::Db,
+        store: Arc<dyn ObjectStore>,
+        auth: auth::AuthMode,
+        max_upload_bytes: u64,
+    ) -> Result<Self, sqlx::Error> {
+        let cursors = match &auth {
+            auth::AuthMode::Hmac(secret) => cursor::Cursors::new(secret),
+            auth::AuthMode::DevInsecure => cursor::Cursors::new(b"opfs-media dev-insecure cursors"),
+        };
+        Ok(Self {
+            dataset_id: db.dataset_id().await?.into(),
+            db,
+            store,
+            auth,
+            max_upload_bytes,
+            rate_limit: None,
+            limiter: None,
+            api_prefix: DEFAULT_API_PREFIX.into(),
+            cursors,
+            thumbs: Arc::default(),
+            body_idle_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// Limits requests to `per_sec` a second per user (and per address without credentials).
+    pub fn with_rate_limit(mut self, per_sec: Option<u32>) -> Self {
+        self.rate_limit = per_sec;
+        self.limiter = per_sec.map(ratelimit::RateLimiter::new);
+        self
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// The default API mount point, and what a client given a bare origin assumes.
@@ -63,26 +121,45 @@ pub fn api_prefix(p: &str) -> Result<Arc<str>, String> {
     Ok(p.into())
 }
 
+/// How long browsers may cache a CORS preflight answer.
+pub const CORS_MAX_AGE_SECS: u64 = 600;
+
 /// The router with every protocol endpoint. `cors_origins` lists the browser origins allowed
 /// to call it (e.g. the demo page); empty means same-origin only.
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
-    let limiter = state.rate_limit.map(ratelimit::RateLimiter::new);
     let prefix = state.api_prefix.clone();
     let at = |path: &str| format!("{prefix}{path}");
-    let api = Router::new()
-        .route(&at("/media/capabilities"), get(api::capabilities))
+    let authed = Router::new()
         .route(&at("/media/assets"), get(api::list).post(api::upload))
         .route(&at("/media/assets/{id}"), get(api::download).delete(api::delete))
         .route(&at("/media/assets/{id}/metadata"), get(api::get_meta).patch(api::patch_meta))
         .route(&at("/media/assets/{id}/thumbnail"), get(api::thumbnail))
         .route(&at("/media/changes"), get(api::changes))
+        // Credentials and the rate limit apply to matched routes only: capabilities, unknown
+        // paths and wrong methods are never limited.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::gate));
+    let api = Router::new()
+        .route(&at("/media/capabilities"), get(api::capabilities))
+        .merge(authed)
+        .fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "UNKNOWN_ENDPOINT",
+                "no such endpoint; check the API root",
+            )
+            .into_response()
+        })
+        .method_not_allowed_fallback(|| async {
+            error::ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "this endpoint does not take that method",
+            )
+            .into_response()
+        })
         // Uploads stream and enforce their own limit; JSON bodies stay small.
-        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(DefaultBodyLimit::max(api::JSON_MAX_BYTES))
         .with_state(state);
-    let api = match limiter {
-        Some(l) => api.layer(axum::middleware::from_fn_with_state(l, ratelimit::limit)),
-        None => api,
-    };
     let allow = if cors_origins.iter().any(|o| o == "*") {
         // Test harnesses serve pages from random ports; `*` echoes any origin back.
         // Never use it with real credentials: any site could then call the API as the user.
@@ -106,7 +183,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             HeaderName::from_static("x-asset-created-at"),
             HeaderName::from_static("x-content-sha256"),
         ])
-        .expose_headers([header::ETAG, header::CONTENT_RANGE, header::RETRY_AFTER, header::CONTENT_DISPOSITION]);
+        .expose_headers([header::ETAG, header::CONTENT_RANGE, header::RETRY_AFTER, header::CONTENT_DISPOSITION])
+        .max_age(Duration::from_secs(CORS_MAX_AGE_SECS));
     api.layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(cors)
         .layer(TraceLayer::new_for_http())

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use opfs_media_server::{auth::AuthMode, db::Db, router, storage, AppState};
+use opfs_media_server::{auth::AuthMode, db::Db, router, serve, storage, AppState};
 
 #[derive(Parser)]
 #[command(version, about = "Reference server for the opfs-media sync protocol")]
@@ -45,6 +45,21 @@ struct Config {
     /// when the app's own router owns `/api`). Clients given a bare origin use `/api`.
     #[arg(long, env = "OPFS_MEDIA_API_PREFIX", default_value = opfs_media_server::DEFAULT_API_PREFIX)]
     api_prefix: String,
+    /// Seconds to wait for the next chunk of a request body before giving up (408); a stalled
+    /// upload's staging data is removed then.
+    #[arg(long, env = "OPFS_MEDIA_BODY_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    body_idle_timeout_secs: u64,
+    /// Seconds a client has to send a request's headers, counted from when the server waits
+    /// for them (also on an idle keep-alive connection); slow-header clients are cut off.
+    #[arg(long, env = "OPFS_MEDIA_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    header_read_timeout_secs: u64,
+    /// Seconds an open connection may sit with no request in flight and no traffic.
+    #[arg(long, env = "OPFS_MEDIA_KEEP_ALIVE_TIMEOUT_SECS", default_value_t = 60)]
+    keep_alive_timeout_secs: u64,
+    /// Most open connections; at the cap the one idle longest is closed to make room. Keep it
+    /// below the process's file-descriptor limit (`ulimit -n`) minus ~30.
+    #[arg(long, env = "OPFS_MEDIA_MAX_CONNECTIONS", default_value_t = 1024)]
+    max_connections: usize,
     /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
     #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -81,7 +96,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if !opfs_media_server::auth::valid_user(&user) {
             return Err("user ids are 1-64 of A-Z a-z 0-9 _ -".into());
         }
-        let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + ttl;
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            .checked_add(ttl)
+            .ok_or("--ttl is too large: the expiry must fit in 64 bits of Unix seconds")?;
         println!("{}", auth.mint(&user, exp));
         return Ok(());
     }
@@ -99,14 +118,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::connect(&cli.cfg.database_url).await?;
     let store = storage::open(&cli.cfg.storage_url)?;
     let local_root = storage::local_root(&cli.cfg.storage_url);
-    let state = AppState {
-        db: db.clone(),
-        store: store.clone(),
-        auth,
-        max_upload_bytes: cli.cfg.max_upload_bytes,
-        rate_limit: (cli.cfg.rate_limit > 0).then_some(cli.cfg.rate_limit),
-        api_prefix: api_prefix.clone(),
-    };
+    let mut state = AppState::new(db.clone(), store.clone(), auth, cli.cfg.max_upload_bytes)
+        .await?
+        .with_rate_limit((cli.cfg.rate_limit > 0).then_some(cli.cfg.rate_limit));
+    state.api_prefix = api_prefix.clone();
+    state.body_idle_timeout = Duration::from_secs(cli.cfg.body_idle_timeout_secs.max(1));
     // Leftovers of crashed uploads: swept at start, then hourly. The grace period keeps
     // uploads that are in flight on another instance safe.
     let grace = Duration::from_secs(cli.cfg.sweep_grace_secs);
@@ -124,10 +140,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(cli.cfg.bind).await?;
     tracing::info!(addr = %listener.local_addr()?, "opfs-media-server listening");
     println!("listening on http://{} (API root {api_prefix})", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    let limits = serve::Limits {
+        header_read_timeout: Duration::from_secs(cli.cfg.header_read_timeout_secs.max(1)),
+        keep_alive_timeout: Duration::from_secs(cli.cfg.keep_alive_timeout_secs.max(1)),
+        max_connections: cli.cfg.max_connections.max(1),
+    };
+    serve::serve(listener, app, limits, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

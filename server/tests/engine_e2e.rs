@@ -15,14 +15,7 @@ async fn start_server() -> (String, std::path::PathBuf) {
     std::fs::create_dir_all(&dir).unwrap();
     let db = Db::connect(&format!("sqlite://{}/m.db?mode=rwc", dir.display())).await.unwrap();
     let store = storage::open(&format!("file://{}/objects", dir.display())).unwrap();
-    let state = AppState {
-        db,
-        store,
-        auth: AuthMode::DevInsecure,
-        max_upload_bytes: 1 << 30,
-        rate_limit: None,
-        api_prefix: "/api".into(),
-    };
+    let state = AppState::new(db, store, AuthMode::DevInsecure, 1 << 30).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state, &[])).await.unwrap() });

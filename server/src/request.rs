@@ -1,0 +1,192 @@
+//! What a request carries, read strictly: headers (present but unreadable is a 400 with the
+//! header's code, never "absent"), the asset id in the path, and the paging query.
+
+use axum::extract::{FromRequestParts, Path as UrlPath};
+use axum::http::{request::Parts, HeaderMap};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Largest integer a JSON number carries exactly (times, versions).
+pub const MAX_SAFE_INT: i64 = (1 << 53) - 1;
+
+/// One header's value: `None` if absent; a 400 with `code` if it is repeated or not visible
+/// ASCII (raw UTF-8, control characters), so a header is never silently ignored.
+pub fn header<'a>(h: &'a HeaderMap, name: &str, code: &'static str) -> Result<Option<&'a str>, ApiError> {
+    let mut all = h.get_all(name).iter();
+    let Some(v) = all.next() else { return Ok(None) };
+    if all.next().is_some() {
+        return Err(ApiError::bad_request(code, format!("{name} must be sent once")));
+    }
+    v.to_str().map(Some).map_err(|_| {
+        ApiError::bad_request(code, format!("{name} must be visible ASCII (percent-encode anything else)"))
+    })
+}
+
+/// Decodes `%XX` escapes strictly: a `%` not followed by two hex digits, or bytes that are not
+/// UTF-8 once decoded (lone surrogates included), are `None`.
+pub fn pct_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A canonical non-negative decimal below 2^53: digits only, no sign, no leading zero.
+pub fn safe_uint(s: &str) -> Option<i64> {
+    let canonical = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+    canonical.then(|| s.parse::<i64>().ok()).flatten().filter(|n| *n <= MAX_SAFE_INT)
+}
+
+/// `If-Match: "<version>"` (also `W/"<version>"` and a bare `<version>`); the version is a
+/// canonical decimal. Anything else (`+3`, `"01"`, lists, `*`) is `400 BAD_REQUEST`.
+pub fn if_match(h: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let bad = || ApiError::bad_request("BAD_REQUEST", "If-Match must be one version ETag, e.g. \"3\"");
+    let Some(v) = header(h, "if-match", "BAD_REQUEST")? else { return Ok(None) };
+    let v = v.trim();
+    let v = v.strip_prefix("W/").unwrap_or(v);
+    let inner = match v.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"').ok_or_else(bad)?,
+        None => v,
+    };
+    safe_uint(inner).map(Some).ok_or_else(bad)
+}
+
+/// A MIME type as stored: trimmed and ASCII-lowercased, parameters kept. An empty value is
+/// absent (`None`); a malformed one is `400 INVALID_TYPE`.
+pub fn content_type(h: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let bad = || ApiError::bad_request("INVALID_TYPE", "Content-Type must be a MIME type such as image/png");
+    let Some(v) = header(h, "content-type", "INVALID_TYPE")? else { return Ok(None) };
+    let v = v.trim().to_ascii_lowercase();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let tok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
+    let ok = v.len() <= 255 && matches!(essence(&v).split_once('/'), Some((a, b)) if tok(a) && tok(b));
+    ok.then_some(Some(v)).ok_or_else(bad)
+}
+
+/// The `type/subtype` of a MIME type, without parameters.
+pub fn essence(mime: &str) -> &str {
+    mime.split(';').next().unwrap_or_default().trim()
+}
+
+/// The asset id in the path: a canonical (lowercase, hyphenated) UUID, else `400 INVALID_ID`
+/// (also for path segments that are not UTF-8, such as `%ff`).
+pub struct AssetId(pub String);
+
+/// Parses a canonical UUID; anything else is 400 INVALID_ID.
+pub fn parse_id(id: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::bad_request("INVALID_ID", "asset ids are lowercase hyphenated UUIDs");
+    let u = uuid::Uuid::try_parse(id).map_err(|_| bad())?;
+    let canonical = u.hyphenated().to_string();
+    (canonical == id).then_some(canonical).ok_or_else(bad)
+}
+
+impl FromRequestParts<AppState> for AssetId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let UrlPath(id) = UrlPath::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::bad_request("INVALID_ID", "asset ids are lowercase hyphenated UUIDs"))?;
+        parse_id(&id).map(AssetId)
+    }
+}
+
+/// `?cursor=…&limit=…` of list and changes. Each parameter at most once; `limit` a canonical
+/// integer; an empty `cursor=` is a cursor no server issues (`400 INVALID_CURSOR`).
+pub struct Page {
+    /// The raw cursor, if sent.
+    pub cursor: Option<String>,
+    /// Requested page size (unchecked against the maximum).
+    pub limit: Option<i64>,
+}
+
+impl FromRequestParts<AppState> for Page {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let mut page = Page { cursor: None, limit: None };
+        let query = parts.uri.query().unwrap_or("");
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            let twice = || ApiError::bad_request("BAD_REQUEST", format!("query parameter {k} must appear once"));
+            match &*k {
+                "cursor" if page.cursor.is_some() => return Err(twice()),
+                "cursor" => page.cursor = Some(v.into_owned()),
+                "limit" if page.limit.is_some() => return Err(twice()),
+                "limit" => {
+                    page.limit = Some(safe_uint(&v).ok_or_else(|| {
+                        ApiError::bad_request("BAD_REQUEST", "limit must be an integer from 1 to pageMax")
+                    })?)
+                }
+                _ => {}
+            }
+        }
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn percent_decoding_is_strict() {
+        assert_eq!(pct_decode("%C3%A9t%C3%A9.png").as_deref(), Some("été.png"));
+        assert_eq!(pct_decode("a+b").as_deref(), Some("a+b"));
+        for bad in ["%", "%z", "%zz", "a%4", "%ED%A0%80", "%ff", "%+1"] {
+            assert_eq!(pct_decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn integers_are_canonical_and_safe() {
+        assert_eq!(safe_uint("0"), Some(0));
+        assert_eq!(safe_uint("9007199254740991"), Some(MAX_SAFE_INT));
+        for bad in ["", "01", "+3", "-1", " 3", "9007199254740992", "18446744073709551616", "1e3"] {
+            assert_eq!(safe_uint(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn if_match_forms() {
+        let h = |v: &[u8]| {
+            let mut m = HeaderMap::new();
+            m.insert("if-match", HeaderValue::from_bytes(v).unwrap());
+            if_match(&m)
+        };
+        assert_eq!(h(b"\"3\"").unwrap(), Some(3));
+        assert_eq!(h(b"W/\"3\"").unwrap(), Some(3));
+        assert_eq!(h(b"3").unwrap(), Some(3));
+        assert_eq!(h(b"\"0\"").unwrap(), Some(0));
+        for bad in [&b"\"01\""[..], b"+3", b"-1", b"\"\"3\"\"", b"*", b"\"1\", \"2\"", b"\"\xe9\"", b"\"3"] {
+            assert!(h(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn content_types() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert("content-type", HeaderValue::from_str(v).unwrap());
+            content_type(&m)
+        };
+        assert_eq!(h(" Image/PNG; X=Y ").unwrap().as_deref(), Some("image/png; x=y"));
+        assert_eq!(h("").unwrap(), None);
+        for bad in ["png", "image/", "/png", "image/p g"] {
+            assert!(h(bad).is_err(), "{bad}");
+        }
+    }
+}

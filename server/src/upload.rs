@@ -1,0 +1,228 @@
+//! `POST <prefix>/media/assets`: headers checked strictly, the (user, id) looked up before the
+//! body is read, the body streamed to storage with a per-chunk idle timeout. An answer given
+//! before the body is read drains it first (within a bound), so browsers see the answer.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use futures::StreamExt;
+use object_store::{path::Path, WriteMultipart};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::api::{asset_json, valid_name, valid_tags, with_etag};
+use crate::auth::User;
+use crate::db::{AssetRow, Insert};
+use crate::error::ApiError;
+use crate::request::{content_type, header, parse_id, pct_decode, safe_uint};
+use crate::{now_ms, AppState};
+
+/// Most bytes of an unwanted upload body read (and dropped) before an early answer; beyond
+/// it the connection is closed after the answer.
+pub const DRAIN_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// Longest time spent draining an unwanted body.
+const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
+
+/// The metadata headers of an upload, validated.
+struct UploadMeta {
+    id: String,
+    name: String,
+    mime: String,
+    claimed: String,
+    tags: Vec<String>,
+    created_at: i64,
+    declared_len: Option<u64>,
+}
+
+fn meta(h: &HeaderMap) -> Result<UploadMeta, ApiError> {
+    let id = parse_id(
+        header(h, "x-asset-id", "INVALID_ID")?
+            .ok_or_else(|| ApiError::bad_request("INVALID_ID", "X-Asset-Id is required"))?,
+    )?;
+    let name = header(h, "x-asset-name", "INVALID_NAME")?
+        .ok_or_else(|| ApiError::bad_request("INVALID_NAME", "X-Asset-Name is required"))
+        .and_then(|raw| {
+            pct_decode(raw).ok_or_else(|| {
+                ApiError::bad_request("INVALID_NAME", "X-Asset-Name must be percent-encoded UTF-8 (encodeURIComponent)")
+            })
+        })?;
+    valid_name(&name)?;
+    let mime = content_type(h)?.unwrap_or_else(|| "application/octet-stream".into());
+    if mime.starts_with("multipart/") || mime.starts_with("application/x-www-form-urlencoded") {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "send the raw bytes as the body with the asset's own Content-Type; multipart and form bodies are not accepted"));
+    }
+    let claimed = header(h, "x-content-sha256", "MISSING_CHECKSUM")?
+        .map(str::to_ascii_lowercase)
+        .filter(|x| x.len() == 64 && x.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "MISSING_CHECKSUM",
+                "X-Content-SHA256 (64 hex digits of the body's SHA-256) is required",
+            )
+        })?;
+    let bad_tags =
+        || ApiError::bad_request("INVALID_TAGS", "X-Asset-Tags must be a percent-encoded JSON array of strings");
+    let tags: Vec<String> = match header(h, "x-asset-tags", "INVALID_TAGS")? {
+        None => vec![],
+        Some(t) => serde_json::from_str(&pct_decode(t).ok_or_else(bad_tags)?).map_err(|_| bad_tags())?,
+    };
+    valid_tags(&tags)?;
+    let created_at = match header(h, "x-asset-created-at", "BAD_REQUEST")? {
+        None => now_ms(),
+        Some(v) => safe_uint(v).ok_or_else(|| {
+            ApiError::bad_request("BAD_REQUEST", "X-Asset-Created-At must be ms since the Unix epoch, 0 to 2^53-1")
+        })?,
+    };
+    let declared_len = match header(h, "content-length", "BAD_REQUEST")? {
+        None => None,
+        Some(v) => Some(v.parse().map_err(|_| ApiError::bad_request("BAD_REQUEST", "bad Content-Length"))?),
+    };
+    Ok(UploadMeta { id, name, mime, claimed, tags, created_at, declared_len })
+}
+
+/// Reads and drops up to [`DRAIN_MAX_BYTES`] of `body` for at most [`DRAIN_MAX_TIME`], so an
+/// answer given before the body was read reaches the client (docs/protocol.md, upload).
+pub async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read += chunk.len() as u64;
+            if read > DRAIN_MAX_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// The handler.
+pub async fn upload(
+    State(s): State<AppState>,
+    user: User,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let early = match meta(&headers) {
+        Err(e) => Err(e),
+        Ok(m) if m.declared_len.is_some_and(|n| n > s.max_upload_bytes) => Err(too_large(s.max_upload_bytes)),
+        // Already here? Answer without storing anything (a retry after a lost response).
+        Ok(m) => match s.db.get(&user.0, &m.id).await? {
+            Some(existing) => existing_answer(&s.api_prefix, &existing, &m.claimed),
+            None => return store(&s, user, m, body).await,
+        },
+    };
+    drain(body).await;
+    early
+}
+
+async fn store(s: &AppState, user: User, m: UploadMeta, body: Body) -> Result<Response, ApiError> {
+    let nonce = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let path = crate::storage::asset_path(&user.0, &m.id, &nonce, &m.name);
+    let (size, actual) = stream_to_store(s, &path, body).await?;
+    if actual != m.claimed {
+        let _ = s.store.delete(&path).await;
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "CHECKSUM_MISMATCH",
+            "the body's SHA-256 differs from X-Content-SHA256; nothing was stored",
+        )
+        .with_details(json!({ "expected": m.claimed, "actual": actual })));
+    }
+    let row = AssetRow {
+        user_id: user.0.clone(),
+        id: m.id,
+        name: m.name,
+        mime_type: m.mime,
+        size: size as i64,
+        sha256: actual,
+        path: path.to_string(),
+        tags: m.tags,
+        created_at: m.created_at,
+        updated_at: now_ms(),
+        version: 1,
+        seq: 0,
+        deleted_at: None,
+        thumb_path: None,
+        thumb_failed: None,
+    };
+    match s.db.insert(&row).await {
+        Ok(Insert::Created(created)) => Ok(with_etag(&s.api_prefix, StatusCode::CREATED, &created)),
+        Ok(Insert::Exists(existing)) => {
+            let _ = s.store.delete(&path).await;
+            existing_answer(&s.api_prefix, &existing, &m.claimed)
+        }
+        Err(e) => {
+            let _ = s.store.delete(&path).await;
+            Err(e.into())
+        }
+    }
+}
+
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("uploads are limited to {max} bytes"))
+        .with_details(json!({ "maxUploadBytes": max }))
+}
+
+fn existing_answer(prefix: &str, existing: &AssetRow, claimed: &str) -> Result<Response, ApiError> {
+    if existing.deleted_at.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ASSET_DELETED",
+            "this id belongs to a deleted asset; import the file again under a new id",
+        ));
+    }
+    if existing.sha256 == claimed {
+        return Ok(with_etag(prefix, StatusCode::OK, existing));
+    }
+    Err(ApiError::new(StatusCode::CONFLICT, "ID_CONFLICT", "an asset with this id and different content exists")
+        .with_details(asset_json(prefix, existing)))
+}
+
+/// `408 BODY_TIMEOUT`: the client stopped sending the body.
+pub fn body_timeout(after: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "BODY_TIMEOUT",
+        format!("no body bytes arrived for {} s; nothing was stored, send the request again", after.as_secs()),
+    )
+}
+
+/// Streams the body into `path`, hashing and counting; memory stays at one part buffer. A
+/// body that breaks off, stalls or grows too large aborts the upload (its staging data goes).
+async fn stream_to_store(s: &AppState, path: &Path, body: Body) -> Result<(u64, String), ApiError> {
+    let upload = s.store.put_multipart(path).await?;
+    let mut writer = WriteMultipart::new(upload);
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let mut stream = body.into_data_stream();
+    loop {
+        let failed = match tokio::time::timeout(s.body_idle_timeout, stream.next()).await {
+            Err(_) => body_timeout(s.body_idle_timeout),
+            Ok(None) => break,
+            Ok(Some(Err(_))) => ApiError::bad_request("BAD_REQUEST", "the upload body broke off"),
+            Ok(Some(Ok(chunk))) => {
+                size += chunk.len() as u64;
+                hasher.update(&chunk);
+                if size > s.max_upload_bytes {
+                    too_large(s.max_upload_bytes)
+                } else {
+                    match writer.wait_for_capacity(4).await {
+                        Ok(()) => {
+                            writer.put(chunk);
+                            continue;
+                        }
+                        Err(e) => e.into(),
+                    }
+                }
+            }
+        };
+        let _ = writer.abort().await;
+        return Err(failed);
+    }
+    writer.finish().await?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
