@@ -747,3 +747,20 @@ fn broken_clients_are_caught() {
         );
     }
 }
+
+#[test]
+fn a_refused_cursor_restarts_the_pull_from_the_beginning() {
+    let mut state = SyncState::default();
+    state.cursor = Some("issued-by-an-older-server".into());
+    let mut e = Engine::new(state, Config::default(), 1);
+    e.request_pull();
+    let (n, req) = e.poll(0).remove(0);
+    assert_eq!(req, Request::Changes { cursor: Some("issued-by-an-older-server".into()) });
+    let refused = Outcome::Failed { status: 400, code: "INVALID_CURSOR".into(), current: None, retry_after: None };
+    e.handle(n, refused.clone(), 0);
+    let (n, req) = e.poll(0).remove(0);
+    assert_eq!(req, Request::Changes { cursor: None }, "paged again from the start");
+    // Refused without a cursor too: no tight loop, it backs off.
+    e.handle(n, refused, 0);
+    assert!(e.poll(0).is_empty(), "backing off");
+}

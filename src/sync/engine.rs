@@ -654,7 +654,16 @@ impl Engine {
                     self.state.deleted.retain(|_, g| *g >= started);
                 }
             }
+            // The cursor is gone (410), or the server no longer accepts it (400 INVALID_CURSOR:
+            // issued before an upgrade, or by a server whose data was reset): page from the
+            // start again. Without a cursor, an INVALID_CURSOR backs off like any failure.
             Outcome::Failed { status: 410, .. } => {
+                self.state.cursor = None;
+                self.dirty = true;
+            }
+            Outcome::Failed { status: 400, ref code, .. }
+                if code == "INVALID_CURSOR" && self.state.cursor.is_some() =>
+            {
                 self.state.cursor = None;
                 self.dirty = true;
             }
