@@ -18,8 +18,8 @@ node_tests() {
 }
 
 # start_pg_moto DB_NAME MOTO_PORT BUCKET LOGDIR: starts Debian's PostgreSQL (role opfs/opfs,
-# a fresh database DB_NAME) and moto_server (target/venv) on 127.0.0.1:MOTO_PORT with BUCKET,
-# and exports the AWS_* variables the server's S3 store reads. Prints moto's pid.
+# a fresh database DB_NAME) and moto_server (target/venv) on 127.0.0.1:MOTO_PORT with BUCKET.
+# Prints moto's pid (so it runs in a subshell: the caller exports the AWS_* variables).
 start_pg_moto() {
   local db=$1 port=$2 bucket=$3 logdir=$4 pgver
   pgver=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
