@@ -43,6 +43,9 @@ pub enum HttpError {
     /// The browser refused to build the request (a header value, the method).
     #[error("could not build the request: {0}")]
     Build(String),
+    /// The response's body could not be read to the end (the connection broke mid-body).
+    #[error("reading the response failed: {0}")]
+    Body(String),
 }
 
 impl From<JsValue> for HttpError {
@@ -85,14 +88,11 @@ impl Reply {
     /// The body as a `Blob` (downloads: the browser keeps the bytes, not WASM memory).
     pub async fn blob(self) -> Result<Blob, HttpError> {
         let Reply { response, _abort, .. } = self;
+        let body = |e: JsValue| HttpError::Body(platform::error_parts(&e).1);
         let raw = web_sys::Response::from(response);
-        let blob = JsFuture::from(raw.blob()?).await.map_err(|e| HttpError::Fetch(js_error(e)))?;
+        let blob = JsFuture::from(raw.blob().map_err(body)?).await.map_err(body)?;
         Ok(blob.into())
     }
-}
-
-fn js_error(e: JsValue) -> gloo_net::Error {
-    gloo_net::Error::GlooError(platform::error_parts(&e).1)
 }
 
 /// Sends `req` to `<base_url><req.path>` with `auth` as a bearer token and `body` (a Blob the
