@@ -39,6 +39,7 @@ for port in $SYNC_PORT $LIMITED_PORT $PROXY_PORT; do
 done
 kill -0 "$SYNC_PID" "$LIMITED_PID" "$PROXY_PID" || { echo "a test server did not start; see $SYNC_DIR/*/server.log, $SYNC_DIR/proxy.log"; exit 1; }
 export OPFS_MEDIA_TEST_SERVER="http://127.0.0.1:$PROXY_PORT"
+export OPFS_MEDIA_TEST_SERVER_DIRECT="http://127.0.0.1:$SYNC_PORT"
 export OPFS_MEDIA_TEST_SERVER_LIMITED="http://127.0.0.1:$LIMITED_PORT"
 
 run_suite() { # engine suite

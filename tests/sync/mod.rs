@@ -80,6 +80,15 @@ pub fn limited_server() -> &'static str {
     }
 }
 
+/// The main test server without the counting proxy in front (what the browser sees of the
+/// server's own connection handling, e.g. early answers).
+pub fn direct_server() -> &'static str {
+    match option_env!("OPFS_MEDIA_TEST_SERVER_DIRECT") {
+        Some(url) => url,
+        None => panic!("OPFS_MEDIA_TEST_SERVER_DIRECT must name the test server without the proxy"),
+    }
+}
+
 /// The largest upload the test server accepts (`--max-upload-bytes`).
 pub const SERVER_MAX_UPLOAD: usize = 8 * 1024 * 1024;
 
@@ -594,6 +603,48 @@ pub async fn a_user_switch_never_uploads_one_users_assets_to_another() {
     svc.dispose();
 }
 
+/// `POST` of `len` bytes to the upload endpoint, straight from the browser's `fetch`: the
+/// status and the error code the browser got, or `None` where it saw a network error.
+async fn raw_upload(user: &User, id: &str, len: usize, seed: u8, sha: &str) -> Option<(u16, String)> {
+    let init = web_sys::RequestInit::new();
+    let headers = web_sys::Headers::new().unwrap();
+    for (k, v) in [
+        ("Authorization", format!("Bearer dev:{}", user.name())),
+        ("Content-Type", "application/octet-stream".into()),
+        ("X-Asset-Id", id.into()),
+        ("X-Asset-Name", "early.bin".into()),
+        ("X-Content-SHA256", sha.into()),
+    ] {
+        headers.set(k, &v).unwrap();
+    }
+    init.set_method("POST");
+    init.set_headers(&headers);
+    init.set_body(&common::file(&common::bytes(len, seed), "early.bin", "application/octet-stream"));
+    let url = format!("{}/api/media/assets", direct_server());
+    let resp: web_sys::Response =
+        platform::call_async(&platform::global(), "fetch", &[&url.into(), &init]).await.ok()?.unchecked_into();
+    let body = JsFuture::from(resp.array_buffer().unwrap()).await.ok()?;
+    let json: serde_json::Value = serde_json::from_slice(&Uint8Array::new(&body).to_vec()).unwrap_or_default();
+    Some((resp.status(), json["error"]["code"].as_str().unwrap_or("").to_owned()))
+}
+
+/// A server that answers an upload before reading its body (too large; a retry of a stored
+/// asset; another asset under the id) must let the browser read that answer: it drains the
+/// body (docs/protocol.md). Firefox reported a network error here before the server did.
+pub async fn early_answers_to_uploads_reach_the_browser() {
+    let user = User::new();
+    let too_big = raw_upload(&user, &platform::new_asset_id(), SERVER_MAX_UPLOAD + 1, 1, &"0".repeat(64)).await;
+    assert_eq!(too_big, Some((413, "PAYLOAD_TOO_LARGE".into())), "an oversized body's 413");
+    let id = platform::new_asset_id();
+    let data = common::bytes(6_000_000, 2);
+    let sha = common::sha_hex(&data);
+    assert_eq!(raw_upload(&user, &id, data.len(), 2, &sha).await, Some((201, String::new())));
+    assert_eq!(raw_upload(&user, &id, data.len(), 2, &sha).await, Some((200, String::new())), "a retried upload's 200");
+    let other = common::bytes(6_000_000, 3);
+    let conflict = raw_upload(&user, &id, other.len(), 3, &common::sha_hex(&other)).await;
+    assert_eq!(conflict, Some((409, "ID_CONFLICT".into())), "another body under a stored id");
+}
+
 /// Declares every sync test in the including file (page or worker suite).
 #[macro_export]
 macro_rules! sync_suite {
@@ -614,6 +665,7 @@ macro_rules! sync_suite {
             concurrent_edits_converge_with_a_conflict_event,
             an_app_conflict_resolver_decides,
             a_user_switch_never_uploads_one_users_assets_to_another,
+            early_answers_to_uploads_reach_the_browser,
         );
     };
     ($($name:ident),* $(,)?) => {
