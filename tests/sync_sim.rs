@@ -750,8 +750,7 @@ fn broken_clients_are_caught() {
 
 #[test]
 fn a_refused_cursor_restarts_the_pull_from_the_beginning() {
-    let mut state = SyncState::default();
-    state.cursor = Some("issued-by-an-older-server".into());
+    let state = SyncState { cursor: Some("issued-by-an-older-server".into()), ..SyncState::default() };
     let mut e = Engine::new(state, Config::default(), 1);
     e.request_pull();
     let (n, req) = e.poll(0).remove(0);
