@@ -63,12 +63,25 @@ test('real quota (DevTools protocol): each write path fails with QuotaExceededEr
     // not for the big one), and the OPFS paths also capped late, after the library is open,
     // as when the disk fills under a running app. (Capped late, Chromium's
     // IndexedDB keeps the quota it read when the database opened, so the cap does not bite.)
+    // 'blobless': IndexedDB refuses Blob values, as WebKit's does in some sessions (emulated by
+    // making put() throw DataCloneError for Blobs, which the library's probe detects): the
+    // library then stores ArrayBuffers, the write path under test. (A Blob stored anyway would
+    // fail the first import.)
     const cases = [['page', 'opfs', 'start'], ['worker', 'opfs', 'start'], ['page', 'indexeddb', 'start'],
-      ['worker', 'indexeddb', 'start'], ['page', 'opfs', 'late'], ['worker', 'opfs', 'late']];
-    for (const [where, storage, when] of cases) {
-      const label = `${where} / ${storage} / capped at ${when}`;
+      ['worker', 'indexeddb', 'start'], ['page', 'opfs', 'late'], ['worker', 'opfs', 'late'], ['page', 'indexeddb', 'start', 'blobless']];
+    for (const [where, storage, when, blobless] of cases) {
+      const label = `${where} / ${storage}${blobless ? ' (ArrayBuffer values)' : ''} / capped at ${when}`;
       const name = `quota-${where}-${storage}`;
       const context = await browser.newContext();
+      if (blobless) {
+        await context.addInitScript(() => {
+          const put = IDBObjectStore.prototype.put;
+          IDBObjectStore.prototype.put = function (value, key) {
+            if (value instanceof Blob) throw new DOMException('Blob values are refused here', 'DataCloneError');
+            return put.call(this, value, key);
+          };
+        });
+      }
       const page = await context.newPage();
       const cdp = await context.newCDPSession(page);
       if (when === 'start') await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 4_000_000 });
