@@ -380,9 +380,14 @@ test('thumbnails: a small PNG for images, made once; 415 NOT_AN_IMAGE otherwise'
   assertError(await req('GET', `/media/assets/${broken.id}/thumbnail`), 422, 'THUMBNAIL_UNAVAILABLE');
 });
 
-test('cookie credentials work like the bearer token', async () => {
+test('cookie credentials work like the bearer token; an invalid cookie is 401 and stores nothing', async () => {
   const r = await fetch(`${BASE}/media/assets?limit=1`, { headers: { cookie: `opfs_media_session=${TOKEN}` } });
   assert.equal(r.status, 200);
+  for (const cookie of ['opfs_media_session=not-a-token', `opfs_media_session=${TOKEN}!`, 'opfs_media_session=']) {
+    const bad = await upload(randomBytes(1000), { token: null, headers: { cookie } });
+    assertError(bad, 401, 'UNAUTHENTICATED');
+    assertError(await req('GET', `/media/assets/${bad.id}`), 404, 'NOT_FOUND');
+  }
 });
 
 test('rate limit: bursts over the advertised rate get 429 RATE_LIMITED with Retry-After', async (t) => {
