@@ -73,7 +73,14 @@ function rawUpload(id, { contentLength, chunked = false }) {
   let reply = '';
   sock.on('data', (d) => { reply += d; });
   sock.on('error', () => {});
-  const send = (buf) => new Promise((ok) => { if (sock.destroyed) return ok(false); sock.write(chunked ? Buffer.concat([Buffer.from(`${buf.length.toString(16)}\r\n`), buf, Buffer.from('\r\n')]) : buf, () => ok(true)); });
+  sock.setMaxListeners(0);
+  // Resolves true once written, false if the connection ended first (never hangs on a
+  // server that stopped reading and closed).
+  const send = (buf) => new Promise((ok) => {
+    if (sock.destroyed) return ok(false);
+    sock.once('close', () => ok(false));
+    sock.write(chunked ? Buffer.concat([Buffer.from(`${buf.length.toString(16)}\r\n`), buf, Buffer.from('\r\n')]) : buf, (err) => ok(!err));
+  });
   return { sock, send, reply: () => reply, closed: new Promise((ok) => sock.on('close', ok)) };
 }
 
@@ -82,7 +89,7 @@ async function listed() {
 }
 
 const live = [];
-test('setup: three committed assets', async () => {
+test('setup: three committed assets', { timeout: 60_000 }, async () => {
   await start();
   for (let i = 0; i < 3; i++) {
     const bytes = randomBytes(200_000 + i);
@@ -92,7 +99,7 @@ test('setup: three committed assets', async () => {
   }
 });
 
-test('kill -9 mid-upload: after restart and sweep, committed assets intact, the partial one gone', async () => {
+test('kill -9 mid-upload: after restart and sweep, committed assets intact, the partial one gone', { timeout: 60_000 }, async () => {
   const victim = uuidv7();
   const up = rawUpload(victim, { contentLength: MAX - 1 });
   for (let sent = 0; sent < 2_000_000; sent += 65536) await up.send(randomBytes(65536));
@@ -122,7 +129,7 @@ test('kill -9 mid-upload: after restart and sweep, committed assets intact, the 
   console.log(`kill -9: ${partial.length} partial object(s) before the restart, none after; ${live.length} committed intact`);
 });
 
-test('a client that disconnects mid-body leaves no asset and no object', async () => {
+test('a client that disconnects mid-body leaves no asset and no object', { timeout: 60_000 }, async () => {
   const victim = uuidv7();
   const up = rawUpload(victim, { contentLength: MAX - 1 });
   for (let sent = 0; sent < 1_000_000; sent += 65536) await up.send(randomBytes(65536));
@@ -138,7 +145,7 @@ test('a client that disconnects mid-body leaves no asset and no object', async (
   assert.equal((await objects()).length, live.length);
 });
 
-test('a chunked body over the size limit: 413 PAYLOAD_TOO_LARGE, nothing stored', async () => {
+test('a chunked body over the size limit: 413 PAYLOAD_TOO_LARGE, nothing stored', { timeout: 60_000 }, async () => {
   const victim = uuidv7();
   const up = rawUpload(victim, { chunked: true });
   let sent = 0;
