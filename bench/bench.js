@@ -1,5 +1,6 @@
 // Import benchmark: opfs-media's importFile against plain JS doing the same job in the same
-// page and run (file.stream().pipeTo(createWritable()) + one IndexedDB put per file).
+// page and run, the fastest plain way: createWritable().write(file) (the browser copies the
+// Blob itself; measured faster than file.stream().pipeTo(writable)) + one IndexedDB put per file.
 // Runs alternate (baseline, library, baseline, ...) so drift hits both equally.
 import init, { MediaLibrary } from '../pkg/web/opfs_media.js';
 
@@ -25,11 +26,13 @@ function openDb(name) {
   });
 }
 
-// The plain-JS baseline: what an app would write by hand.
+// The plain-JS baseline: what an app would write by hand, the fastest way it can.
 async function plainImport(dir, db, file) {
   const id = crypto.randomUUID();
   const handle = await dir.getFileHandle(id, { create: true });
-  await file.stream().pipeTo(await handle.createWritable());
+  const writable = await handle.createWritable();
+  await writable.write(file);
+  await writable.close();
   await new Promise((ok, err) => {
     const tx = db.transaction('assets', 'readwrite');
     tx.objectStore('assets').put({ id, handleName: id, name: file.name, type: file.type, size: file.size, createdAt: Date.now(), updatedAt: Date.now() });

@@ -5,7 +5,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { serve } from '../scripts/serve.mjs';
 
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : d; };
-const TARGETS = [1.15, 1.3];
+// Big file: at most 1.05x the fastest plain-JS write (issue 14); small files one by one: 1.3x.
+const TARGETS = [1.05, 1.3];
 // Targets apply to the issue's workload only; a smaller (smoke) run just proves the page works.
 const FULL = arg('--big-mb', '100') === '100' && arg('--small-n', '500') === '500';
 const server = await serve({ root: '.' });
