@@ -30,7 +30,7 @@ else
   wasm-pack test --headless --chrome -- --test web_page
 fi
 
-step "reference server: conformance on SQLite+local and PostgreSQL+S3, crash mid-upload, load"
+step "reference server: conformance on SQLite+local and PostgreSQL+S3, hostile clients, load"
 bash scripts/test-server.sh
 
 step "reference server under real faults: kill -9 mid-upload, a client gone mid-body, a chunked body over the limit (SQLite+local and PostgreSQL+S3)"
