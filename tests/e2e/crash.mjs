@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { CHROMIUM_ARGS } from '../../scripts/chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
+import { openHarness } from './lib/harness.mjs';
 
 const BIG = 300_000_000;
 const du = (dir) => 1024 * Number(execFileSync('du', ['-sk', dir]).toString().split('\t')[0]); // blocks in use, not apparent size
@@ -19,14 +20,7 @@ const launch = (dir) => chromium.launchPersistentContext(dir, { executablePath: 
 // Every process of this profile (browser, renderers, GPU, utility), by its --user-data-dir.
 const killProfile = (dir) => { try { execFileSync('pkill', ['-KILL', '-f', `user-data-dir=${dir}`]); } catch { /* none left */ } };
 
-async function harness(context, origin) {
-  const page = context.pages()[0] ?? await context.newPage();
-  await page.goto(`${origin}/tests/e2e/harness/`);
-  await page.evaluate(() => window.opfsReady);
-  return (where, fn, ...args) => page.evaluate(([where, src, args]) => (where === 'worker'
-    ? window.inWorker(src, ...args)
-    : new Function(`return (${src})`)()(window.opfs, ...args)), [where, fn.toString(), args]);
-}
+const harness = async (context, origin) => openHarness(context.pages()[0] ?? await context.newPage(), origin);
 
 async function importKeep(opfs, name) {
   const lib = await opfs.MediaLibrary.open({ name });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { launchChromium } from '../../scripts/chromium.mjs';
 import { serve } from '../../scripts/serve.mjs';
+import { openHarness } from './lib/harness.mjs';
 import { SERVER_BIN, startReferenceServer } from '../lib/reference-server.mjs';
 
 // Runs in the page or the worker: open the library, import `keep` (1 MB), report usage.
@@ -85,11 +86,8 @@ test('real quota (DevTools protocol): each write path fails with QuotaExceededEr
       const page = await context.newPage();
       const cdp = await context.newCDPSession(page);
       if (when === 'start') await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: 4_000_000 });
-      await page.goto(`${origin}/tests/e2e/harness/`);
-      await page.evaluate(() => window.opfsReady);
-      const run = (fn, ...args) => page.evaluate(([where, src, args]) => (where === 'worker'
-        ? window.inWorker(src, ...args)
-        : new Function(`return (${src})`)()(window.opfs, ...args)), [where, fn.toString(), args]);
+      const runIn = await openHarness(page, origin);
+      const run = (fn, ...args) => runIn(where, fn, ...args);
       const b = await run(before, storage, name);
       assert.equal(b.storage, storage, label);
       if (when === 'late') await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: b.usage + 2_000_000 });
@@ -158,9 +156,8 @@ test('real quota: a download into a full origin fails with QuotaExceededError, k
       const page = await context.newPage();
       const cdp = await context.newCDPSession(page);
       if (quotaSize) await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize });
-      await page.goto(`${origin}/tests/e2e/harness/`);
-      await page.evaluate(() => window.opfsReady);
-      const run = (fn, ...args) => page.evaluate(([src, args]) => new Function(`return (${src})`)()(window.opfs, ...args), [fn.toString(), args]);
+      const runIn = await openHarness(page, origin);
+      const run = (fn, ...args) => runIn('page', fn, ...args);
       return { context, cdp, run };
     };
     const a = await open(null);
