@@ -29,6 +29,15 @@ impl StorageKind {
     }
 }
 
+/// Why an asset is in `error`: the server's code and message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncError {
+    /// HTTP status (0 for none).
+    pub status: u16,
+    /// The protocol's error code.
+    pub code: String,
+}
+
 /// Where an asset stands with the server. Local imports start as `pending`.
 #[derive(Tsify, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -144,7 +153,7 @@ pub struct MediaAsset {
     pub cloud_version: Option<i64>,
     /// Why the last sync failed for good (with `SyncStatus::Error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sync_error: Option<crate::sync::engine::SyncError>,
+    pub sync_error: Option<SyncError>,
 }
 
 /// Accepts a number (ms since epoch) or an ISO-8601 string, as older apps stored either.

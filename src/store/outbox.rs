@@ -4,7 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::sync::engine::Op as OutboxOp;
+/// A pending operation on one asset (coalesced: at most one per asset).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboxOp {
+    /// Send the bytes and metadata.
+    Upload,
+    /// Send a metadata edit.
+    UpdateMeta,
+    /// Delete on the server.
+    Delete,
+}
 
 /// One pending operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::asset::SyncError;
 use crate::asset::SyncStatus;
+pub use crate::store::outbox::OutboxOp as Op;
 
 /// User metadata that syncs (bytes never change after import).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -21,15 +23,6 @@ pub struct Meta {
     pub name: String,
     /// Tags.
     pub tags: Vec<String>,
-}
-
-/// Why an asset is in `error`: the server's code and message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncError {
-    /// HTTP status (0 for none).
-    pub status: u16,
-    /// The protocol's error code.
-    pub code: String,
 }
 
 /// What the engine knows of one local asset.
@@ -52,17 +45,6 @@ pub struct LocalAsset {
     pub error: Option<SyncError>,
     /// Whether the bytes are on this device (remote assets arrive as metadata only).
     pub has_bytes: bool,
-}
-
-/// A pending operation on one asset (coalesced: at most one per asset).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Op {
-    /// Send the bytes and metadata.
-    Upload,
-    /// Send a metadata edit.
-    UpdateMeta,
-    /// Delete on the server.
-    Delete,
 }
 
 /// Everything the engine needs to survive a reload or crash. The caller persists it after
