@@ -1,0 +1,167 @@
+//! Talking to other contexts: the BroadcastChannel messages, the global triggers (online,
+//! visibility) and the Web Lock that makes one context the leader.
+
+use std::rc::Rc;
+
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use js_sys::{Function, Promise};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, MessageEvent};
+
+use crate::asset::SyncStatus;
+use crate::platform;
+use crate::sync::engine::SyncError;
+
+use super::*;
+
+/// A message on the library's BroadcastChannel.
+#[derive(Serialize, serde::Deserialize, Debug, Clone)]
+#[serde(tag = "t", rename_all = "camelCase")]
+pub(super) enum Wire {
+    Change {
+        kind: String,
+        id: String,
+        #[serde(default)]
+        sync: bool,
+    },
+    Status {
+        id: String,
+        status: SyncStatus,
+        #[serde(default)]
+        error: Option<SyncError>,
+    },
+    Idle {
+        tokens: Vec<String>,
+    },
+    SyncNow {
+        token: String,
+    },
+}
+
+impl Service {
+    pub(super) fn install_listeners(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |ev: JsValue| {
+            let Some(svc) = weak.upgrade() else { return };
+            let Some(ev) = ev.dyn_ref::<MessageEvent>() else { return };
+            let Some(text) = ev.data().as_string() else { return };
+            let Ok(msg) = serde_json::from_str::<Wire>(&text) else { return };
+            svc.on_wire(msg);
+        });
+        if let Some(ch) = &self.channel {
+            let target: JsValue = ch.clone().into();
+            let _ = platform::call(&target, "addEventListener", &[&"message".into(), on_message.as_ref()]);
+            self.listeners.borrow_mut().push((target, "message", on_message));
+        }
+        // Triggers: back online, and a page becoming visible again.
+        let weak = Rc::downgrade(self);
+        let on_wake = Closure::<dyn FnMut(JsValue)>::new(move |_| {
+            if let Some(svc) = weak.upgrade() {
+                svc.pull_requested.set(true);
+                svc.full_refresh.set(true);
+                svc.kick();
+            }
+        });
+        let global: JsValue = platform::global().into();
+        let _ = platform::call(&global, "addEventListener", &[&"online".into(), on_wake.as_ref()]);
+        let document = platform::get(&global, "document");
+        if document.is_object() {
+            let again = Closure::<dyn FnMut(JsValue)>::new({
+                let weak = Rc::downgrade(self);
+                move |_| {
+                    if let Some(svc) = weak.upgrade() {
+                        svc.pull_requested.set(true);
+                        svc.kick();
+                    }
+                }
+            });
+            let _ = platform::call(&document, "addEventListener", &[&"visibilitychange".into(), again.as_ref()]);
+            self.listeners.borrow_mut().push((document, "visibilitychange", again));
+        }
+        self.listeners.borrow_mut().push((global, "online", on_wake));
+    }
+
+    fn on_wire(&self, msg: Wire) {
+        match msg {
+            Wire::Change { id, sync, .. } => {
+                if !sync {
+                    self.dirty_ids.borrow_mut().insert(id);
+                    self.kick();
+                }
+            }
+            Wire::Status { id, status, error } => {
+                if !self.leading.get() {
+                    self.status_changed(&id, status, error, false);
+                }
+            }
+            Wire::Idle { tokens } => {
+                if !self.leading.get() {
+                    self.notify(&Note::Idle { tokens });
+                }
+            }
+            Wire::SyncNow { token } => {
+                if self.leading.get() {
+                    if !token.is_empty() {
+                        self.sync_tokens.borrow_mut().push(token);
+                    }
+                    if !self.running.get() {
+                        self.once.set(true);
+                    }
+                    self.pull_requested.set(true);
+                    self.full_refresh.set(true);
+                    self.kick();
+                }
+            }
+        }
+    }
+}
+
+/// Becomes the leader for `user` (Web Locks); `None` if the wait was given up (stop, user
+/// change). Without Web Locks every context leads: uploads are idempotent, so two syncers
+/// cost requests but never duplicate or lose anything.
+pub(super) async fn acquire_lock(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()>) -> Option<Function> {
+    let locks = platform::get(&platform::get(&platform::global(), "navigator"), "locks");
+    if !platform::has_method(&locks, "request") {
+        return Some(Function::new_no_args(""));
+    }
+    let mut resolve_acquired: Option<Function> = None;
+    let acquired = Promise::new(&mut |res, _| resolve_acquired = Some(res));
+    let mut resolve_release: Option<Function> = None;
+    let release = Promise::new(&mut |res, _| resolve_release = Some(res));
+    let (resolve_acquired, resolve_release) = (resolve_acquired?, resolve_release?);
+    let cb = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+        let _ = resolve_acquired.call0(&JsValue::UNDEFINED);
+        release.into()
+    });
+    let ctl = AbortController::new().ok()?;
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"signal".into(), &ctl.signal());
+    let name = format!("opfs-media-sync:{}:{user}", svc.lib.name());
+    // A rejected request (aborted wait) is expected; swallow it.
+    if let Ok(p) = platform::call(&locks, "request", &[&JsValue::from_str(&name), &opts, &cb]) {
+        let swallow = Closure::once_into_js(|_: JsValue| {});
+        let _ = platform::call(&p, "catch", &[&swallow]);
+    } else {
+        return Some(Function::new_no_args(""));
+    }
+    let mut acquired = JsFuture::from(acquired);
+    loop {
+        match select(&mut acquired, rx.next()).await {
+            Either::Left(_) => return Some(resolve_release),
+            Either::Right(_) => {
+                let same_user = matches!(svc.user_id().await, Ok(Some(u)) if u == user);
+                if !svc.wants_to_sync() || !same_user {
+                    ctl.abort();
+                    // If the lock was granted just now, hand it back.
+                    let _ = resolve_release.call0(&JsValue::UNDEFINED);
+                    return None;
+                }
+            }
+        }
+    }
+}
