@@ -3,6 +3,7 @@
 //! browser side (`service`, `http`) is built with the `sync` feature only.
 
 pub mod bridge;
+pub mod chunked;
 pub mod engine;
 #[cfg(feature = "sync")]
 pub mod http;
