@@ -148,7 +148,7 @@ fn run(seed: u64) -> Result<(), String> {
             if rng.chance(fault / 6) {
                 server.session = None; // expired
             }
-            let action = m.next();
+            let action = m.next_action();
             let r = match action {
                 Action::Create { with_sha } => {
                     let sha = with_sha.then(|| hash.clone().finish_hex());

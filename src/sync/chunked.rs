@@ -195,7 +195,7 @@ impl ChunkedUpload {
     }
 
     /// What to do next. Call again after feeding the result of the previous action.
-    pub fn next(&mut self) -> Action {
+    pub fn next_action(&mut self) -> Action {
         if self.done {
             return Action::Done(Outcome::Network);
         }
@@ -492,7 +492,7 @@ mod tests {
         let mut held = server_has;
         let mut seen = Vec::new();
         for _ in 0..100 {
-            let a = m.next();
+            let a = m.next_action();
             seen.push(a.clone());
             let r = match a {
                 Action::Create { .. } => m.on_reply(Reply::Session { offset: held }),
@@ -565,19 +565,19 @@ mod tests {
     #[test]
     fn a_committed_asset_is_compared_by_the_server_once_the_file_is_hashed() {
         let mut m = ChunkedUpload::new(128, 64, None);
-        assert_eq!(m.next(), Action::Create { with_sha: false });
+        assert_eq!(m.next_action(), Action::Create { with_sha: false });
         assert_eq!(m.on_reply(Reply::Asset(asset())), None);
-        assert_eq!(m.next(), Action::Rehash { from: 0, to: 128, reset: false });
+        assert_eq!(m.next_action(), Action::Rehash { from: 0, to: 128, reset: false });
         m.rehashed(128);
-        assert_eq!(m.next(), Action::Create { with_sha: true });
+        assert_eq!(m.next_action(), Action::Create { with_sha: true });
         assert!(matches!(m.on_reply(Reply::Asset(asset())), Some(Action::Done(Outcome::Ok(_)))));
         // A different file under that id: the server's 409 ends it as POST's would.
         let mut m = ChunkedUpload::new(128, 64, None);
-        m.next();
+        m.next_action();
         m.on_reply(Reply::Asset(asset()));
-        m.next();
+        m.next_action();
         m.rehashed(128);
-        m.next();
+        m.next_action();
         let conflict = Outcome::Failed { status: 409, code: "ID_CONFLICT".into(), current: None, retry_after: None };
         assert_eq!(m.on_reply(Reply::Other(conflict.clone())), Some(Action::Done(conflict)));
     }
@@ -585,18 +585,18 @@ mod tests {
     #[test]
     fn mismatches_and_lost_sessions_resync_a_bounded_number_of_times() {
         let mut m = ChunkedUpload::new(256, 64, None);
-        m.next();
+        m.next_action();
         m.on_reply(Reply::Session { offset: 0 });
-        assert_eq!(m.next(), Action::Append { offset: 0, len: 64, last: false });
+        assert_eq!(m.next_action(), Action::Append { offset: 0, len: 64, last: false });
         // A duplicate of our own append got there first: the server is ahead.
         assert_eq!(m.on_reply(Reply::OffsetMismatch { offset: 64 }), None);
-        assert_eq!(m.next(), Action::Rehash { from: 0, to: 64, reset: false });
+        assert_eq!(m.next_action(), Action::Rehash { from: 0, to: 64, reset: false });
         m.rehashed(64);
-        assert_eq!(m.next(), Action::Persist { offset: 64 });
+        assert_eq!(m.next_action(), Action::Persist { offset: 64 });
         m.persisted(64);
-        assert_eq!(m.next(), Action::Append { offset: 64, len: 64, last: false });
+        assert_eq!(m.next_action(), Action::Append { offset: 64, len: 64, last: false });
         assert_eq!(m.on_reply(Reply::NotFound), None, "expired under us: create again");
-        assert_eq!(m.next(), Action::Create { with_sha: false });
+        assert_eq!(m.next_action(), Action::Create { with_sha: false });
         for _ in 0..3 {
             m.on_reply(Reply::OffsetMismatch { offset: 64 });
         }
@@ -606,42 +606,42 @@ mod tests {
     #[test]
     fn damaged_chunks_retry_once_and_a_whole_file_mismatch_restarts_once() {
         let mut m = ChunkedUpload::new(128, 64, None);
-        m.next();
+        m.next_action();
         m.on_reply(Reply::Session { offset: 0 });
-        m.next();
+        m.next_action();
         assert_eq!(m.on_reply(Reply::DigestMismatch), None);
-        assert_eq!(m.next(), Action::Append { offset: 0, len: 64, last: false });
+        assert_eq!(m.next_action(), Action::Append { offset: 0, len: 64, last: false });
         assert_eq!(m.on_reply(Reply::DigestMismatch), Some(Action::Done(failed(422, "DIGEST_MISMATCH"))));
 
         let mut m =
             ChunkedUpload::new(128, 64, Some(&UploadProgress { size: 128, offset: 64, checkpoint: "c".into() }));
-        m.next();
+        m.next_action();
         m.on_reply(Reply::Session { offset: 64 });
-        assert_eq!(m.next(), Action::Append { offset: 64, len: 64, last: true });
+        assert_eq!(m.next_action(), Action::Append { offset: 64, len: 64, last: true });
         assert_eq!(m.on_reply(Reply::ChecksumMismatch), None);
-        assert_eq!(m.next(), Action::Create { with_sha: false });
+        assert_eq!(m.next_action(), Action::Create { with_sha: false });
         m.on_reply(Reply::Session { offset: 0 });
-        assert_eq!(m.next(), Action::Rehash { from: 0, to: 0, reset: true }, "the hash starts over");
+        assert_eq!(m.next_action(), Action::Rehash { from: 0, to: 0, reset: true }, "the hash starts over");
         m.rehashed(0);
-        assert_eq!(m.next(), Action::Persist { offset: 0 });
+        assert_eq!(m.next_action(), Action::Persist { offset: 0 });
         m.persisted(0);
-        m.next();
+        m.next_action();
         m.on_reply(Reply::Session { offset: 64 });
-        m.next();
+        m.next_action();
         m.persisted(64);
-        assert_eq!(m.next(), Action::Append { offset: 64, len: 64, last: true });
+        assert_eq!(m.next_action(), Action::Append { offset: 64, len: 64, last: true });
         assert_eq!(m.on_reply(Reply::ChecksumMismatch), Some(Action::Done(failed(422, "CHECKSUM_MISMATCH"))));
     }
 
     #[test]
     fn a_busy_session_waits_and_asks_again() {
         let mut m = ChunkedUpload::new(128, 64, None);
-        m.next();
+        m.next_action();
         m.on_reply(Reply::Session { offset: 0 });
-        m.next();
+        m.next_action();
         assert_eq!(m.on_reply(Reply::Locked { retry_after: Some(2) }), Some(Action::Wait { ms: 2000 }));
         m.waited();
-        assert_eq!(m.next(), Action::Create { with_sha: false });
+        assert_eq!(m.next_action(), Action::Create { with_sha: false });
     }
 
     #[test]
