@@ -267,12 +267,8 @@ fn run(seed: u64) -> Result<(), String> {
                     break;
                 }
                 Some(Action::Done(other)) => return Err(format!("seed {seed}: {other:?}")),
-                Some(other) => {
-                    // A wait: the caller sleeps and goes on.
-                    if let Action::Wait { .. } = other {
-                        m.waited();
-                    }
-                }
+                Some(Action::Wait { .. }) => m.waited(), // the caller sleeps, then goes on
+                Some(_) => {}
                 None => {}
             }
         }
