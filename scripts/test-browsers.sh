@@ -2,6 +2,7 @@
 # Runs the wasm-bindgen-test browser suites (page + dedicated worker) on each engine and
 # prints a per-engine summary; any failure on any engine fails the run.
 # ENGINES="chromium firefox webkit" (default: all three); SUITES="web_sync_page ..." (default: all four).
+# OPFS_MEDIA_SERVER_BIN: the server binary the sync suites run (default: the workspace build).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ENGINES=${ENGINES:-chromium firefox webkit}
@@ -15,11 +16,11 @@ failed=0
 # so two runs on one machine cannot cross; the URLs are compiled into the suites.
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 SYNC_DIR=target/test-sync
-rm -rf "$SYNC_DIR" && mkdir -p "$SYNC_DIR/main" "$SYNC_DIR/limited"
+rm -rf "$SYNC_DIR" && mkdir -p "$SYNC_DIR/main" "$SYNC_DIR/limited" "$SYNC_DIR/large"
 cargo build -q -p opfs-media-server
 start_server() { # dir port extra-args...
   local dir=$1 port=$2; shift 2
-  target/debug/opfs-media-server --bind "127.0.0.1:$port" \
+  "${OPFS_MEDIA_SERVER_BIN:-target/debug/opfs-media-server}" --bind "127.0.0.1:$port" \
     --database-url "sqlite://$dir/db.sqlite?mode=rwc" --storage-url "file://$dir/objects" \
     --cors-origins '*' "$@" >"$dir/server.log" 2>&1 &
   echo $!
@@ -27,17 +28,28 @@ start_server() { # dir port extra-args...
 SYNC_PORT=$(free_port)
 LIMITED_PORT=$(free_port)
 SYNC_PID=$(start_server "$SYNC_DIR/main" "$SYNC_PORT" --max-upload-bytes 8388608)
-LIMITED_PID=$(start_server "$SYNC_DIR/limited" "$LIMITED_PORT" --rate-limit 5)
+# The rate-limited server also lacks the resumable-upload extension: a large file still
+# syncs to it in one POST. A third server has the extension and the default upload limit,
+# behind its own counting proxy, which also cuts transfers mid-body on request.
+LIMITED_PID=$(start_server "$SYNC_DIR/limited" "$LIMITED_PORT" --rate-limit 5 --no-resumable-uploads)
+LARGE_PORT=$(free_port)
+LARGE_PID=$(start_server "$SYNC_DIR/large" "$LARGE_PORT")
 # The suites reach the main server through a proxy that counts the upload bytes crossing the
 # wire per asset (tests/wire-proxy.mjs): "sent once" is measured there, not by server ids.
 PROXY_PORT=$(free_port)
 node tests/wire-proxy.mjs --upstream "http://127.0.0.1:$SYNC_PORT" --port "$PROXY_PORT" >"$SYNC_DIR/proxy.log" 2>&1 &
 PROXY_PID=$!
-trap 'kill $SYNC_PID $LIMITED_PID $PROXY_PID 2>/dev/null' EXIT
-for port in $SYNC_PORT $LIMITED_PORT $PROXY_PORT; do
+LARGE_PROXY_PORT=$(free_port)
+node tests/wire-proxy.mjs --upstream "http://127.0.0.1:$LARGE_PORT" --port "$LARGE_PROXY_PORT" >"$SYNC_DIR/large-proxy.log" 2>&1 &
+LARGE_PROXY_PID=$!
+trap 'kill $SYNC_PID $LIMITED_PID $LARGE_PID $PROXY_PID $LARGE_PROXY_PID 2>/dev/null' EXIT
+for port in $SYNC_PORT $LIMITED_PORT $LARGE_PORT $PROXY_PORT $LARGE_PROXY_PORT; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/api/media/capabilities" >/dev/null && break; sleep 0.2; done
 done
-kill -0 "$SYNC_PID" "$LIMITED_PID" "$PROXY_PID" || { echo "a test server did not start; see $SYNC_DIR/*/server.log, $SYNC_DIR/proxy.log"; exit 1; }
+kill -0 "$SYNC_PID" "$LIMITED_PID" "$LARGE_PID" "$PROXY_PID" "$LARGE_PROXY_PID" || { echo "a test server did not start; see $SYNC_DIR/*/server.log, $SYNC_DIR/*proxy.log"; exit 1; }
+curl -sf "http://127.0.0.1:$LARGE_PORT/api/media/capabilities" | grep -q '"resumableUploads"' \
+  || { echo "the large-file test server does not advertise resumable uploads"; exit 1; }
+export OPFS_MEDIA_TEST_SERVER_LARGE="http://127.0.0.1:$LARGE_PROXY_PORT"
 export OPFS_MEDIA_TEST_SERVER="http://127.0.0.1:$PROXY_PORT"
 export OPFS_MEDIA_TEST_SERVER_DIRECT="http://127.0.0.1:$SYNC_PORT"
 export OPFS_MEDIA_TEST_SERVER_LIMITED="http://127.0.0.1:$LIMITED_PORT"
@@ -57,7 +69,9 @@ run_suite() { # engine suite
   esac
   # --nocapture shows the tests' console lines: a test that cannot run on this engine says
   # `SKIPPED <name>: <why>` (tests/common/mod.rs) and is reported as skipped, not passed.
-  cmd+=(cargo test --target wasm32-unknown-unknown --test "$suite" -- --nocapture)
+  # The runner's limit is for the whole suite (default 20 s); the large-transfer tests move
+  # 64 MB up and down with cuts, so allow minutes.
+  cmd+=(WASM_BINDGEN_TEST_TIMEOUT=300 cargo test --target wasm32-unknown-unknown --test "$suite" -- --nocapture)
   printf '\n\033[1m--- %s / %s\033[0m\n' "$engine" "$suite"
   "${cmd[@]}" 2>&1 | tee "$log" | grep -E '^(test |test result|Running headless|    panicked|failures:|error)|SKIPPED ' || true
   local line passed skipped names
@@ -66,6 +80,8 @@ run_suite() { # engine suite
   names=$(grep -oE 'SKIPPED [a-z0-9_]+' "$log" | awk '{print $2}' | sort -u | paste -sd' ' -)
   skipped=$(wc -w <<<"$names")
   if [ -z "$passed" ]; then
+    # No result line: the runner died or timed out. Its last words say why.
+    echo "--- last lines of the $engine/$suite run:"; tail -n 40 "$log"
     failed=1; RESULT["$engine/$suite"]="FAILED: ${line:-no result (see output above)}"
   elif [ $((passed - skipped)) -le 0 ]; then
     # A suite that ran nothing (a missing engine or driver, a filter that matched nothing,

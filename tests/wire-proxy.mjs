@@ -1,9 +1,15 @@
 // A loopback HTTP proxy in front of a protocol server that counts what crosses the wire:
-// for every upload (`POST <root>/media/assets`) it records, per `X-Asset-Id`, how many
-// request bodies started and how many body bytes it received, as they stream. Tests ask
+// for every upload (`POST <root>/media/assets`, and each chunk of a resumable upload,
+// `PATCH <root>/media/uploads/<id>`) it records, per asset id, how many request bodies
+// started and how many body bytes it received, as they stream; for every download
+// (`GET <root>/media/assets/<id>`) the response bytes it passed on. Tests ask
 //   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n }
+//   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n }
 // ("complete": bodies that reached their Content-Length or their end), so "sent once" is
 // measured at the network, not inferred from a server that deduplicates by id.
+// A test can also cut a transfer for real: `POST /__wire/cut?id=<id>&dir=upload|download&at=<n>`
+// arms a one-shot fault that destroys both connections of the request that carries the
+// asset's n-th byte (counted over all its requests), as a dropped network would.
 // Optionally slows upload bodies (`bytesPerSec`), so a test can act while one is verifiably
 // in flight, and spreads requests round-robin over several upstreams (a load balancer in
 // front of several server instances). Only ever listens on 127.0.0.1.
@@ -14,28 +20,81 @@ import { pathToFileURL } from 'node:url';
 export function startWireProxy({ upstream, port = 0, bytesPerSec = 0 }) {
   const ups = [upstream].flat().map((u) => new URL(u));
   let turn = 0;
-  const uploads = new Map();
-  const stats = (id) => {
-    if (!uploads.has(id)) uploads.set(id, { bodies: 0, bytes: 0, complete: 0 });
-    return uploads.get(id);
+  const counts = { upload: new Map(), download: new Map() };
+  const stats = (dir, id) => {
+    const m = counts[dir];
+    if (!m.has(id)) m.set(id, { bodies: 0, bytes: 0, complete: 0 });
+    return m.get(id);
   };
+  const cuts = new Map(); // `${dir}:${id}` -> byte count at which to drop the connection
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://proxy');
-    if (url.pathname === '/__wire/uploads') {
+    const cors = { 'content-type': 'application/json', 'access-control-allow-origin': '*' };
+    const wireStats = /^\/__wire\/(uploads|downloads)$/.exec(url.pathname);
+    if (wireStats) {
       const id = url.searchParams.get('id') ?? '';
-      res.writeHead(200, { 'content-type': 'application/json', 'access-control-allow-origin': '*' });
-      res.end(JSON.stringify(uploads.get(id) ?? { bodies: 0, bytes: 0, complete: 0 }));
+      const m = counts[wireStats[1] === 'uploads' ? 'upload' : 'download'];
+      res.writeHead(200, cors);
+      res.end(JSON.stringify(m.get(id) ?? { bodies: 0, bytes: 0, complete: 0 }));
       return;
     }
-    const isUpload = req.method === 'POST' && /\/media\/assets$/.test(url.pathname) && req.headers['x-asset-id'];
-    const s = isUpload ? stats(String(req.headers['x-asset-id'])) : null;
+    if (url.pathname === '/__wire/cut') {
+      const id = url.searchParams.get('id') ?? '';
+      const dir = url.searchParams.get('dir');
+      const at = Number(url.searchParams.get('at'));
+      if (!id || !['upload', 'download'].includes(dir) || !(at >= 0)) {
+        res.writeHead(400, cors);
+        res.end(JSON.stringify({ error: 'want ?id=&dir=upload|download&at=<bytes>' }));
+        return;
+      }
+      cuts.set(`${dir}:${id}`, at);
+      res.writeHead(200, cors);
+      res.end('{}');
+      return;
+    }
+    const chunkOf = req.method === 'PATCH' && /\/media\/uploads\/([^/]+)$/.exec(url.pathname);
+    const isPost = req.method === 'POST' && /\/media\/assets$/.test(url.pathname) && req.headers['x-asset-id'];
+    const uploadId = chunkOf ? decodeURIComponent(chunkOf[1]) : isPost ? String(req.headers['x-asset-id']) : null;
+    const downloadOf = req.method === 'GET' && /\/media\/assets\/([^/]+)$/.exec(url.pathname);
+    const s = uploadId ? stats('upload', uploadId) : null;
     if (s) s.bodies += 1;
+    const d = downloadOf ? stats('download', decodeURIComponent(downloadOf[1])) : null;
+    const downloadId = downloadOf ? decodeURIComponent(downloadOf[1]) : null;
+    // Drops both connections once `key`'s armed byte count is reached: returns true if so.
+    const cutAt = (key, total) => {
+      const at = cuts.get(key);
+      if (at === undefined || total < at) return false;
+      cuts.delete(key);
+      req.socket.destroy();
+      out.destroy();
+      return true;
+    };
     const length = Number(req.headers['content-length'] ?? NaN);
     let seen = 0;
     const up = ups[turn++ % ups.length];
     const out = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       res.writeHead(upRes.statusCode, upRes.statusMessage, upRes.headers);
-      upRes.pipe(res);
+      if (!d || upRes.statusCode >= 300) {
+        upRes.pipe(res);
+        return;
+      }
+      d.bodies += 1;
+      const want = Number(upRes.headers['content-length'] ?? NaN);
+      let sent = 0;
+      upRes.on('data', (chunk) => {
+        // Pass on at most up to the cut, then drop the connection.
+        const at = cuts.get(`download:${downloadId}`);
+        const room = at === undefined ? chunk.length : Math.max(0, at - d.bytes);
+        const part = room < chunk.length ? chunk.subarray(0, room) : chunk;
+        sent += part.length;
+        d.bytes += part.length;
+        if (part.length && !res.write(part)) { upRes.pause(); res.once('drain', () => upRes.resume()); }
+        if (part.length < chunk.length) cutAt(`download:${downloadId}`, d.bytes);
+      });
+      upRes.on('end', () => {
+        if (Number.isNaN(want) || sent === want) d.complete += 1;
+        res.end();
+      });
     });
     out.on('error', () => res.destroy());
     res.on('close', () => { if (!res.writableFinished) out.destroy(); });
@@ -53,6 +112,7 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0 }) {
     req.on('data', (chunk) => {
       seen += chunk.length;
       if (s) s.bytes += chunk.length;
+      if (s && cutAt(`upload:${uploadId}`, s.bytes)) return;
       if (!out.write(chunk)) { full = true; req.pause(); }
       if (bytesPerSec > 0 && s) {
         waitUntil = start + (seen / bytesPerSec) * 1000;

@@ -9,7 +9,7 @@ use web_sys::{Blob, IdbDatabase, IdbTransaction};
 use crate::asset::MediaAsset;
 use crate::error::LibraryError;
 use crate::platform::error_parts;
-use crate::store::outbox::{coalesce, OutboxEntry, OutboxOp};
+use crate::store::outbox::{coalesce, OutboxEntry, OutboxOp, UploadProgress};
 
 /// Store of `MediaAsset` records, keyed by `id`.
 pub const ASSETS: &str = "assets";
@@ -236,6 +236,35 @@ impl Catalog {
         Ok(values.into_iter().filter_map(|v| serde_wasm_bindgen::from_value(v).ok()).collect())
     }
 
+    /// The pending operation of `id`, if any.
+    pub async fn outbox_entry(&self, id: &str) -> Result<Option<OutboxEntry>, LibraryError> {
+        let err = idb_err("reading the outbox");
+        let tx = self.tx(&[OUTBOX], false)?;
+        let v = tx.object_store(OUTBOX).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        Ok(v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()))
+    }
+
+    /// Records the progress of `id`'s resumable upload on its outbox entry, if that is still
+    /// an upload (an upload that finished or became a delete has nothing to resume). Returns
+    /// whether it was written.
+    pub async fn set_upload_progress(&self, id: &str, progress: &UploadProgress) -> Result<bool, LibraryError> {
+        let err = idb_err("saving upload progress");
+        let tx = self.tx(&[OUTBOX], true)?;
+        let store = tx.object_store(OUTBOX).map_err(&err)?;
+        let v = store.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        let entry: Option<OutboxEntry> = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+        let written = match entry {
+            Some(mut e) if e.op == OutboxOp::Upload => {
+                e.upload = Some(progress.clone());
+                store.put(&entry_to_js(&e)?, None).map_err(&err)?.await.map_err(&err)?;
+                true
+            }
+            _ => false,
+        };
+        finish(tx, "saving upload progress").await?;
+        Ok(written)
+    }
+
     /// The JSON sync state stored for `user`.
     pub async fn sync_state(&self, user: &str) -> Result<Option<String>, LibraryError> {
         let err = idb_err("reading the sync state");
@@ -382,11 +411,15 @@ async fn record_change(tx: &Transaction, id: &str, op: OutboxOp, user: Option<St
         let v = store.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
         v.and_then(|v| serde_wasm_bindgen::from_value(v).ok())
     };
+    let op = coalesce(existing.as_ref().map(|e| e.op), op);
+    let (owner, upload) = existing.map_or((None, None), |e| (e.user_id, e.upload));
     let entry = OutboxEntry {
         id: id.to_owned(),
-        op: coalesce(existing.as_ref().map(|e| e.op), op),
+        op,
         tag: crate::platform::new_asset_id(),
-        user_id: user.or(existing.and_then(|e| e.user_id)),
+        user_id: user.or(owner),
+        // An edit during a resumable upload keeps what the server confirmed.
+        upload: upload.filter(|_| op == OutboxOp::Upload),
     };
     store.put(&entry_to_js(&entry)?, None).map_err(&err)?.await.map_err(&err)?;
     Ok(())

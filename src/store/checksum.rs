@@ -38,12 +38,22 @@ fn subtle_crypto() -> Option<JsValue> {
 }
 
 async fn native(subtle: &JsValue, blob: &Blob) -> Result<String, LibraryError> {
+    let bytes = read_all(blob).await?;
+    Ok(hex(&native_digest(subtle, &bytes).await?))
+}
+
+/// The bytes of `blob` in JS memory (an `ArrayBuffer`).
+pub async fn read_all(blob: &Blob) -> Result<ArrayBuffer, LibraryError> {
     let unreadable = |e: JsValue| {
         let (name, msg) = error_parts(&e);
         LibraryError::SourceUnreadable(format!("{name}: {msg}"))
     };
     let bytes = JsFuture::from(blob.array_buffer()).await.map_err(unreadable)?;
-    let digest = platform::call_async(subtle, "digest", &[&"SHA-256".into(), &bytes]).await.map_err(|e| {
+    bytes.dyn_into().map_err(|v| LibraryError::SourceUnreadable(format!("Blob.arrayBuffer() answered {v:?}")))
+}
+
+async fn native_digest(subtle: &JsValue, bytes: &ArrayBuffer) -> Result<Vec<u8>, LibraryError> {
+    let digest = platform::call_async(subtle, "digest", &[&"SHA-256".into(), bytes]).await.map_err(|e| {
         let (name, msg) = error_parts(&e);
         LibraryError::Storage { op: "hashing the file", detail: format!("{name}: {msg}") }
     })?;
@@ -51,5 +61,32 @@ async fn native(subtle: &JsValue, blob: &Blob) -> Result<String, LibraryError> {
         op: "hashing the file",
         detail: format!("crypto.subtle.digest answered {v:?}"),
     })?;
-    Ok(hex(&Uint8Array::new(&digest).to_vec()))
+    Ok(Uint8Array::new(&digest).to_vec())
+}
+
+/// The raw SHA-256 of a buffer: the native digest where there is one, else the WASM hasher.
+pub async fn digest_of(bytes: &ArrayBuffer) -> Result<[u8; 32], LibraryError> {
+    if let Some(subtle) = subtle_crypto() {
+        let d = native_digest(&subtle, bytes).await?;
+        if let Ok(d) = <[u8; 32]>::try_from(d.as_slice()) {
+            return Ok(d);
+        }
+    }
+    let mut h = crate::digest::Sha256State::new();
+    feed(&mut h, bytes);
+    Ok(h.finish())
+}
+
+/// Feeds `bytes` (JS memory) to `h`, through a bounded scratch buffer in WASM memory.
+pub fn feed(h: &mut crate::digest::Sha256State, bytes: &ArrayBuffer) {
+    const STEP: u32 = 1 << 20;
+    let len = bytes.byte_length();
+    let mut scratch = vec![0u8; STEP.min(len) as usize];
+    let mut at = 0;
+    while at < len {
+        let n = STEP.min(len - at);
+        Uint8Array::new_with_byte_offset_and_length(bytes, at, n).copy_to(&mut scratch[..n as usize]);
+        h.update(&scratch[..n as usize]);
+        at += n;
+    }
 }

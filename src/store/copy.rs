@@ -4,14 +4,14 @@
 use std::collections::VecDeque;
 
 use js_sys::Uint8Array;
-use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    Blob, FileSystemReadWriteOptions, FileSystemSyncAccessHandle, ReadableStreamDefaultReader,
+    Blob, FileSystemReadWriteOptions, FileSystemSyncAccessHandle, ReadableStream, ReadableStreamDefaultReader,
     WritableStreamDefaultWriter,
 };
 
+use crate::digest::Sha256State;
 use crate::platform;
 
 /// Where a copy failed: reading the source or writing the destination.
@@ -134,12 +134,78 @@ impl<S: ChunkSink> ChunkSink for Budget<S> {
 /// Copies `source` into `sink` and returns `(bytes, lowercase hex SHA-256 if `hash`)`.
 /// On failure the sink is aborted before returning.
 pub async fn copy<S: ChunkSink>(source: &Blob, sink: &mut S, hash: bool) -> Result<(f64, Option<String>), CopyFailure> {
-    match pump(source, sink, hash.then(Sha256::new)).await {
+    if !platform::has_method(source, "stream") {
+        return Err(CopyFailure::Read(js_sys::Error::new("Blob.stream() is not available in this browser").into()));
+    }
+    let mut hasher = hash.then(Sha256State::new);
+    let total = copy_stream(&source.stream(), sink, hasher.as_mut(), &mut |_| {}).await?;
+    Ok((total, hasher.map(Sha256State::finish_hex)))
+}
+
+/// Copies a byte stream into `sink`, feeding `hasher` and reporting the bytes copied so far to
+/// `progress` after each chunk; returns the byte count. On failure the stream is cancelled
+/// and the sink aborted before returning.
+pub async fn copy_stream<S: ChunkSink>(
+    stream: &ReadableStream,
+    sink: &mut S,
+    hasher: Option<&mut Sha256State>,
+    progress: &mut dyn FnMut(f64),
+) -> Result<f64, CopyFailure> {
+    let mut reader = ChunkReader::new(stream);
+    copy_some(&mut reader, sink, hasher, progress, None).await.map(|(n, _)| n)
+}
+
+/// Like `copy_stream`, but stops after the chunk that takes the copy to `stop_after` bytes or
+/// more (the reader keeps its place, so the next call continues into another sink), and closes
+/// the sink. Returns the bytes copied and whether the stream ended.
+pub async fn copy_some<S: ChunkSink>(
+    reader: &mut ChunkReader,
+    sink: &mut S,
+    hasher: Option<&mut Sha256State>,
+    progress: &mut dyn FnMut(f64),
+    stop_after: Option<f64>,
+) -> Result<(f64, bool), CopyFailure> {
+    match pump(reader, sink, hasher, progress, stop_after).await {
         Ok(done) => Ok(done),
         Err(e) => {
+            reader.cancel();
             sink.abort().await;
             Err(e)
         }
+    }
+}
+
+/// Reads a byte stream chunk by chunk, with the next read always under way while the caller
+/// writes and hashes the current chunk.
+pub struct ChunkReader {
+    reader: ReadableStreamDefaultReader,
+    next: Option<JsFuture>,
+}
+
+impl ChunkReader {
+    /// Locks `stream` for reading.
+    pub fn new(stream: &ReadableStream) -> Self {
+        Self { reader: stream.get_reader().unchecked_into(), next: None }
+    }
+
+    /// The next chunk, or `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Uint8Array>, CopyFailure> {
+        let pending = self.next.take().unwrap_or_else(|| JsFuture::from(self.reader.read()));
+        let step = pending.await.map_err(CopyFailure::Read)?;
+        if platform::get(&step, "done").as_bool().unwrap_or(true) {
+            return Ok(None);
+        }
+        let chunk: Uint8Array = platform::get(&step, "value").dyn_into().map_err(|v| {
+            CopyFailure::Read(js_sys::Error::new(&format!("stream yielded a non-byte chunk: {v:?}")).into())
+        })?;
+        self.next = Some(JsFuture::from(self.reader.read()));
+        Ok(Some(chunk))
+    }
+
+    /// Gives up on the stream (a failed copy): the source stops producing.
+    pub fn cancel(&mut self) {
+        self.next = None;
+        let _ = self.reader.cancel();
     }
 }
 
@@ -151,46 +217,30 @@ const WRITES_IN_FLIGHT: usize = 4;
 const YIELD_EVERY_MS: f64 = 25.0;
 
 async fn pump<S: ChunkSink>(
-    source: &Blob,
+    reader: &mut ChunkReader,
     sink: &mut S,
-    mut hasher: Option<Sha256>,
-) -> Result<(f64, Option<String>), CopyFailure> {
-    if !platform::has_method(source, "stream") {
-        return Err(CopyFailure::Read(js_sys::Error::new("Blob.stream() is not available in this browser").into()));
-    }
-    let reader: ReadableStreamDefaultReader = source.stream().get_reader().unchecked_into();
-    let fail = |e: JsValue| {
-        let _ = reader.cancel();
-        CopyFailure::Write(e)
-    };
+    mut hasher: Option<&mut Sha256State>,
+    progress: &mut dyn FnMut(f64),
+    stop_after: Option<f64>,
+) -> Result<(f64, bool), CopyFailure> {
     let mut scratch: Vec<u8> = Vec::new();
     let mut total = 0f64;
     let mut last_yield = platform::now_ms();
     let mut writes: VecDeque<JsFuture> = VecDeque::with_capacity(WRITES_IN_FLIGHT);
-    // The next read is always under way while a chunk is written and hashed.
-    let mut next = JsFuture::from(reader.read());
-    loop {
-        let step = next.await.map_err(CopyFailure::Read)?;
-        if platform::get(&step, "done").as_bool().unwrap_or(true) {
+    let mut ended = false;
+    while stop_after.is_none_or(|max| total < max) {
+        let Some(chunk) = reader.next_chunk().await? else {
+            ended = true;
             break;
-        }
-        let chunk: Uint8Array = match platform::get(&step, "value").dyn_into() {
-            Ok(c) => c,
-            Err(v) => {
-                return Err(CopyFailure::Read(
-                    js_sys::Error::new(&format!("stream yielded a non-byte chunk: {v:?}")).into(),
-                ))
-            }
         };
         if writes.len() == WRITES_IN_FLIGHT {
             if let Some(oldest) = writes.pop_front() {
-                oldest.await.map_err(fail)?;
+                oldest.await.map_err(CopyFailure::Write)?;
             }
         }
-        writes.extend(sink.start_write(&chunk).map_err(fail)?);
-        next = JsFuture::from(reader.read());
+        writes.extend(sink.start_write(&chunk).map_err(CopyFailure::Write)?);
         let len = chunk.length() as usize;
-        if let Some(hasher) = &mut hasher {
+        if let Some(hasher) = hasher.as_deref_mut() {
             hash_chunk(hasher, &chunk, &mut scratch);
             // Reads of a local Blob can resolve without leaving the task, so a long hash with
             // a sink that never waits (hash only; sync access handle) would block the thread
@@ -201,18 +251,19 @@ async fn pump<S: ChunkSink>(
             }
         }
         total += len as f64;
+        progress(total);
     }
     for write in writes {
         write.await.map_err(CopyFailure::Write)?;
     }
     sink.close().await.map_err(CopyFailure::Write)?;
-    Ok((total, hasher.map(|h| hex(&h.finalize()))))
+    Ok((total, ended))
 }
 
 /// Feeds one chunk to the hasher through a reused WASM buffer. Not inlined: `pump` has one
 /// copy per sink type, and the SHA-256 rounds are the bulk of the package's code size.
 #[inline(never)]
-fn hash_chunk(hasher: &mut Sha256, chunk: &Uint8Array, scratch: &mut Vec<u8>) {
+fn hash_chunk(hasher: &mut Sha256State, chunk: &Uint8Array, scratch: &mut Vec<u8>) {
     let len = chunk.length() as usize;
     scratch.resize(len, 0);
     chunk.copy_to(&mut scratch[..len]);

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod checksum;
 pub mod copy;
+pub mod download;
 pub mod opfs;
 pub mod outbox;
 pub mod synced;
@@ -331,8 +332,9 @@ impl Library {
         Ok(())
     }
 
-    /// Removes stored bytes that no record points at and temp files of unfinished imports,
-    /// when older than `grace_ms` (another tab may be importing right now); reports records
+    /// Removes stored bytes that no record points at, temp files of unfinished imports and
+    /// pieces of downloads whose asset is no longer remote, when older than `grace_ms`
+    /// (another tab may be importing right now); reports records
     /// whose bytes are missing without deleting them.
     pub async fn sweep(&self, grace_ms: f64) -> Result<SweepReport, LibraryError> {
         let records: Vec<MediaAsset> = self.catalog.all().await?.into_iter().filter_map(Result::ok).collect();
@@ -342,7 +344,11 @@ impl Library {
         let mut opfs_names = Vec::new();
         if let Some(dir) = &self.opfs {
             for name in dir.names().await? {
-                let is_temp = name.ends_with(TEMP_SUFFIX) || name.ends_with(".crswap");
+                // A piece of a download is kept while its asset is still remote (it resumes).
+                let piece_of = |a: &MediaAsset| download::piece_offset(&a.handle_name, &name).is_some();
+                let stale_piece = name.contains(download::PIECE_MARK)
+                    && !records.iter().any(|a| a.storage == StorageKind::Remote && piece_of(a));
+                let is_temp = name.ends_with(TEMP_SUFFIX) || name.ends_with(".crswap") || stale_piece;
                 let is_orphan = !is_temp && validate::asset_id(&name).is_ok() && !has_record(&name);
                 if !is_temp && !is_orphan {
                     opfs_names.push(name);

@@ -10,7 +10,7 @@ use web_sys::{
 
 use crate::error::LibraryError;
 use crate::platform::{self, error_parts};
-use crate::store::copy::{copy, Budget, ChunkSink, CopyFailure, SyncHandleSink, WriterSink};
+use crate::store::copy::{copy, copy_some, Budget, ChunkReader, ChunkSink, CopyFailure, SyncHandleSink, WriterSink};
 
 /// Suffix of files still being written; committed files are named by asset id alone.
 pub const TEMP_SUFFIX: &str = ".tmp";
@@ -144,6 +144,48 @@ impl OpfsDir {
         Ok(())
     }
 
+    /// Writes the next piece of `reader` into a new file `name`: up to the chunk that takes it
+    /// past `stop_after` bytes, or to the stream's end. Feeds `hasher`, reports the piece's
+    /// length to `progress`; returns `(bytes, whether the stream ended)`. The file is closed
+    /// (committed) on success and also when the stream breaks, so what arrived stays.
+    pub async fn write_piece(
+        &self,
+        name: &str,
+        reader: &mut ChunkReader,
+        hasher: &mut crate::digest::Sha256State,
+        progress: &mut dyn FnMut(f64),
+        stop_after: f64,
+    ) -> Result<(f64, bool), LibraryError> {
+        let handle = self.file_handle(name, true).await?;
+        let copied = match self.mode {
+            WriteMode::Writable => {
+                let stream =
+                    JsFuture::from(handle.create_writable()).await.map_err(dom_err("opening a file for writing"))?;
+                let writer: WritableStreamDefaultWriter = stream
+                    .unchecked_into::<web_sys::WritableStream>()
+                    .get_writer()
+                    .map_err(dom_err("opening a file for writing"))?;
+                let mut sink = KeepOnAbort(WriterSink(writer));
+                copy_some(reader, &mut sink, Some(hasher), progress, Some(stop_after)).await
+            }
+            WriteMode::SyncHandle => {
+                let h = JsFuture::from(handle.create_sync_access_handle())
+                    .await
+                    .map_err(dom_err("opening a file for writing"))?;
+                let h: FileSystemSyncAccessHandle = h.unchecked_into();
+                let mut sink = KeepOnAbort(SyncHandleSink::new(h));
+                copy_some(reader, &mut sink, Some(hasher), progress, Some(stop_after)).await
+            }
+        };
+        copied.map_err(copy_err)
+    }
+
+    /// Renames `from` to `to` (see `commit`).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), LibraryError> {
+        let handle = self.file_handle(from, false).await?;
+        self.commit(&handle, from, to).await
+    }
+
     async fn file_handle(&self, name: &str, create: bool) -> Result<FileSystemFileHandle, LibraryError> {
         let opts = FileSystemGetFileOptions::new();
         opts.set_create(create);
@@ -194,6 +236,24 @@ impl OpfsDir {
     /// The file's `lastModified` (ms), or `None` if it is gone.
     pub async fn modified(&self, name: &str) -> Result<Option<f64>, LibraryError> {
         Ok(self.file(name).await?.map(|f| f.last_modified()))
+    }
+}
+
+/// A sink whose abort keeps what was written (closes it): a download cut mid-way resumes
+/// from those bytes.
+struct KeepOnAbort<S>(S);
+
+impl<S: ChunkSink> ChunkSink for KeepOnAbort<S> {
+    fn start_write(&mut self, chunk: &js_sys::Uint8Array) -> Result<Option<JsFuture>, JsValue> {
+        self.0.start_write(chunk)
+    }
+    async fn close(&mut self) -> Result<(), JsValue> {
+        self.0.close().await
+    }
+    async fn abort(&mut self) {
+        if self.0.close().await.is_err() {
+            self.0.abort().await;
+        }
     }
 }
 

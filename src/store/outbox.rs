@@ -30,6 +30,24 @@ pub struct OutboxEntry {
     /// made while signed out, claimed by the first user who syncs them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// A resumable upload in progress (large files): what the server confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadProgress>,
+}
+
+/// What the outbox keeps of a resumable upload in progress: the offset the server confirmed
+/// and the SHA-256 state of the bytes before it (`digest::Sha256State::checkpoint`), written
+/// after every confirmed chunk so a reload or a restarted browser resumes there. The
+/// session's URL is not kept: it is `<API root>/media/uploads/<asset id>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadProgress {
+    /// The file's size (a different size means another file: start over).
+    pub size: u64,
+    /// Bytes the server confirmed.
+    pub offset: u64,
+    /// The hash state at `offset`.
+    pub checkpoint: String,
 }
 
 /// The op to keep when `new` happens while `existing` is pending: an upload carries the
@@ -58,9 +76,14 @@ mod tests {
 
     #[test]
     fn entries_round_trip_as_json() {
-        let e = OutboxEntry { id: "a".into(), op: Delete, tag: "t".into(), user_id: Some("u".into()) };
+        let e = OutboxEntry { id: "a".into(), op: Delete, tag: "t".into(), user_id: Some("u".into()), upload: None };
         let text = serde_json::to_string(&e).unwrap();
         assert_eq!(text, r#"{"id":"a","op":"Delete","tag":"t","userId":"u"}"#);
         assert_eq!(serde_json::from_str::<OutboxEntry>(&text).unwrap(), e);
+        let p = UploadProgress { size: 9, offset: 64, checkpoint: "c".into() };
+        let up = OutboxEntry { op: Upload, upload: Some(p), ..e };
+        let text = serde_json::to_string(&up).unwrap();
+        assert!(text.ends_with(r#""upload":{"size":9,"offset":64,"checkpoint":"c"}}"#), "{text}");
+        assert_eq!(serde_json::from_str::<OutboxEntry>(&text).unwrap(), up);
     }
 }

@@ -110,30 +110,7 @@ impl Library {
                 })
             }
         };
-        if let Some(v) = &stored {
-            self.catalog.put_raw_bytes(&asset.handle_name, v).await?;
-        }
-        let updated = self
-            .catalog
-            .update_record(id, |a| {
-                a.storage = kind;
-                true
-            })
-            .await?;
-        match updated {
-            Some(a) => {
-                self.emit_change(ChangeKind::Update, id, true);
-                Ok(a)
-            }
-            None => {
-                // Deleted while downloading: drop the bytes again.
-                match &self.opfs {
-                    Some(dir) => drop(dir.remove(&asset.handle_name).await),
-                    None => drop(self.catalog.delete_blob(&asset.handle_name).await),
-                }
-                Err(LibraryError::NotFound(id.to_owned()))
-            }
-        }
+        self.mark_downloaded(&asset, kind, stored.as_ref()).await
     }
 
     /// Frees the local copy of a synced asset (it stays listed, `storage: 'remote'`, and

@@ -13,10 +13,11 @@
 //!   smaller offset (the session expired and was made again) is believed, and the hash starts
 //!   over from the file's start.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::engine::{Meta, Outcome, RemoteAsset, Reply as EngineReply};
 use super::protocol::{Body, HttpRequest, WireAsset};
+pub use crate::store::outbox::UploadProgress;
 
 /// The server's `resumableUploads` capability.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -47,20 +48,6 @@ pub fn plan(size: u64, limits: Option<&SessionLimits>) -> Option<u64> {
         return None;
     }
     Some(PREFERRED_CHUNK.clamp(min, max))
-}
-
-/// What the outbox keeps of an upload in progress: the offset the server confirmed and the
-/// SHA-256 state of the bytes before it (`digest::Sha256State::checkpoint`). The session's URL
-/// is not kept: it is `<API root>/media/uploads/<asset id>`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UploadProgress {
-    /// The file's size (a different size means another file: start over).
-    pub size: u64,
-    /// Bytes the server confirmed.
-    pub offset: u64,
-    /// The hash state at `offset`.
-    pub checkpoint: String,
 }
 
 /// The next thing to do.

@@ -124,6 +124,16 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The asset a request is about (`None` for the changes feed).
+    pub fn asset_id(&self) -> Option<&str> {
+        match self {
+            Request::Upload { id, .. } | Request::Patch { id, .. } | Request::Delete { id } => Some(id),
+            Request::Changes { .. } => None,
+        }
+    }
+}
+
 /// A successful response, decoded.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {

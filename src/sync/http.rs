@@ -85,6 +85,17 @@ impl Reply {
         Ok(self.response.binary().await?)
     }
 
+    /// The body as a stream (large downloads: read chunk by chunk into storage). Keep the
+    /// reply alive while reading: it forwards an outside abort.
+    pub fn body_stream(&self) -> Option<web_sys::ReadableStream> {
+        self.response.body()
+    }
+
+    /// A response header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.response.headers().get(name)
+    }
+
     /// The body as a `Blob` (downloads: the browser keeps the bytes, not WASM memory).
     pub async fn blob(self) -> Result<Blob, HttpError> {
         let Reply { response, _abort, .. } = self;

@@ -85,6 +85,17 @@ pub struct Capabilities {
     /// Largest accepted upload body, in bytes.
     #[serde(default)]
     pub max_upload_bytes: Option<f64>,
+    /// The resumable-upload extension's limits (absent: no extension). Read on its own
+    /// (`session_limits`), so a malformed one disables the extension, not the whole document.
+    #[serde(default)]
+    pub resumable_uploads: Option<serde_json::Value>,
+}
+
+impl Capabilities {
+    /// The resumable-upload limits, if the server advertises usable ones.
+    pub fn session_limits(&self) -> Option<super::chunked::SessionLimits> {
+        self.resumable_uploads.clone().and_then(|v| serde_json::from_value(v).ok())
+    }
 }
 
 /// What to put in the request body.
@@ -227,6 +238,16 @@ pub fn outcome(req: &Request, status: u16, retry_after: Option<u64>, body: &[u8]
     Outcome::Failed { status, code, current, retry_after }
 }
 
+/// The first byte of a `Content-Range: bytes <first>-<last>/<size>` header.
+pub fn content_range_start(v: &str) -> Option<u64> {
+    let range = v.trim().strip_prefix("bytes ")?;
+    let (span, _size) = range.split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    let first: u64 = first.parse().ok()?;
+    let last: u64 = last.parse().ok()?;
+    (first <= last).then_some(first)
+}
+
 /// An error code as the protocol writes them: 1-64 of `A-Z 0-9 _`, starting with a letter.
 fn is_error_code(c: &str) -> bool {
     c.len() <= 64
@@ -249,6 +270,16 @@ mod tests {
         assert_eq!(code(r#"{"error":{"code":"","message":"m"}}"#), "HTTP_409");
         assert_eq!(code(r#"{"error":{"code":"not a code","message":"m"}}"#), "HTTP_409");
         assert_eq!(code(r#"{"error":{"code":"9LIVES","message":"m"}}"#), "HTTP_409");
+    }
+
+    #[test]
+    fn content_range_names_where_a_partial_body_starts() {
+        use super::content_range_start;
+        assert_eq!(content_range_start("bytes 100-999/1000"), Some(100));
+        assert_eq!(content_range_start("bytes 0-0/1"), Some(0));
+        for bad in ["bytes */1000", "bytes 5-4/9", "items 0-1/2", "bytes 1-2", "bytes -1-2/3", ""] {
+            assert_eq!(content_range_start(bad), None, "{bad}");
+        }
     }
 
     #[test]

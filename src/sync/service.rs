@@ -19,9 +19,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{AbortController, BroadcastChannel};
 
-use super::engine::{self, Outcome, Request, SyncError};
-use super::http::{self, Endpoint};
-use super::protocol::{self, Body};
+use super::engine::{self, SyncError};
+use super::http::Endpoint;
 use crate::asset::{MediaAsset, StorageKind, SyncStatus};
 use crate::error::LibraryError;
 use crate::platform;
@@ -29,8 +28,11 @@ use crate::store::synced::Downloader;
 use crate::store::{open_channel, Library};
 
 mod channel;
+mod download;
 mod leader;
+mod progress;
 mod transfer;
+mod upload;
 mod writeback;
 
 use channel::Wire;
@@ -146,8 +148,10 @@ pub struct Service {
     once: Cell<bool>,
     disposed: Cell<bool>,
     leading: Cell<bool>,
-    /// The server's `maxUploadBytes` (capabilities), once read.
-    max_upload: Cell<Option<f64>>,
+    /// What the server's capabilities say about uploads, once read.
+    limits: RefCell<transfer::UploadLimits>,
+    /// Byte progress of uploads and downloads (the `progress` event).
+    transfers: RefCell<progress::Transfers>,
     generation: Cell<u64>,
     waiters: RefCell<Vec<Waiter>>,
     channel: Option<BroadcastChannel>,
@@ -183,7 +187,8 @@ impl Service {
             once: Cell::new(false),
             disposed: Cell::new(false),
             leading: Cell::new(false),
-            max_upload: Cell::new(None),
+            limits: RefCell::new(Default::default()),
+            transfers: RefCell::new(Default::default()),
             generation: Cell::new(0),
             waiters: RefCell::new(Vec::new()),
             channel,
@@ -328,29 +333,11 @@ impl Service {
         if asset.storage != StorageKind::Remote {
             return Ok(asset);
         }
-        let req = protocol::HttpRequest {
-            method: "GET",
-            path: format!("/media/assets/{}", asset.id),
-            headers: vec![],
-            body: Body::Empty,
-        };
-        let token = self.auth_token().await?;
-        let network = |e: http::HttpError| ServiceError::Network(e.to_string());
-        let reply = http::send(&self.cfg.endpoint, &req, token.as_deref(), None, None).await.map_err(network)?;
-        if reply.status != 200 {
-            let body = reply.bytes().await.unwrap_or_default();
-            let code = match protocol::outcome(&Request::Delete { id: asset.id.clone() }, reply.status, None, &body) {
-                Outcome::Failed { code, .. } => code,
-                _ => format!("HTTP_{}", reply.status),
-            };
-            return Err(ServiceError::Server { status: reply.status, code });
-        }
-        let blob = reply.blob().await.map_err(network)?;
-        let stored = self.lib.store_download(&asset.id, &blob).await;
-        if let Err(e) = &stored {
+        let stored = download::fetch(self, &asset).await;
+        if let Err(ServiceError::Library(e)) = &stored {
             self.emit("error", &error_detail(Some(&asset.id), &ServiceError::Library(e.clone())));
         }
-        Ok(stored?)
+        stored
     }
 
     /// Frees the local copies of synced assets; returns how many were freed.

@@ -89,6 +89,15 @@ pub fn direct_server() -> &'static str {
     }
 }
 
+/// A server with the resumable-upload extension and the default upload limit, behind its own
+/// counting proxy (tests/wire-proxy.mjs), for large files and real cuts.
+pub fn large_server() -> &'static str {
+    match option_env!("OPFS_MEDIA_TEST_SERVER_LARGE") {
+        Some(url) => url,
+        None => panic!("OPFS_MEDIA_TEST_SERVER_LARGE must name a reference server with resumable uploads"),
+    }
+}
+
 /// The largest upload the test server accepts (`--max-upload-bytes`).
 pub const SERVER_MAX_UPLOAD: usize = 8 * 1024 * 1024;
 
@@ -172,7 +181,12 @@ pub async fn server_ids_at(base: &str, user: &User) -> Vec<String> {
 /// server saw it (tests/wire-proxy.mjs): request bodies started, body bytes received, bodies
 /// received whole.
 pub async fn wire(id: &str) -> (u32, usize, u32) {
-    let url = format!("{}/__wire/uploads?id={id}", server());
+    wire_at(server(), "uploads", id).await
+}
+
+/// What the proxy at `base` counted for `id`: `what` is `uploads` or `downloads`.
+pub async fn wire_at(base: &str, what: &str, id: &str) -> (u32, usize, u32) {
+    let url = format!("{base}/__wire/{what}?id={id}");
     let res: web_sys::Response = JsFuture::from(
         platform::call(&platform::global(), "fetch", &[&url.into()]).unwrap().unchecked_into::<js_sys::Promise>(),
     )
@@ -631,6 +645,89 @@ async fn raw_upload(user: &User, id: &str, len: usize, seed: u8, sha: &str) -> O
 /// A server that answers an upload before reading its body (too large; a retry of a stored
 /// asset; another asset under the id) must let the browser read that answer: it drains the
 /// body (docs/protocol.md). Firefox reported a network error here before the server did.
+/// Arms the proxy at `base` to drop the connection that carries `id`'s byte `at`
+/// (`dir`: `upload` or `download`).
+async fn cut(base: &str, id: &str, dir: &str, at: usize) {
+    let url = format!("{base}/__wire/cut?id={id}&dir={dir}&at={at}");
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    let p = platform::call(&platform::global(), "fetch", &[&url.into(), &init]).unwrap();
+    let res: web_sys::Response = JsFuture::from(p.unchecked_into::<js_sys::Promise>()).await.unwrap().unchecked_into();
+    assert_eq!(res.status(), 200, "the proxy took the cut");
+}
+
+/// The largest chunk the client sends (`chunked::PREFERRED_CHUNK`): a cut may cost one.
+const CHUNK: usize = 16 * 1024 * 1024;
+
+/// The byte totals of `progress` events for `id`'s transfers, in order.
+fn transfer_progress(events: &[JsValue], id: &str, direction: &str) -> Vec<(f64, f64)> {
+    events
+        .iter()
+        .flat_map(|e| js_sys::Array::from(&field(e, "transfers")).to_vec())
+        .filter(|t| field(t, "id").as_string().as_deref() == Some(id))
+        .filter(|t| field(t, "direction").as_string().as_deref() == Some(direction))
+        .map(|t| (field(&t, "loaded").as_f64().unwrap(), field(&t, "total").as_f64().unwrap()))
+        .collect()
+}
+
+pub async fn large_transfers_cut_midway_resume_without_starting_over() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    let size = 64 * 1024 * 1024;
+    let data = common::random_bytes(size, 11);
+    let id = import(&lib, &data, "video.mp4").await;
+    let base = large_server();
+    // The network drops past the middle of the file, in the middle of a chunk.
+    let cut_at = size / 2 + CHUNK / 3;
+    cut(base, &id, "upload", cut_at).await;
+    let up = MediaSyncService::new(options(&name, &user, base).into()).unwrap();
+    let events = record_events(&up, "progress");
+    within(up.upload_asset(id.clone().into(), None), 120_000, "upload").await.expect("uploaded after the cut");
+    assert_eq!(status_of(&lib, &id).await, "synced");
+    let (bodies, bytes, _) = wire_at(base, "uploads", &id).await;
+    // Everything once, plus what the cut lost, plus at most the rest of that chunk.
+    assert!(bodies >= 5, "{bodies} chunk requests: the file went in chunks, and one was cut");
+    assert!(bytes <= size + CHUNK, "{bytes} bytes on the wire for {size}: more than one chunk was sent again");
+    let seen = transfer_progress(&events.borrow(), &id, "upload");
+    assert!(seen.len() >= 4, "byte progress was reported ({} events)", seen.len());
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "upload progress went backwards: {seen:?}");
+    assert_eq!(seen.last().copied(), Some((size as f64, size as f64)));
+    up.dispose();
+
+    // Another device downloads it, and the network drops mid-body: it continues with Range.
+    let (name_b, lib_b) = library().await;
+    let down = MediaSyncService::new(options(&name_b, &user, base).into()).unwrap();
+    let events = record_events(&down, "progress");
+    within(down.sync_now(None), 20_000, "pull").await.unwrap();
+    cut(base, &id, "download", size / 2 + 1234).await;
+    let file = within(lib_b.get_file(id.clone().into()), 120_000, "download").await.expect("downloaded after the cut");
+    assert!(common::read_all(&file).await == data, "downloaded bytes differ");
+    let (bodies, bytes, _) = wire_at(base, "downloads", &id).await;
+    assert!(bodies >= 2, "{bodies} download responses: the cut one and the resumed one");
+    assert!(bytes <= size + CHUNK, "{bytes} bytes downloaded for {size}: the download started over");
+    let seen = transfer_progress(&events.borrow(), &id, "download");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "download progress went backwards");
+    assert_eq!(seen.last().copied(), Some((size as f64, size as f64)));
+    // Nothing of the download is left beside the asset's file.
+    let names = common::opfs_names(lib_b.library()).await;
+    assert!(names.iter().all(|n| !n.contains(".part.")), "pieces left behind: {names:?}");
+    down.dispose();
+}
+
+pub async fn a_server_without_the_extension_takes_large_files_in_one_post() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    // Above the extension's threshold (8 MiB), on a server that does not advertise it.
+    let data = common::random_bytes(9 * 1024 * 1024, 12);
+    let id = import(&lib, &data, "clip.mov").await;
+    let svc = MediaSyncService::new(options(&name, &user, limited_server()).into()).unwrap();
+    within(svc.upload_asset(id.clone().into(), None), 60_000, "upload").await.expect("uploaded in one POST");
+    let (status, body) = server_get_at(limited_server(), &format!("/api/media/assets/{id}"), &user).await;
+    assert_eq!(status, 200);
+    assert!(body == data, "server bytes differ");
+    svc.dispose();
+}
+
 pub async fn early_answers_to_uploads_reach_the_browser() {
     let user = User::new();
     let too_big = raw_upload(&user, &platform::new_asset_id(), SERVER_MAX_UPLOAD + 1, 1, &"0".repeat(64)).await;
@@ -666,6 +763,8 @@ macro_rules! sync_suite {
             an_app_conflict_resolver_decides,
             a_user_switch_never_uploads_one_users_assets_to_another,
             early_answers_to_uploads_reach_the_browser,
+            large_transfers_cut_midway_resume_without_starting_over,
+            a_server_without_the_extension_takes_large_files_in_one_post,
         );
     };
     ($($name:ident),* $(,)?) => {

@@ -15,7 +15,10 @@ use crate::sync::http::{self};
 use crate::sync::protocol::{self, Body};
 
 use super::leader::{Completion, Leader};
+use super::progress::Direction;
+use super::upload;
 use super::*;
+use crate::sync::chunked;
 
 /// An upload's file, opened (and hashed, for records imported without a checksum) ahead of
 /// its request.
@@ -38,25 +41,48 @@ pub(super) fn open_for_upload(svc: &Shared, leader: &mut Leader, id: &str) -> Op
     }
     let rec = leader.records.get(id)?.clone();
     let lib = svc.lib.clone();
-    let max = svc.max_upload.get();
-    let f: OpenFile = async move { open_and_hash(&lib, &rec, max).await }.boxed_local().shared();
+    let limits = svc.limits.borrow().clone();
+    let f: OpenFile = async move { open_and_hash(&lib, &rec, &limits).await }.boxed_local().shared();
     leader.opening.insert(id.to_owned(), f.clone());
     Some(f)
 }
 
-/// The record's file, and its checksum if the record has none: imports are not hashed
-/// (that would slow them on the app's thread), so it is computed here, ahead of the request,
-/// while other uploads are in flight. The upload's reply stores it on the record.
-/// A file over `max_upload` is not hashed: the request refuses it (413) without sending.
+/// What the server's capabilities say about uploads.
+#[derive(Clone, Debug, Default)]
+pub(super) struct UploadLimits {
+    /// `maxUploadBytes`.
+    pub(super) max_bytes: Option<f64>,
+    /// `resumableUploads`, when the server has the extension.
+    pub(super) sessions: Option<chunked::SessionLimits>,
+}
+
+impl UploadLimits {
+    /// Whether a file of `size` bytes is refused without sending it.
+    pub(super) fn too_large(&self, size: f64) -> bool {
+        self.max_bytes.is_some_and(|max| size > max)
+    }
+
+    /// The chunk length when a file of `size` bytes goes through a resumable session.
+    pub(super) fn chunk(&self, size: f64) -> Option<u64> {
+        chunked::plan(size as u64, self.sessions.as_ref())
+    }
+}
+
+/// The record's file, and its checksum if the record has none and the upload needs it ahead:
+/// imports are not hashed (that would slow them on the app's thread), so a single `POST`'s
+/// checksum is computed here, before its request, while other uploads are in flight; a
+/// resumable upload hashes as its chunks go, and a file over `maxUploadBytes` is refused
+/// (413) without sending. The upload's reply stores the checksum on the record.
 pub(super) async fn open_and_hash(
     lib: &Library,
     rec: &MediaAsset,
-    max_upload: Option<f64>,
+    limits: &UploadLimits,
 ) -> Result<Opened, LibraryError> {
     let body = lib.stored_bytes(rec).await?;
+    let size = body.size();
     let sha = match rec.sha256 {
         Some(_) => None,
-        None if max_upload.is_some_and(|max| body.size() > max) => None,
+        None if limits.too_large(size) || limits.chunk(size).is_some() => None,
         None => Some(checksum::sha256_of(&body).await?),
     };
     Ok(Opened { body, mime: rec.mime_type.clone(), created_at: rec.created_at, sha })
@@ -96,8 +122,11 @@ pub(super) async fn read_capabilities(svc: &Shared) {
         return;
     }
     let Ok(body) = reply.bytes().await else { return };
-    let max = serde_json::from_slice::<protocol::Capabilities>(&body).ok().and_then(|c| c.max_upload_bytes);
-    svc.max_upload.set(max);
+    let caps = serde_json::from_slice::<protocol::Capabilities>(&body).ok();
+    *svc.limits.borrow_mut() = UploadLimits {
+        max_bytes: caps.as_ref().and_then(|c| c.max_upload_bytes),
+        sessions: caps.and_then(|c| c.session_limits()),
+    };
 }
 
 /// Sends one engine request and queues its outcome for the loop.
@@ -115,7 +144,10 @@ pub(super) async fn send(svc: Shared, generation: u64, n: u64, req: Request, fil
         let opened = match (&http_req.body, file) {
             (Body::AssetBytes(_), Some(f)) => Some(f.await),
             (Body::AssetBytes(id), None) => Some(match svc.lib.get(id).await {
-                Ok(rec) => open_and_hash(&svc.lib, &rec, svc.max_upload.get()).await,
+                Ok(rec) => {
+                    let limits = svc.limits.borrow().clone();
+                    open_and_hash(&svc.lib, &rec, &limits).await
+                }
                 Err(e) => Err(e),
             }),
             _ => None,
@@ -129,9 +161,15 @@ pub(super) async fn send(svc: Shared, generation: u64, n: u64, req: Request, fil
             None => None,
         };
         if let Some(up) = &upload {
-            if svc.max_upload.get().is_some_and(|max| up.body.size() > max) {
+            let limits = svc.limits.borrow().clone();
+            if limits.too_large(up.body.size()) {
                 let code = "PAYLOAD_TOO_LARGE".to_owned();
                 return (Outcome::Failed { status: 413, code, current: None, retry_after: None }, Vec::new());
+            }
+            if let Some(chunk) = limits.chunk(up.body.size()) {
+                let outcome =
+                    upload::in_chunks(&svc, generation, &req, up, chunk, token.as_deref(), abort.as_ref()).await;
+                return (outcome, Vec::new());
             }
             if let Some(sha) = &up.sha {
                 if let Some((_, header)) =
@@ -144,12 +182,22 @@ pub(super) async fn send(svc: Shared, generation: u64, n: u64, req: Request, fil
             http_req.headers.push(("X-Asset-Created-At", format!("{}", up.created_at as i64)));
         }
         let body = upload.as_ref().map(|up| (&up.body, up.mime.as_str()));
+        let sending = upload.as_ref().zip(req.asset_id()).map(|(up, id)| (id, up.body.size()));
+        if let Some((id, size)) = sending {
+            svc.transfer_progress(id, Direction::Upload, 0.0, size);
+        }
         let reply = match http::send(&svc.cfg.endpoint, &http_req, token.as_deref(), body, abort.as_ref()).await {
             Ok(r) => r,
             Err(_) => return (Outcome::Network, Vec::new()),
         };
         let Ok(bytes) = reply.bytes().await else { return (Outcome::Network, Vec::new()) };
         let outcome = protocol::outcome(&req, reply.status, reply.retry_after, &bytes);
+        if let Some((id, size)) = sending {
+            if matches!(outcome, Outcome::Ok(_)) {
+                svc.transfer_progress(id, Direction::Upload, size, size);
+            }
+            svc.transfer_ended(id, &outcome);
+        }
         let live = match (&req, &outcome) {
             (Request::Changes { .. }, Outcome::Ok(_)) => protocol::live_assets(&bytes),
             _ => Vec::new(),

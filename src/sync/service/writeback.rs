@@ -26,7 +26,7 @@ pub(super) fn progress(svc: &Service, leader: &Leader) {
         "error": count(SyncStatus::Error),
         "queued": st.outbox.len(),
     });
-    svc.emit("progress", &json_to_js(&detail));
+    svc.report_counts(detail);
 }
 
 /// Writes what the engine decided back to the catalog and the outbox (one relaxed
@@ -116,7 +116,13 @@ pub(super) async fn flush(svc: &Shared, leader: &mut Leader) -> Result<(), Servi
         if leader.tags.contains_key(&id) {
             continue;
         }
-        let entry = OutboxEntry { id: id.clone(), op, tag: platform::new_asset_id(), user_id: Some(user.clone()) };
+        let entry = OutboxEntry {
+            id: id.clone(),
+            op,
+            tag: platform::new_asset_id(),
+            user_id: Some(user.clone()),
+            upload: None,
+        };
         added.push((batch.swaps.len(), id.clone(), entry.tag.clone()));
         batch.swaps.push((id, None, Some(entry)));
     }

@@ -1,0 +1,109 @@
+//! The `progress` event: asset counts by status, and bytes moved, overall and per transfer.
+//! Byte counts only grow (a transfer that restarts keeps its high-water mark until it passes
+//! it) and events are throttled while bytes move.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::*;
+use crate::sync::engine::Outcome;
+
+/// Which way bytes move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Direction {
+    Upload,
+    Download,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Transfer {
+    id: String,
+    direction: Direction,
+    loaded: f64,
+    total: f64,
+}
+
+/// At most one byte-progress event per this many ms (a transfer's end is always reported).
+const THROTTLE_MS: f64 = 200.0;
+
+#[derive(Default)]
+pub(super) struct Transfers {
+    active: BTreeMap<String, Transfer>,
+    /// Bytes of transfers that ended, for the overall totals.
+    ended_loaded: f64,
+    ended_total: f64,
+    /// The status counts of the last report.
+    counts: serde_json::Map<String, serde_json::Value>,
+    last_emit: f64,
+}
+
+impl Transfers {
+    fn detail(&self) -> serde_json::Value {
+        let loaded: f64 = self.ended_loaded + self.active.values().map(|t| t.loaded).sum::<f64>();
+        let total: f64 = self.ended_total + self.active.values().map(|t| t.total).sum::<f64>();
+        let mut d = self.counts.clone();
+        d.insert("bytesLoaded".into(), loaded.into());
+        d.insert("bytesTotal".into(), total.into());
+        let list: Vec<&Transfer> = self.active.values().collect();
+        d.insert("transfers".into(), serde_json::to_value(list).unwrap_or_default());
+        serde_json::Value::Object(d)
+    }
+}
+
+impl Service {
+    /// Reports `loaded` of `total` bytes of `id` moved (never less than reported before).
+    pub(super) fn transfer_progress(&self, id: &str, direction: Direction, loaded: f64, total: f64) {
+        let due = {
+            let mut t = self.transfers.borrow_mut();
+            let entry =
+                t.active.entry(id.to_owned()).or_insert(Transfer { id: id.to_owned(), direction, loaded: 0.0, total });
+            entry.direction = direction;
+            entry.total = total;
+            entry.loaded = entry.loaded.max(loaded.min(total));
+            let now = platform::now_ms();
+            let due = loaded >= total || now - t.last_emit >= THROTTLE_MS;
+            if due {
+                t.last_emit = now;
+            }
+            due
+        };
+        if due {
+            self.emit_progress();
+        }
+    }
+
+    /// A transfer is over: its bytes move to the overall totals. One that will be retried
+    /// (`outcome` a network error, 401, 408, 429 or 5xx) stays listed, so its bytes are not
+    /// counted twice when it resumes.
+    pub(super) fn transfer_ended(&self, id: &str, outcome: &Outcome) {
+        let retried = match outcome {
+            Outcome::Network => true,
+            Outcome::Failed { status, .. } => matches!(status, 401 | 408 | 429) || *status >= 500,
+            Outcome::Ok(_) => false,
+        };
+        let mut t = self.transfers.borrow_mut();
+        if retried {
+            return;
+        }
+        if let Some(done) = t.active.remove(id) {
+            t.ended_loaded += done.total;
+            t.ended_total += done.total;
+        }
+    }
+
+    /// Reports the asset counts by status (with the byte totals).
+    pub(super) fn report_counts(&self, counts: serde_json::Value) {
+        if let serde_json::Value::Object(c) = counts {
+            self.transfers.borrow_mut().counts = c;
+        }
+        self.emit_progress();
+    }
+
+    fn emit_progress(&self) {
+        let detail = self.transfers.borrow().detail();
+        self.emit("progress", &json_to_js(&detail));
+    }
+}

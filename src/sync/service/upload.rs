@@ -1,0 +1,176 @@
+//! Resumable uploads on the wire: runs the sans-IO `chunked::ChunkedUpload` machine with real
+//! I/O. Chunks are `File.slice`s of the stored file, sent as they are (the browser streams
+//! them); each chunk is read once into JS memory for its `Content-Digest` and fed to the
+//! whole-file SHA-256 while it is in flight, through a bounded WASM scratch buffer. What the
+//! server confirmed is written to the outbox entry after every chunk.
+
+use futures_util::future::join;
+use web_sys::{AbortSignal, Blob};
+
+use crate::digest::Sha256State;
+use crate::error::LibraryError;
+use crate::store::checksum;
+use crate::sync::chunked::{self, Action, ChunkedUpload, Reply, UploadProgress};
+use crate::sync::engine::{Outcome, Request};
+use crate::sync::http;
+use crate::sync::protocol::{self, HttpRequest};
+
+use super::progress::Direction;
+use super::transfer::Opened;
+use super::*;
+
+/// Reads `from..to` of the file as chunks to hash: bounded, so a rehash of a large prefix
+/// never holds more than this in JS memory.
+const REHASH_STEP: u64 = 8 * 1024 * 1024;
+
+/// One attempt at the upload of `req` (an `Upload`) in `chunk`-byte chunks. Ends as a single
+/// `POST` would: the asset, a failure, or a network error the engine retries (the next
+/// attempt resumes from what the server confirmed).
+pub(super) async fn in_chunks(
+    svc: &Shared,
+    generation: u64,
+    req: &Request,
+    up: &Opened,
+    chunk: u64,
+    token: Option<&str>,
+    abort: Option<&AbortSignal>,
+) -> Outcome {
+    let Some(id) = req.asset_id() else { return Outcome::Network };
+    let size = up.body.size() as u64;
+    let outcome = run(svc, generation, req, up, chunk, token, abort).await;
+    let outcome = outcome.unwrap_or_else(|e| Outcome::Failed {
+        status: 0,
+        code: e.code().to_owned(),
+        current: None,
+        retry_after: None,
+    });
+    if matches!(outcome, Outcome::Ok(_)) {
+        svc.transfer_progress(id, Direction::Upload, size as f64, size as f64);
+    }
+    svc.transfer_ended(id, &outcome);
+    outcome
+}
+
+async fn run(
+    svc: &Shared,
+    generation: u64,
+    req: &Request,
+    up: &Opened,
+    chunk: u64,
+    token: Option<&str>,
+    abort: Option<&AbortSignal>,
+) -> Result<Outcome, LibraryError> {
+    let Request::Upload { id, meta, .. } = req else { return Ok(Outcome::Network) };
+    let size = up.body.size() as u64;
+    // Resume from what the outbox kept: the confirmed offset and the hash state there.
+    let saved = svc.lib.catalog().outbox_entry(id).await?.and_then(|e| e.upload);
+    let restored =
+        saved.and_then(|p| Sha256State::restore(&p.checkpoint).filter(|h| h.len() == p.offset).map(|h| (p, h)));
+    let (progress, mut hash) = match restored {
+        Some((p, h)) => (Some(p), h),
+        None => (None, Sha256State::new()),
+    };
+    let mut m = ChunkedUpload::new(size, chunk, progress.as_ref());
+    if m.resume_offset() != hash.len() {
+        hash = Sha256State::new();
+        m = ChunkedUpload::new(size, chunk, None);
+    }
+    svc.transfer_progress(id, Direction::Upload, m.confirmed() as f64, size as f64);
+    let mut action = m.next_action();
+    loop {
+        if abort.is_some_and(AbortSignal::aborted) || svc.generation.get() != generation {
+            // stop(), a new leadership: the confirmed offset is saved; resume later.
+            return Ok(Outcome::Network);
+        }
+        let followup = match action {
+            Action::Create { with_sha } => {
+                let sha = with_sha.then(|| hash.clone().finish_hex());
+                let create = chunked::create_request(id, meta, &up.mime, size, up.created_at as i64, sha.as_deref());
+                let reply = exchange(svc, &create, req, token, None, abort).await;
+                m.on_reply(reply)
+            }
+            Action::Rehash { from, to, reset } => {
+                if reset {
+                    hash = Sha256State::new();
+                }
+                let mut at = from;
+                while at < to {
+                    let end = (at + REHASH_STEP).min(to);
+                    let bytes = checksum::read_all(&slice(&up.body, at, end)?).await?;
+                    checksum::feed(&mut hash, &bytes);
+                    at = end;
+                }
+                m.rehashed(to);
+                None
+            }
+            Action::Persist { offset } => {
+                if let Some(checkpoint) = hash.checkpoint() {
+                    let p = UploadProgress { size, offset, checkpoint };
+                    svc.lib.catalog().set_upload_progress(id, &p).await?;
+                }
+                m.persisted(offset);
+                svc.transfer_progress(id, Direction::Upload, offset as f64, size as f64);
+                None
+            }
+            Action::Append { offset, len, last } => {
+                let part = slice(&up.body, offset, offset + len)?;
+                let bytes = checksum::read_all(&part).await?;
+                let digest = checksum::digest_of(&bytes).await?;
+                let mut aside = hash.clone();
+                let reply = if last {
+                    // The final chunk carries the whole file's digest: hash it first.
+                    checksum::feed(&mut aside, &bytes);
+                    let whole = aside.clone().finish_hex();
+                    let append = chunked::append_request(id, offset, &digest, Some(&whole));
+                    exchange(svc, &append, req, token, Some(&part), abort).await
+                } else {
+                    // Hash while the chunk is on the wire (the request starts on first poll).
+                    let append = chunked::append_request(id, offset, &digest, None);
+                    let sending = exchange(svc, &append, req, token, Some(&part), abort);
+                    let hashing = async { checksum::feed(&mut aside, &bytes) };
+                    join(sending, hashing).await.0
+                };
+                let next = m.on_reply(reply);
+                if m.commit_chunk(offset, len) {
+                    hash = aside;
+                }
+                next
+            }
+            Action::Wait { ms } => Some(Action::Wait { ms }),
+            Action::Done(o) => return Ok(o),
+        };
+        action = match followup {
+            Some(Action::Done(o)) => return Ok(o),
+            Some(Action::Wait { ms }) => {
+                platform::sleep(ms as f64).await;
+                m.waited();
+                m.next_action()
+            }
+            _ => m.next_action(),
+        };
+    }
+}
+
+fn slice(body: &Blob, from: u64, to: u64) -> Result<Blob, LibraryError> {
+    body.slice_with_f64_and_f64(from as f64, to as f64)
+        .map_err(|e| LibraryError::SourceUnreadable(platform::error_parts(&e).1))
+}
+
+/// Sends a session request; decodes the answer (`req` says what a failure means for the
+/// asset, as for a single `POST`).
+async fn exchange(
+    svc: &Shared,
+    http_req: &HttpRequest,
+    req: &Request,
+    token: Option<&str>,
+    body: Option<&Blob>,
+    abort: Option<&AbortSignal>,
+) -> Reply {
+    let body = body.map(|b| (b, chunked::APPEND_TYPE));
+    let Ok(reply) = http::send(&svc.cfg.endpoint, http_req, token, body, abort).await else {
+        return Reply::Other(Outcome::Network);
+    };
+    let Ok(bytes) = reply.bytes().await else { return Reply::Other(Outcome::Network) };
+    let (status, retry_after) = (reply.status, reply.retry_after);
+    chunked::reply(status, retry_after, &bytes, || protocol::outcome(req, status, retry_after, &bytes))
+}
