@@ -82,21 +82,6 @@ pub fn bytes(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
-/// `len` bytes that never repeat with a short period (xorshift64), so a transfer that
-/// resumes at a wrong offset cannot produce the same bytes by chance.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(&x.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 pub fn file(data: &[u8], name: &str, mime: &str) -> File {
     let parts = Array::of1(&Uint8Array::from(data));
     let bag = FilePropertyBag::new();

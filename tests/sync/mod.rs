@@ -656,6 +656,21 @@ async fn cut(base: &str, id: &str, dir: &str, at: usize) {
     assert_eq!(res.status(), 200, "the proxy took the cut");
 }
 
+/// `len` bytes that never repeat with a short period (xorshift64), so a transfer that
+/// resumes at a wrong offset cannot produce the same bytes by chance.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 /// The largest chunk the client sends (`chunked::PREFERRED_CHUNK`): a cut may cost one.
 const CHUNK: usize = 16 * 1024 * 1024;
 
@@ -674,7 +689,7 @@ pub async fn large_transfers_cut_midway_resume_without_starting_over() {
     let user = User::new();
     let (name, lib) = library().await;
     let size = 64 * 1024 * 1024;
-    let data = common::random_bytes(size, 11);
+    let data = random_bytes(size, 11);
     let id = import(&lib, &data, "video.mp4").await;
     let base = large_server();
     // The network drops past the middle of the file, in the middle of a chunk.
@@ -718,7 +733,7 @@ pub async fn a_server_without_the_extension_takes_large_files_in_one_post() {
     let user = User::new();
     let (name, lib) = library().await;
     // Above the extension's threshold (8 MiB), on a server that does not advertise it.
-    let data = common::random_bytes(9 * 1024 * 1024, 12);
+    let data = random_bytes(9 * 1024 * 1024, 12);
     let id = import(&lib, &data, "clip.mov").await;
     let svc = MediaSyncService::new(options(&name, &user, limited_server()).into()).unwrap();
     within(svc.upload_asset(id.clone().into(), None), 60_000, "upload").await.expect("uploaded in one POST");
