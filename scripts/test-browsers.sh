@@ -3,6 +3,7 @@
 # prints a per-engine summary; any failure on any engine fails the run.
 # ENGINES="chromium firefox webkit" (default: all three); SUITES="web_sync_page ..." (default: all four).
 # OPFS_MEDIA_SERVER_BIN: the server binary the sync suites run (default: the workspace build).
+# FILTER=<substring>: only the tests whose name contains it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ENGINES=${ENGINES:-chromium firefox webkit}
@@ -71,9 +72,9 @@ run_suite() { # engine suite
   # `SKIPPED <name>: <why>` (tests/common/mod.rs) and is reported as skipped, not passed.
   # The runner's limit is for the whole suite (default 20 s); the large-transfer tests move
   # 64 MB up and down with cuts, so allow minutes.
-  cmd+=(WASM_BINDGEN_TEST_TIMEOUT=300 cargo test --target wasm32-unknown-unknown --test "$suite" -- --nocapture)
+  cmd+=(WASM_BINDGEN_TEST_TIMEOUT=300 cargo test --target wasm32-unknown-unknown --test "$suite" -- --nocapture ${FILTER:-})
   printf '\n\033[1m--- %s / %s\033[0m\n' "$engine" "$suite"
-  "${cmd[@]}" 2>&1 | tee "$log" | grep -E '^(test |test result|Running headless|    panicked|failures:|error)|SKIPPED ' || true
+  "${cmd[@]}" 2>&1 | tee "$log" | grep -E '^(test |test result|Running headless|    panicked|failures:|error)|SKIPPED |MEASURED |panicked at' || true
   local line passed skipped names
   line=$(grep -E '^test result:' "$log" | tail -n 1)
   passed=$(sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p' <<<"$line")

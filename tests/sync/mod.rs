@@ -700,6 +700,10 @@ pub async fn large_transfers_cut_midway_resume_without_starting_over() {
     within(up.upload_asset(id.clone().into(), None), 120_000, "upload").await.expect("uploaded after the cut");
     assert_eq!(status_of(&lib, &id).await, "synced");
     let (bodies, bytes, _) = wire_at(base, "uploads", &id).await;
+    web_sys::console::log_1(
+        &format!("MEASURED upload of {size} bytes cut at {cut_at}: {bodies} requests, {bytes} bytes on the wire")
+            .into(),
+    );
     // Everything once, plus what the cut lost, plus at most the rest of that chunk.
     assert!(bodies >= 5, "{bodies} chunk requests: the file went in chunks, and one was cut");
     assert!(bytes <= size + CHUNK, "{bytes} bytes on the wire for {size}: more than one chunk was sent again");
@@ -718,6 +722,13 @@ pub async fn large_transfers_cut_midway_resume_without_starting_over() {
     let file = within(lib_b.get_file(id.clone().into()), 120_000, "download").await.expect("downloaded after the cut");
     assert!(common::read_all(&file).await == data, "downloaded bytes differ");
     let (bodies, bytes, _) = wire_at(base, "downloads", &id).await;
+    web_sys::console::log_1(
+        &format!(
+            "MEASURED download of {size} bytes cut at {}: {bodies} responses, {bytes} bytes on the wire",
+            size / 2 + 1234
+        )
+        .into(),
+    );
     assert!(bodies >= 2, "{bodies} download responses: the cut one and the resumed one");
     assert!(bytes <= size + CHUNK, "{bytes} bytes downloaded for {size}: the download started over");
     let seen = transfer_progress(&events.borrow(), &id, "download");
