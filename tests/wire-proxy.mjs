@@ -10,14 +10,14 @@
 // A test can also cut a transfer for real: `POST /__wire/cut?id=<id>&dir=upload|download&at=<n>`
 // arms a one-shot fault that destroys both connections of the request that carries the
 // asset's n-th byte (counted over all its requests), as a dropped network would.
-// Optionally slows upload bodies (`bytesPerSec`), so a test can act while one is verifiably
-// in flight, and spreads requests round-robin over several upstreams (a load balancer in
+// Optionally slows upload bodies (`bytesPerSec`) and download bodies (`downloadBytesPerSec`),
+// so a test can act while one is verifiably in flight, and spreads requests round-robin over several upstreams (a load balancer in
 // front of several server instances). Only ever listens on 127.0.0.1.
 //   node tests/wire-proxy.mjs --upstream http://127.0.0.1:8787 [--upstream URL2 ...] [--port 0] [--bytes-per-sec N]
 import http from 'node:http';
 import { pathToFileURL } from 'node:url';
 
-export function startWireProxy({ upstream, port = 0, bytesPerSec = 0 }) {
+export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBytesPerSec = 0 }) {
   const ups = [upstream].flat().map((u) => new URL(u));
   let turn = 0;
   const counts = { upload: new Map(), download: new Map() };
@@ -81,7 +81,12 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0 }) {
       d.bodies += 1;
       const want = Number(upRes.headers['content-length'] ?? NaN);
       let sent = 0;
+      const began = Date.now();
       upRes.on('data', (chunk) => {
+        if (downloadBytesPerSec > 0) {
+          const due = began + ((sent + chunk.length) / downloadBytesPerSec) * 1000;
+          if (due > Date.now()) { upRes.pause(); setTimeout(() => upRes.resume(), due - Date.now()); }
+        }
         // Pass on at most up to the cut, then drop the connection.
         const at = cuts.get(`download:${downloadId}`);
         const room = at === undefined ? chunk.length : Math.max(0, at - d.bytes);

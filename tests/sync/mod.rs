@@ -700,9 +700,8 @@ pub async fn large_transfers_cut_midway_resume_without_starting_over() {
     within(up.upload_asset(id.clone().into(), None), 120_000, "upload").await.expect("uploaded after the cut");
     assert_eq!(status_of(&lib, &id).await, "synced");
     let (bodies, bytes, _) = wire_at(base, "uploads", &id).await;
-    web_sys::console::log_1(
-        &format!("MEASURED upload of {size} bytes cut at {cut_at}: {bodies} requests, {bytes} bytes on the wire")
-            .into(),
+    wasm_bindgen_test::console_log!(
+        "MEASURED upload of {size} bytes cut at {cut_at}: {bodies} requests, {bytes} bytes on the wire"
     );
     // Everything once, plus what the cut lost, plus at most the rest of that chunk.
     assert!(bodies >= 5, "{bodies} chunk requests: the file went in chunks, and one was cut");
@@ -722,12 +721,9 @@ pub async fn large_transfers_cut_midway_resume_without_starting_over() {
     let file = within(lib_b.get_file(id.clone().into()), 120_000, "download").await.expect("downloaded after the cut");
     assert!(common::read_all(&file).await == data, "downloaded bytes differ");
     let (bodies, bytes, _) = wire_at(base, "downloads", &id).await;
-    web_sys::console::log_1(
-        &format!(
-            "MEASURED download of {size} bytes cut at {}: {bodies} responses, {bytes} bytes on the wire",
-            size / 2 + 1234
-        )
-        .into(),
+    let at = size / 2 + 1234;
+    wasm_bindgen_test::console_log!(
+        "MEASURED download of {size} bytes cut at {at}: {bodies} responses, {bytes} bytes on the wire"
     );
     assert!(bodies >= 2, "{bodies} download responses: the cut one and the resumed one");
     assert!(bytes <= size + CHUNK, "{bytes} bytes downloaded for {size}: the download started over");
