@@ -66,6 +66,31 @@ export interface ConflictVersion {
     version?: number;
 }
 
+/** The `detail` of a `progress` event: assets by status, and bytes moved. */
+export interface SyncProgress {
+    pending: number;
+    syncing: number;
+    synced: number;
+    error: number;
+    /** Operations waiting in the outbox. */
+    queued: number;
+    /** Bytes moved by this service's transfers so far (never decreases). */
+    bytesLoaded: number;
+    /** Bytes of those transfers in all (grows as transfers start). */
+    bytesTotal: number;
+    /** The transfers under way (a paused one stays listed until it finishes). */
+    transfers: TransferProgress[];
+}
+
+/** One upload or download under way. `loaded` never decreases; the last event of a
+ *  finished transfer has `loaded === total`. Large uploads count confirmed chunks. */
+export interface TransferProgress {
+    id: string;
+    direction: "upload" | "download";
+    loaded: number;
+    total: number;
+}
+
 /** Options of `syncNow` / `uploadAsset` / `downloadAsset`. */
 export interface SyncCallOptions {
     /** Stops waiting (rejects with `AbortError`); queued work stays queued. */
@@ -403,9 +428,9 @@ impl MediaSyncService {
         self.ready.peek().and_then(|r| r.as_ref().ok()).is_some_and(|s| s.is_leader())
     }
 
-    /// Listens for `statuschange` ({ id, status, error }), `progress` ({ pending, syncing,
-    /// synced, error, queued }), `conflict` ({ id, localWon }), `error` ({ id?, name, code,
-    /// message }) and `idle`.
+    /// Listens for `statuschange` ({ id, status, error }), `progress` (`SyncProgress`: counts
+    /// by status, and bytes moved overall and per transfer), `conflict` ({ id, localWon }),
+    /// `error` ({ id?, name, code, message }) and `idle`.
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(&self, kind: &str, listener: &Function) -> Result<(), JsValue> {
         self.events.add_event_listener_with_callback(kind, listener)

@@ -5,7 +5,7 @@ import init, {
   estimate, requestPersistence, defaultLibrary, MediaLibrary,
   type SyncErrorInfo, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
 } from 'opfs-media';
-import { MediaSyncService, type MediaSyncOptions } from 'opfs-media/sync';
+import { MediaSyncService, type MediaSyncOptions, type SyncProgress, type TransferProgress } from 'opfs-media/sync';
 
 export async function example(file: File): Promise<void> {
   await init();
@@ -61,6 +61,12 @@ export async function example(file: File): Promise<void> {
   const why: SyncErrorInfo | undefined = again.syncError;
   const freed: number = await sync.freeLocalCopies();
   sync.addEventListener('statuschange', (e: Event) => console.log((e as CustomEvent).detail));
+  sync.addEventListener('progress', (e: Event) => {
+    const p = (e as CustomEvent<SyncProgress>).detail;
+    const t: TransferProgress | undefined = p.transfers[0];
+    const dir: 'upload' | 'download' | undefined = t?.direction;
+    console.log(p.bytesLoaded / p.bytesTotal, p.queued, t?.loaded, dir);
+  });
   const leader: boolean = sync.isLeader;
   sync.start();
   sync.stop();
