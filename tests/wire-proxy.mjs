@@ -101,6 +101,11 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
         res.end();
       });
     });
+    // One line per counted transfer on stdout (the proxy's log): what a failed test did.
+    if (s || d) {
+      const t0 = Date.now();
+      res.on('close', () => console.log(`${new Date().toISOString()} ${req.method} ${url.pathname} ${req.headers['upload-offset'] ?? ''} -> ${res.statusCode} in:${seen} ${d ? `out:${d.bytes}` : ''} ${res.writableFinished ? '' : 'CUT'} ${Date.now() - t0}ms`));
+    }
     out.on('error', () => res.destroy());
     res.on('close', () => { if (!res.writableFinished) out.destroy(); });
     // Flow control: paused while the upstream is full, or (slowed uploads) until the bytes
