@@ -14,7 +14,7 @@ use crate::auth::User;
 use crate::cursor::Kind;
 use crate::db::AssetRow;
 use crate::error::ApiError;
-use crate::request::{essence, header as strict_header, if_match, AssetId, Page};
+use crate::request::{has_type, if_match, AssetId, Page};
 use crate::{now_ms, thumb, AppState, PROTOCOL, PROTOCOL_VERSION};
 
 pub use crate::request::parse_id;
@@ -349,11 +349,7 @@ pub async fn patch_meta(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let is_json = strict_header(&headers, "content-type", "UNSUPPORTED_MEDIA_TYPE")
-        .ok()
-        .flatten()
-        .is_some_and(|t| essence(&t.to_ascii_lowercase()) == "application/json");
-    if !is_json {
+    if !has_type(&headers, "application/json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",

@@ -87,6 +87,15 @@ pub fn mime_type(v: &str) -> Result<Option<String>, ApiError> {
     ok.then_some(Some(v)).ok_or_else(bad)
 }
 
+/// Whether the request's `Content-Type` has the essence `want` (any case, parameters ignored).
+/// Absent or unreadable is not a match (the endpoint's `415`).
+pub fn has_type(h: &HeaderMap, want: &str) -> bool {
+    header(h, "content-type", "UNSUPPORTED_MEDIA_TYPE")
+        .ok()
+        .flatten()
+        .is_some_and(|t| essence(&t.to_ascii_lowercase()) == want)
+}
+
 /// The `type/subtype` of a MIME type, without parameters.
 pub fn essence(mime: &str) -> &str {
     mime.split(';').next().unwrap_or_default().trim()

@@ -26,7 +26,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use crate::api::{valid_name, valid_tags};
 use crate::auth::User;
 use crate::error::ApiError;
-use crate::request::{essence, header as strict_header, mime_type, parse_id, safe_uint, AssetId};
+use crate::request::{has_type, header as strict_header, mime_type, parse_id, safe_uint, AssetId};
 use crate::upload::{body_timeout, drain, existing_answer, too_large, NewAsset};
 use crate::{now_ms, AppState};
 use db::SessionRow;
@@ -239,9 +239,7 @@ pub async fn create(State(s): State<AppState>, user: User, headers: HeaderMap, b
 
 async fn create_inner(s: &AppState, user: &User, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let r = ext(s)?;
-    let is_json = strict_header(headers, "content-type", "UNSUPPORTED_MEDIA_TYPE")?
-        .is_some_and(|t| essence(&t.to_ascii_lowercase()) == "application/json");
-    if !is_json {
+    if !has_type(headers, "application/json") {
         drain(body).await;
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -387,9 +385,7 @@ fn append_head(h: &HeaderMap, r: &Resumable, size: u64) -> Result<AppendHead, Ap
         .and_then(safe_uint)
         .ok_or_else(|| ApiError::bad_request("BAD_REQUEST", "Upload-Offset (a canonical decimal) is required"))?
         as u64;
-    let is_chunk = strict_header(h, "content-type", "UNSUPPORTED_MEDIA_TYPE")?
-        .is_some_and(|t| essence(&t.to_ascii_lowercase()) == "application/offset+octet-stream");
-    if !is_chunk {
+    if !has_type(h, "application/offset+octet-stream") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
