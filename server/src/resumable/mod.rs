@@ -740,3 +740,40 @@ pub async fn sweep(db: &crate::db::Db, r: &Resumable, grace: Duration) -> Result
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Result<Create, ApiError> {
+        validate(serde_json::from_value(v).map_err(|_| ApiError::bad_request("INVALID_JSON", ""))?, 1000)
+    }
+
+    fn code(v: Value) -> &'static str {
+        body(v).err().map_or("OK", |e| e.code)
+    }
+
+    #[test]
+    fn create_bodies_are_checked_field_by_field_in_order() {
+        let id = "0190f0c2-7a0e-7cc0-8000-000000000001";
+        let c = body(json!({ "id": id, "name": "a.bin", "size": 10, "type": " Video/MP4 " })).unwrap();
+        assert_eq!((c.size, c.asset.mime.as_str(), c.sha256), (10, "video/mp4", None));
+        assert_eq!(code(json!({ "name": 5, "size": 0 })), "INVALID_ID", "the id first");
+        assert_eq!(code(json!({ "id": id, "name": "../x", "size": 0 })), "INVALID_NAME");
+        assert_eq!(code(json!({ "id": id, "name": "a", "type": "png", "size": 0 })), "INVALID_TYPE");
+        assert_eq!(code(json!({ "id": id, "name": "a", "sha256": "xyz", "size": 0 })), "MISSING_CHECKSUM");
+        assert_eq!(code(json!({ "id": id, "name": "a", "tags": [1], "size": 0 })), "INVALID_TAGS");
+        assert_eq!(code(json!({ "id": id, "name": "a", "createdAt": -1, "size": 0 })), "BAD_REQUEST");
+        for size in [json!(0), json!(-1), json!(1.5), json!("5"), json!(null)] {
+            assert_eq!(code(json!({ "id": id, "name": "a", "size": size })), "BAD_REQUEST", "{size}");
+        }
+        assert_eq!(code(json!({ "id": id, "name": "a", "size": 1001 })), "PAYLOAD_TOO_LARGE");
+        assert_eq!(code(json!({ "id": id, "name": "a", "size": 1000 })), "OK");
+        assert_eq!(code(json!({ "id": id, "name": "a", "size": 1, "colour": 1 })), "INVALID_JSON");
+        let sha = "AB".repeat(32);
+        assert_eq!(
+            body(json!({ "id": id, "name": "a", "size": 1, "sha256": sha })).unwrap().sha256,
+            Some("ab".repeat(32))
+        );
+    }
+}
