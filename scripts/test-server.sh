@@ -37,19 +37,37 @@ start_server() {
 
 conformance() { # label port token1 token2 [suite args...]
   step "conformance: $1"
-  local label=$1 port=$2 t1=$3 t2=$4; shift 4
-  if node_tests node tests/conformance/suite.mjs --base-url "http://127.0.0.1:$port" --token "$t1" --token2 "$t2" "$@"; then
-    SUMMARY+=("conformance  $label: passed")
+  local label=$1 port=$2 t1=$3 t2=$4 log; shift 4
+  log=$WORK/conformance-$port.log
+  # shellcheck disable=SC2086 # NODE_FLAGS: node options such as --test-name-pattern=...
+  if node_tests node ${NODE_FLAGS:-} tests/conformance/suite.mjs --base-url "http://127.0.0.1:$port" --token "$t1" --token2 "$t2" "$@" >"$log" 2>&1; then
+    cat "$log"
+    SUMMARY+=("conformance  $label: passed ($(counts "$log"))")
   else
+    cat "$log"
     SUMMARY+=("conformance  $label: FAILED"); return 1
   fi
 }
+# counts LOG: "N passed, M skipped" of a node:test TAP log (skips named in the log above).
+counts() { echo "$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$1" | tail -n 1) passed, $(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$1" | tail -n 1) skipped"; }
+# The resumable-upload checks (tests/conformance/suite.mjs, names "resumable: ...") need small
+# chunks, a short session lifetime and few sessions per user to run quickly.
+RESUMABLE_LOCAL=(--chunk-min-bytes 65536 --chunk-max-bytes 262144 --upload-session-lifetime-secs 3 --max-upload-sessions 4)
 
 mint() { "$BIN" --auth hmac --secret "$SECRET" mint-token "$1"; }
 
 # 1. SQLite + local files, dev auth.
-start_server sqlite-dev 18701 --max-upload-bytes 1000000 --cors-origins http://127.0.0.1:18799
+start_server sqlite-dev 18701 --max-upload-bytes 1000000 --cors-origins http://127.0.0.1:18799 "${RESUMABLE_LOCAL[@]}"
 conformance "sqlite+local, dev auth, CORS" 18701 dev:alice dev:bob --cors-origin http://127.0.0.1:18799
+kill "$SERVER_PID"
+
+# The same configuration without the resumable-upload extension: everything else passes, and
+# its endpoints answer 404 (the suite checks that when capabilities do not advertise it).
+start_server sqlite-no-resumable 18712 --max-upload-bytes 1000000 --no-resumable-uploads
+conformance "sqlite+local, --no-resumable-uploads" 18712 dev:alice dev:bob
+if curl -fsS http://127.0.0.1:18712/api/media/capabilities | grep -q resumable; then
+  echo "--no-resumable-uploads still advertises the extension" >&2; exit 1
+fi
 kill "$SERVER_PID"
 
 # The rate limit is off by default (it would trip the suite's bursts); check it on its own.
@@ -65,7 +83,7 @@ kill "$SERVER_PID"
 
 # The API mounted under another path (an app whose own router owns /api): the whole suite
 # runs against that root, and the default mount is not served.
-API_PREFIX=/apps/media-sync start_server sqlite-prefix 18707 --api-prefix /apps/media-sync --max-upload-bytes 1000000
+API_PREFIX=/apps/media-sync start_server sqlite-prefix 18707 --api-prefix /apps/media-sync --max-upload-bytes 1000000 "${RESUMABLE_LOCAL[@]}"
 step "conformance: API under /apps/media-sync"
 if node tests/conformance/suite.mjs --base-url http://127.0.0.1:18707/apps/media-sync/ --token dev:alice --token2 dev:bob; then
   SUMMARY+=("conformance  sqlite+local, --api-prefix /apps/media-sync: passed")
@@ -118,6 +136,13 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AW
 start_server pg-s3 18703 --auth hmac --secret "$SECRET" --max-upload-bytes 1000000 \
   --database-url postgres://opfs:opfs@127.0.0.1:5432/opfs_conformance --storage-url s3://opfs-conformance/media
 conformance "postgresql+s3, hmac auth" 18703 "$(mint alice)" "$(mint bob)"
+kill "$SERVER_PID"
+# With 5 MiB chunks (S3's smallest part) the multi-chunk resumable checks need files over the
+# 1 MB limit above: they run here, against a server that allows 16 MiB, with a short lifetime.
+start_server pg-s3-resumable 18713 --auth hmac --secret "$SECRET" --max-upload-bytes 16777216 \
+  --database-url postgres://opfs:opfs@127.0.0.1:5432/opfs_conformance --storage-url s3://opfs-conformance/media \
+  --chunk-min-bytes 5242880 --chunk-max-bytes 6291456 --upload-session-lifetime-secs 4 --max-upload-sessions 4
+NODE_FLAGS=--test-name-pattern=resumable conformance "postgresql+s3, resumable uploads with 5 MiB chunks" 18713 "$(mint carol)" "$(mint dave)"
 kill "$SERVER_PID"
 
 # Load: 50 concurrent clients against the default configuration, and one 1 GiB streamed upload.

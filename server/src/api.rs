@@ -14,7 +14,7 @@ use crate::auth::User;
 use crate::cursor::Kind;
 use crate::db::AssetRow;
 use crate::error::ApiError;
-use crate::request::{essence, header as strict_header, if_match, AssetId, Page};
+use crate::request::{has_type, if_match, AssetId, Page};
 use crate::{now_ms, thumb, AppState, PROTOCOL, PROTOCOL_VERSION};
 
 pub use crate::request::parse_id;
@@ -101,7 +101,11 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 
 /// `GET /api/media/capabilities` (no auth, never rate limited).
 pub async fn capabilities(State(s): State<AppState>) -> Json<Value> {
-    Json(json!({
+    let mut features = vec!["idempotent-upload", "changes", "tombstones", "metadata-versions", "range", "thumbnails"];
+    if s.resumable.is_some() {
+        features.push("resumable-uploads");
+    }
+    let mut caps = json!({
         "protocol": PROTOCOL, "versions": [PROTOCOL_VERSION], "maxUploadBytes": s.max_upload_bytes,
         "pageMax": MAX_PAGE,
         "thumbnails": {
@@ -109,10 +113,14 @@ pub async fn capabilities(State(s): State<AppState>) -> Json<Value> {
             "maxSourceBytes": thumb::MAX_SOURCE_BYTES, "maxSourcePixels": thumb::MAX_SOURCE_PIXELS,
         },
         "auth": ["bearer", "cookie"], "cookieName": crate::auth::COOKIE, "checksum": "sha256",
-        "features": ["idempotent-upload", "changes", "tombstones", "metadata-versions", "range", "thumbnails"],
+        "features": features,
         "rateLimitPerSecond": s.rate_limit, "maxJsonBytes": JSON_MAX_BYTES, "chunkedUploads": true,
         "datasetId": s.dataset_id,
-    }))
+    });
+    if let Some(r) = &s.resumable {
+        caps["resumableUploads"] = r.capabilities();
+    }
+    Json(caps)
 }
 
 /// `GET /api/media/assets`: live assets, ordered by id, paged.
@@ -341,11 +349,7 @@ pub async fn patch_meta(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let is_json = strict_header(&headers, "content-type", "UNSUPPORTED_MEDIA_TYPE")
-        .ok()
-        .flatten()
-        .is_some_and(|t| essence(&t.to_ascii_lowercase()) == "application/json");
-    if !is_json {
+    if !has_type(&headers, "application/json") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
@@ -375,7 +379,7 @@ pub async fn patch_meta(
 }
 
 /// A JSON body of at most [`JSON_MAX_BYTES`], or 413; a stalled body is `408 BODY_TIMEOUT`.
-async fn read_json_body(s: &AppState, body: Body) -> Result<bytes::Bytes, ApiError> {
+pub(crate) async fn read_json_body(s: &AppState, body: Body) -> Result<bytes::Bytes, ApiError> {
     let read = axum::body::to_bytes(body, JSON_MAX_BYTES);
     match tokio::time::timeout(s.body_idle_timeout, read).await {
         Err(_) => Err(crate::upload::body_timeout(s.body_idle_timeout)),

@@ -38,6 +38,9 @@ pub enum Insert {
     Created(AssetRow),
     /// The id already exists (live or deleted); the caller decides 200/409.
     Exists(AssetRow),
+    /// The upload session to finish is gone (cancelled, or its lease taken over): nothing
+    /// was written.
+    SessionGone,
 }
 
 const COLS: &str = "user_id, id, name, mime_type, size, sha256, path, tags, created_at, updated_at, version, seq, deleted_at, thumb_path, thumb_failed";
@@ -64,6 +67,11 @@ fn row(r: &sqlx::any::AnyRow) -> Result<AssetRow, sqlx::Error> {
 }
 
 impl Db {
+    /// The pool, for the other tables' queries (upload sessions).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Connects (creating a SQLite file if needed) and runs the migrations for the engine.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
@@ -111,8 +119,29 @@ impl Db {
 
     /// Inserts a new asset unless the id exists for this user.
     pub async fn insert(&self, a: &AssetRow) -> Result<Insert, sqlx::Error> {
+        self.insert_finishing(a, None).await
+    }
+
+    /// Inserts a new asset unless the id exists for this user; with `lease`, the upload
+    /// session `(a.user_id, a.id)` held under that lease ends in the same transaction (the
+    /// asset appears and the session disappears at once, whichever answer is given).
+    pub async fn insert_finishing(&self, a: &AssetRow, lease: Option<&str>) -> Result<Insert, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        if let Some(token) = lease {
+            let gone = sqlx::query("DELETE FROM upload_sessions WHERE user_id = $1 AND id = $2 AND lease_token = $3")
+                .bind(&a.user_id)
+                .bind(&a.id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await?;
+            if gone.rows_affected() != 1 {
+                return Ok(Insert::SessionGone);
+            }
+        }
         if let Some(existing) = Self::get_in(&mut tx, &a.user_id, &a.id).await? {
+            if lease.is_some() {
+                tx.commit().await?;
+            }
             return Ok(Insert::Exists(existing));
         }
         let seq = Self::next_seq(&mut tx, &a.user_id).await?;
@@ -149,6 +178,15 @@ impl Db {
             // A concurrent upload of the same id won the race: report what it stored.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 drop(tx);
+                if let Some(token) = lease {
+                    // The rollback restored the session row: end it on its own.
+                    sqlx::query("DELETE FROM upload_sessions WHERE user_id = $1 AND id = $2 AND lease_token = $3")
+                        .bind(&a.user_id)
+                        .bind(&a.id)
+                        .bind(token)
+                        .execute(&self.pool)
+                        .await?;
+                }
                 let existing = self.get(&a.user_id, &a.id).await?.ok_or(sqlx::Error::RowNotFound)?;
                 Ok(Insert::Exists(existing))
             }

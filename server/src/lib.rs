@@ -8,6 +8,7 @@ pub mod db;
 pub mod error;
 pub mod ratelimit;
 pub mod request;
+pub mod resumable;
 pub mod serve;
 pub mod storage;
 pub mod thumb;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use object_store::ObjectStore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -58,6 +59,8 @@ pub struct AppState {
     /// The path the API is mounted under (`/api` by default): endpoints are
     /// `<api_prefix>/media/...`, and asset `url`s carry it. Checked by [`api_prefix`].
     pub api_prefix: Arc<str>,
+    /// The resumable-upload extension (`None`: off, its endpoints 404 and capabilities omit it).
+    pub resumable: Option<Arc<resumable::Resumable>>,
 }
 
 impl AppState {
@@ -85,6 +88,7 @@ impl AppState {
             cursors,
             thumbs: Arc::default(),
             body_idle_timeout: Duration::from_secs(30),
+            resumable: None,
         })
     }
 
@@ -134,10 +138,18 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route(&at("/media/assets/{id}"), get(api::download).delete(api::delete))
         .route(&at("/media/assets/{id}/metadata"), get(api::get_meta).patch(api::patch_meta))
         .route(&at("/media/assets/{id}/thumbnail"), get(api::thumbnail))
-        .route(&at("/media/changes"), get(api::changes))
-        // Credentials and the rate limit apply to matched routes only: capabilities, unknown
-        // paths and wrong methods are never limited.
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::gate));
+        .route(&at("/media/changes"), get(api::changes));
+    // Off: no routes, so the endpoints answer like any unknown path (404 UNKNOWN_ENDPOINT).
+    let authed = match state.resumable {
+        None => authed,
+        Some(_) => authed.route(&at("/media/uploads"), post(resumable::create)).route(
+            &at("/media/uploads/{id}"),
+            get(resumable::offset).patch(resumable::append).delete(resumable::cancel),
+        ),
+    }
+    // Credentials and the rate limit apply to matched routes only: capabilities, unknown
+    // paths and wrong methods are never limited.
+    .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::gate));
     let api = Router::new()
         .route(&at("/media/capabilities"), get(api::capabilities))
         .merge(authed)
@@ -182,8 +194,17 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             HeaderName::from_static("x-asset-tags"),
             HeaderName::from_static("x-asset-created-at"),
             HeaderName::from_static("x-content-sha256"),
+            HeaderName::from_static("upload-offset"),
+            HeaderName::from_static("content-digest"),
         ])
-        .expose_headers([header::ETAG, header::CONTENT_RANGE, header::RETRY_AFTER, header::CONTENT_DISPOSITION])
+        .expose_headers([
+            header::ETAG,
+            header::CONTENT_RANGE,
+            header::RETRY_AFTER,
+            header::CONTENT_DISPOSITION,
+            header::LOCATION,
+            HeaderName::from_static("upload-offset"),
+        ])
         .max_age(Duration::from_secs(CORS_MAX_AGE_SECS));
     api.layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(cors)

@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+use opfs_media_server::resumable::{rules::Limits, Resumable};
 use opfs_media_server::{auth::AuthMode, db::Db, router, serve, storage, AppState};
 
 #[derive(Parser)]
@@ -60,6 +63,29 @@ struct Config {
     /// below the process's file-descriptor limit (`ulimit -n`) minus ~30.
     #[arg(long, env = "OPFS_MEDIA_MAX_CONNECTIONS", default_value_t = 1024)]
     max_connections: usize,
+    /// Turns the resumable-upload extension off: capabilities omit it and its endpoints 404.
+    #[arg(long, env = "OPFS_MEDIA_NO_RESUMABLE_UPLOADS")]
+    no_resumable_uploads: bool,
+    /// Files of at least this many bytes should use an upload session (advertised as
+    /// `resumableUploads.minBytes`; smaller files use one POST).
+    #[arg(long, env = "OPFS_MEDIA_RESUMABLE_MIN_BYTES", default_value_t = 8 * 1024 * 1024)]
+    resumable_min_bytes: u64,
+    /// Smallest chunk but the last (a multiple of 64; at least 5 MiB with S3, whose parts it becomes).
+    #[arg(long, env = "OPFS_MEDIA_CHUNK_MIN_BYTES", default_value_t = 5 * 1024 * 1024)]
+    chunk_min_bytes: u64,
+    /// Largest chunk. An S3 append holds one chunk in memory.
+    #[arg(long, env = "OPFS_MEDIA_CHUNK_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    chunk_max_bytes: u64,
+    /// An upload session expires this many seconds after its creation or last append.
+    #[arg(long, env = "OPFS_MEDIA_UPLOAD_SESSION_LIFETIME_SECS", default_value_t = 86_400)]
+    upload_session_lifetime_secs: u64,
+    /// Open upload sessions per user (429 TOO_MANY_UPLOADS beyond).
+    #[arg(long, env = "OPFS_MEDIA_MAX_UPLOAD_SESSIONS", default_value_t = 32)]
+    max_upload_sessions: u32,
+    /// Seconds an append's lease lasts unrenewed: after a crashed instance, its session is
+    /// locked (409 UPLOAD_LOCKED) at most this long.
+    #[arg(long, env = "OPFS_MEDIA_UPLOAD_LEASE_SECS", default_value_t = 30)]
+    upload_lease_secs: u64,
     /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
     #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -116,13 +142,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     let db = Db::connect(&cli.cfg.database_url).await?;
-    let store = storage::open(&cli.cfg.storage_url)?;
+    let storage::Storage { store, staging } = storage::open_storage(&cli.cfg.storage_url)?;
     let local_root = storage::local_root(&cli.cfg.storage_url);
+    let resumable = match cli.cfg.no_resumable_uploads {
+        true => None,
+        false => Some(Arc::new(Resumable::new(
+            Limits {
+                min_bytes: cli.cfg.resumable_min_bytes,
+                chunk_min: cli.cfg.chunk_min_bytes,
+                chunk_max: cli.cfg.chunk_max_bytes,
+            },
+            Duration::from_secs(cli.cfg.upload_session_lifetime_secs),
+            cli.cfg.max_upload_sessions,
+            Duration::from_secs(cli.cfg.upload_lease_secs),
+            staging,
+            cli.cfg.max_upload_bytes,
+        )?)),
+    };
     let mut state = AppState::new(db.clone(), store.clone(), auth, cli.cfg.max_upload_bytes)
         .await?
         .with_rate_limit((cli.cfg.rate_limit > 0).then_some(cli.cfg.rate_limit));
     state.api_prefix = api_prefix.clone();
     state.body_idle_timeout = Duration::from_secs(cli.cfg.body_idle_timeout_secs.max(1));
+    state.resumable = resumable.clone();
+    // Expired upload sessions: swept as often as sessions can expire (at most a minute apart).
+    if let Some(r) = resumable {
+        let (db, grace) = (db.clone(), Duration::from_secs(cli.cfg.sweep_grace_secs));
+        let every = r.lifetime.clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::spawn(async move {
+            loop {
+                match opfs_media_server::resumable::sweep(&db, &r, grace).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "swept expired upload sessions"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "upload session sweep failed"),
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
     // Leftovers of crashed uploads: swept at start, then hourly. The grace period keeps
     // uploads that are in flight on another instance safe.
     let grace = Duration::from_secs(cli.cfg.sweep_grace_secs);

@@ -65,8 +65,19 @@ pub fn if_match(h: &HeaderMap) -> Result<Option<i64>, ApiError> {
 /// A MIME type as stored: trimmed and ASCII-lowercased, parameters kept. An empty value is
 /// absent (`None`); a malformed one is `400 INVALID_TYPE`.
 pub fn content_type(h: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let bad = || ApiError::bad_request("INVALID_TYPE", "Content-Type must be a MIME type such as image/png");
-    let Some(v) = header(h, "content-type", "INVALID_TYPE")? else { return Ok(None) };
+    match header(h, "content-type", "INVALID_TYPE")? {
+        None => Ok(None),
+        Some(v) => mime_type(v),
+    }
+}
+
+/// A MIME type as stored (the rules of [`content_type`]), from wherever it was sent (an
+/// upload session's JSON `type`): `None` if empty, `400 INVALID_TYPE` if malformed.
+pub fn mime_type(v: &str) -> Result<Option<String>, ApiError> {
+    let bad = || ApiError::bad_request("INVALID_TYPE", "the type must be a MIME type such as image/png");
+    if !v.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        return Err(bad());
+    }
     let v = v.trim().to_ascii_lowercase();
     if v.is_empty() {
         return Ok(None);
@@ -74,6 +85,15 @@ pub fn content_type(h: &HeaderMap) -> Result<Option<String>, ApiError> {
     let tok = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b));
     let ok = v.len() <= 255 && matches!(essence(&v).split_once('/'), Some((a, b)) if tok(a) && tok(b));
     ok.then_some(Some(v)).ok_or_else(bad)
+}
+
+/// Whether the request's `Content-Type` has the essence `want` (any case, parameters ignored).
+/// Absent or unreadable is not a match (the endpoint's `415`).
+pub fn has_type(h: &HeaderMap, want: &str) -> bool {
+    header(h, "content-type", "UNSUPPORTED_MEDIA_TYPE")
+        .ok()
+        .flatten()
+        .is_some_and(|t| essence(&t.to_ascii_lowercase()) == want)
 }
 
 /// The `type/subtype` of a MIME type, without parameters.

@@ -4,32 +4,50 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::ObjectStore;
 
 use crate::db::Db;
+use crate::resumable::store::{Staging, UPLOADS_DIR};
 
 /// Builds the store from a URL: `file://<relative-or-absolute dir>` or `s3://<bucket>[/prefix]`
 /// (credentials, region and endpoint from the usual `AWS_*` environment variables).
 pub fn open(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+    open_storage(url).map(|s| s.store)
+}
+
+/// The configured storage: the object store, and where resumable-upload sessions keep their
+/// bytes on the same backend.
+pub struct Storage {
+    /// Asset bytes.
+    pub store: Arc<dyn ObjectStore>,
+    /// Upload-session bytes (a staging directory, or S3 multipart uploads).
+    pub staging: Staging,
+}
+
+/// Like [`open`], with the session storage of the same backend.
+pub fn open_storage(url: &str) -> Result<Storage, String> {
     if let Some(dir) = url.strip_prefix("file://") {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create storage dir {dir:?}: {e}"))?;
         let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| e.to_string())?;
-        return Ok(Arc::new(store));
+        let root = std::fs::canonicalize(dir).map_err(|e| format!("storage dir {dir:?}: {e}"))?;
+        return Ok(Storage { store: Arc::new(store), staging: Staging::Local { root } });
     }
     if let Some(rest) = url.strip_prefix("s3://") {
         let mut b = AmazonS3Builder::from_env().with_url(url);
         if let Ok(ep) = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT")) {
             b = b.with_allow_http(ep.starts_with("http://")).with_endpoint(ep);
         }
-        let s3 = b.build().map_err(|e| e.to_string())?;
+        let s3 = Arc::new(b.build().map_err(|e| e.to_string())?);
         // The builder takes only the bucket from the URL: the key prefix is ours to apply, or
         // every deployment sharing a bucket would write (and sweep) at its root.
         let prefix = rest.split_once('/').map_or("", |(_, p)| p.trim_matches('/'));
-        return Ok(if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) });
+        let store: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { s3.clone() } else { Arc::new(PrefixStore::new(AmazonS3::clone(&s3), prefix)) };
+        return Ok(Storage { store, staging: Staging::S3 { s3, prefix: prefix.to_owned() } });
     }
     Err(format!("unsupported storage URL {url:?}: use file://<dir> or s3://<bucket>[/prefix]"))
 }
@@ -63,7 +81,8 @@ pub async fn sweep_orphans(
     let mut listing = store.list(None);
     while let Some(meta) = listing.next().await {
         let meta = meta.map_err(|e| e.to_string())?;
-        if meta.last_modified.timestamp() > cutoff {
+        // Staging files of open upload sessions: the session sweep owns them.
+        if meta.last_modified.timestamp() > cutoff || meta.location.as_ref().starts_with(UPLOADS_DIR) {
             continue;
         }
         if !db.path_in_use(meta.location.as_ref()).await.map_err(|e| e.to_string())? {

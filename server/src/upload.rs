@@ -132,16 +132,42 @@ async fn store(s: &AppState, user: User, m: UploadMeta, body: Body) -> Result<Re
         )
         .with_details(json!({ "expected": m.claimed, "actual": actual })));
     }
+    let new = NewAsset { id: m.id, name: m.name, mime: m.mime, tags: m.tags, created_at: m.created_at };
+    commit(s, &user.0, new, &path, size, actual, None).await
+}
+
+/// The metadata an asset is made of, from a POST's headers or an upload session's row.
+pub(crate) struct NewAsset {
+    pub id: String,
+    pub name: String,
+    pub mime: String,
+    pub tags: Vec<String>,
+    pub created_at: i64,
+}
+
+/// The commit both uploads end with (docs/protocol.md, POST step 5): the bytes, complete and
+/// verified, are at `path`; the row goes in, or, when the id exists by now (a concurrent
+/// upload won), the bytes go and the existing asset answers as a retry would. With `lease`,
+/// the upload session held under it ends in the same transaction.
+pub(crate) async fn commit(
+    s: &AppState,
+    user: &str,
+    a: NewAsset,
+    path: &Path,
+    size: u64,
+    sha256: String,
+    lease: Option<&str>,
+) -> Result<Response, ApiError> {
     let row = AssetRow {
-        user_id: user.0.clone(),
-        id: m.id,
-        name: m.name,
-        mime_type: m.mime,
+        user_id: user.to_owned(),
+        id: a.id,
+        name: a.name,
+        mime_type: a.mime,
         size: size as i64,
-        sha256: actual,
+        sha256,
         path: path.to_string(),
-        tags: m.tags,
-        created_at: m.created_at,
+        tags: a.tags,
+        created_at: a.created_at,
         updated_at: now_ms(),
         version: 1,
         seq: 0,
@@ -149,25 +175,29 @@ async fn store(s: &AppState, user: User, m: UploadMeta, body: Body) -> Result<Re
         thumb_path: None,
         thumb_failed: None,
     };
-    match s.db.insert(&row).await {
+    match s.db.insert_finishing(&row, lease).await {
         Ok(Insert::Created(created)) => Ok(with_etag(&s.api_prefix, StatusCode::CREATED, &created)),
         Ok(Insert::Exists(existing)) => {
-            let _ = s.store.delete(&path).await;
-            existing_answer(&s.api_prefix, &existing, &m.claimed)
+            let _ = s.store.delete(path).await;
+            existing_answer(&s.api_prefix, &existing, &row.sha256)
+        }
+        Ok(Insert::SessionGone) => {
+            let _ = s.store.delete(path).await;
+            Err(crate::resumable::not_found())
         }
         Err(e) => {
-            let _ = s.store.delete(&path).await;
+            let _ = s.store.delete(path).await;
             Err(e.into())
         }
     }
 }
 
-fn too_large(max: u64) -> ApiError {
+pub(crate) fn too_large(max: u64) -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", format!("uploads are limited to {max} bytes"))
         .with_details(json!({ "maxUploadBytes": max }))
 }
 
-fn existing_answer(prefix: &str, existing: &AssetRow, claimed: &str) -> Result<Response, ApiError> {
+pub(crate) fn existing_answer(prefix: &str, existing: &AssetRow, claimed: &str) -> Result<Response, ApiError> {
     if existing.deleted_at.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -8,6 +8,10 @@
 // - a client that disconnects mid-body: no asset, no object left (before any sweep);
 // - a chunked body (no Content-Length) over the size limit: 413 PAYLOAD_TOO_LARGE, no asset,
 //   no object left.
+// - resumable uploads: a session started on one instance and continued and completed on another
+//   (two processes on one database and store); kill -9 mid-append (after the restart the offset
+//   is the last whole chunk and the session continues to identical bytes); the sweep removes an
+//   expired session's bytes (the staging file, or the S3 multipart upload: ListMultipartUploads).
 // Objects are counted in the store itself (the directory, or an S3 listing), not through the API.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -165,4 +169,128 @@ test('a chunked body over the size limit: 413 PAYLOAD_TOO_LARGE, nothing stored'
   assert.equal((await fetch(`${base}/api/media/assets/${victim}`, { headers: auth })).status, 404);
   assert.equal((await objects()).length, live.length);
   await stop();
+});
+
+// --- resumable uploads ---
+const IS_S3 = STORAGE.startsWith('s3://');
+// S3 parts are at least 5 MiB; local files take small chunks, so the checks stay quick.
+const CHUNK = IS_S3 ? 5 * 1024 * 1024 : 65536;
+const RU_ARGS = ['--chunk-min-bytes', String(CHUNK), '--chunk-max-bytes', String(CHUNK), '--upload-lease-secs', '2'];
+const RU_MAX = ['--max-upload-bytes', String(4 * CHUNK)];
+const b64 = (b) => createHash('sha256').update(b).digest('base64');
+
+async function ruStart(extra = []) {
+  return startReferenceServer(['--auth', 'hmac', '--secret', SECRET, '--database-url', DB, '--storage-url', STORAGE, ...RU_MAX, ...RU_ARGS, ...extra], { bin: BIN });
+}
+async function ruCreate(url, size, id = uuidv7()) {
+  const r = await fetch(`${url}/api/media/uploads`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ id, name: 'big.bin', size }) });
+  assert.equal(r.status, 201, await r.clone().text());
+  return id;
+}
+/** One append; a 409 UPLOAD_LOCKED (a dead instance's lease) is retried after Retry-After. */
+async function ruAppend(url, id, offset, chunk, whole) {
+  for (let i = 0; i < 20; i++) {
+    const headers = { ...auth, 'content-type': 'application/offset+octet-stream', 'upload-offset': String(offset), 'content-digest': `sha-256=:${b64(chunk)}:` };
+    if (whole) headers['x-content-sha256'] = whole;
+    const r = await fetch(`${url}/api/media/uploads/${id}`, { method: 'PATCH', headers, body: chunk });
+    const body = await r.json();
+    if (r.status === 409 && body.error.code === 'UPLOAD_LOCKED') {
+      await new Promise((ok) => setTimeout(ok, Number(r.headers.get('retry-after')) * 1000));
+      continue;
+    }
+    return { status: r.status, json: body };
+  }
+  throw new Error('the session stayed locked');
+}
+const ruOffset = async (url, id) => {
+  const r = await fetch(`${url}/api/media/uploads/${id}`, { headers: auth });
+  return r.status === 200 ? (await r.json()).offset : r.status;
+};
+const download = async (url, id) => sha(Buffer.from(await (await fetch(`${url}/api/media/assets/${id}`, { headers: auth })).arrayBuffer()));
+
+// Open multipart uploads in the bucket (S3 ListMultipartUploads), by key.
+async function multipartUploads() {
+  const [bucket] = STORAGE.slice('s3://'.length).split('/');
+  const xml = await (await fetch(`${S3}/${bucket}?uploads`)).text();
+  assert.match(xml, /<ListMultipartUploadsResult/, `listing multipart uploads: ${xml.slice(0, 200)}`);
+  return [...xml.matchAll(/<Upload>[\s\S]*?<Key>([^<]*)<\/Key>[\s\S]*?<\/Upload>/g)].map((m) => m[1]);
+}
+// The session's bytes waiting in storage: staging files, or open multipart uploads.
+async function staged(id) {
+  if (IS_S3) return (await multipartUploads()).filter((k) => k.includes(id));
+  const root = STORAGE.slice('file://'.length);
+  const walk = (dir) => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : [join(dir, n)]));
+  try { return walk(join(root, '.uploads')).filter((f) => f.includes(id)); } catch { return []; }
+}
+
+test('resumable: a session started on instance A continues and completes on instance B (one database, one store)', { timeout: 120_000 }, async () => {
+  const [a, b] = [await ruStart(), await ruStart()];
+  try {
+    const bytes = randomBytes(2 * CHUNK + 1000);
+    const id = await ruCreate(a.url, bytes.length);
+    assert.equal((await ruAppend(a.url, id, 0, bytes.subarray(0, CHUNK))).status, 200, 'chunk 1 on A');
+    assert.equal(await ruOffset(b.url, id), CHUNK, 'B sees the offset A confirmed');
+    assert.equal((await ruAppend(b.url, id, CHUNK, bytes.subarray(CHUNK, 2 * CHUNK))).status, 200, 'chunk 2 on B');
+    assert.equal(await ruOffset(a.url, id), 2 * CHUNK, 'and A sees B\'s');
+    const done = await ruAppend(b.url, id, 2 * CHUNK, bytes.subarray(2 * CHUNK), sha(bytes));
+    assert.equal(done.status, 201, JSON.stringify(done.json));
+    assert.equal(done.json.sha256, sha(bytes));
+    assert.equal(await download(a.url, id), sha(bytes), 'A serves the bytes B completed');
+    assert.deepEqual(await staged(id), [], 'nothing left staged');
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test('resumable: kill -9 mid-append; after the restart the offset is the last whole chunk and the session completes to identical bytes', { timeout: 120_000 }, async () => {
+  let srv = await ruStart();
+  const bytes = randomBytes(3 * CHUNK + 1000);
+  const id = await ruCreate(srv.url, bytes.length);
+  assert.equal((await ruAppend(srv.url, id, 0, bytes.subarray(0, CHUNK))).status, 200);
+  // Chunk 2, cut: headers and half the body, then the server dies.
+  const sock = net.connect(new URL(srv.url).port, '127.0.0.1');
+  sock.on('error', () => {});
+  const chunk = bytes.subarray(CHUNK, 2 * CHUNK);
+  sock.write([`PATCH /api/media/uploads/${id} HTTP/1.1`, 'Host: 127.0.0.1', `Authorization: ${auth.authorization}`,
+    'Content-Type: application/offset+octet-stream', `Content-Length: ${CHUNK}`, `Upload-Offset: ${CHUNK}`,
+    `Content-Digest: sha-256=:${b64(chunk)}:`, '', ''].join('\r\n'));
+  sock.write(chunk.subarray(0, CHUNK / 2));
+  await new Promise((r) => setTimeout(r, 400)); // let the server write what it has
+  const partial = IS_S3 ? null : statSync((await staged(id))[0]).size;
+  await srv.stop('SIGKILL');
+  sock.destroy();
+  if (!IS_S3) assert.ok(partial > CHUNK, `the crash left a partial chunk in the staging file (${partial} bytes): otherwise this proves nothing`);
+  srv = await ruStart();
+  try {
+    assert.equal(await ruOffset(srv.url, id), CHUNK, 'the offset is the last whole chunk');
+    for (let off = CHUNK; off < bytes.length; off += CHUNK) {
+      const part = bytes.subarray(off, Math.min(off + CHUNK, bytes.length));
+      const final = off + part.length === bytes.length;
+      const r = await ruAppend(srv.url, id, off, part, final ? sha(bytes) : undefined);
+      assert.equal(r.status, final ? 201 : 200, JSON.stringify(r.json));
+    }
+    assert.equal(await download(srv.url, id), sha(bytes), 'bytes identical');
+    console.log(`kill -9 mid-append: ${IS_S3 ? 'S3 (the part was never put)' : `${partial} bytes staged at the kill`}, resumed at ${CHUNK}, bytes identical`);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('resumable: the sweep removes an expired session and its bytes (staging file / S3 multipart upload aborted)', { timeout: 120_000 }, async () => {
+  const srv = await ruStart(['--upload-session-lifetime-secs', '2']);
+  try {
+    const bytes = randomBytes(2 * CHUNK + 1000);
+    const id = await ruCreate(srv.url, bytes.length);
+    assert.equal((await ruAppend(srv.url, id, 0, bytes.subarray(0, CHUNK))).status, 200);
+    const before = await staged(id);
+    assert.equal(before.length, 1, `the session's bytes are staged: ${before}`);
+    let left = before;
+    for (let i = 0; i < 100 && left.length; i++) { await new Promise((r) => setTimeout(r, 100)); left = await staged(id); }
+    assert.deepEqual(left, [], 'the sweep removed the expired session\'s bytes');
+    assert.equal(await ruOffset(srv.url, id), 404, 'the session is gone');
+    console.log(`expired session: ${IS_S3 ? 'multipart upload aborted' : 'staging file removed'} by the sweep`);
+  } finally {
+    await srv.stop();
+  }
 });

@@ -1,0 +1,779 @@
+//! The resumable-upload extension (docs/protocol.md, "Resumable uploads"): sessions keyed by
+//! the asset id, atomic chunks appended at an offset under a lease, completion by the final chunk.
+
+pub mod db;
+pub mod rules;
+pub mod store;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use opfs_media::digest::Sha256State;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::api::{valid_name, valid_tags};
+use crate::auth::User;
+use crate::error::ApiError;
+use crate::request::{has_type, header as strict_header, mime_type, parse_id, safe_uint, AssetId};
+use crate::upload::{body_timeout, drain, existing_answer, too_large, NewAsset};
+use crate::{now_ms, AppState};
+use db::SessionRow;
+use rules::{Chunk, ChunkError, Limits};
+use store::Staging;
+
+/// The extension's configuration and storage (absent from [`AppState`] when turned off).
+pub struct Resumable {
+    /// Advertised chunk bounds.
+    pub limits: Limits,
+    /// A session expires this long after its creation or last append.
+    pub lifetime: Duration,
+    /// Open sessions per user.
+    pub max_sessions: u32,
+    /// How long an append's lease lasts without renewal (a crashed instance's lease frees
+    /// after this); a live append renews it every third of it.
+    pub lease: Duration,
+    /// Where session bytes wait.
+    pub staging: Staging,
+}
+
+/// The S3 multipart limits: parts (but the last) of at least 5 MiB, at most 10,000 parts.
+pub const S3_MIN_PART: u64 = 5 * 1024 * 1024;
+const S3_MAX_PARTS: u64 = 10_000;
+
+impl Resumable {
+    /// Checks a configuration against the protocol's rules and the storage's.
+    pub fn new(
+        limits: Limits,
+        lifetime: Duration,
+        max_sessions: u32,
+        lease: Duration,
+        staging: Staging,
+        max_upload_bytes: u64,
+    ) -> Result<Self, String> {
+        if limits.chunk_min < 64 || limits.chunk_min % 64 != 0 {
+            return Err(format!("--chunk-min-bytes {} must be a positive multiple of 64", limits.chunk_min));
+        }
+        if limits.chunk_max < limits.chunk_min {
+            return Err(format!(
+                "--chunk-max-bytes {} is below --chunk-min-bytes {}",
+                limits.chunk_max, limits.chunk_min
+            ));
+        }
+        if staging.is_s3() && limits.chunk_min < S3_MIN_PART {
+            return Err(format!(
+                "--chunk-min-bytes {} is below 5 MiB ({S3_MIN_PART}): with S3 each chunk is a multipart part",
+                limits.chunk_min
+            ));
+        }
+        if staging.is_s3() && max_upload_bytes.div_ceil(limits.chunk_min) > S3_MAX_PARTS {
+            return Err(format!(
+                "with S3 an upload has at most {S3_MAX_PARTS} parts: raise --chunk-min-bytes to at least {}",
+                max_upload_bytes.div_ceil(S3_MAX_PARTS).next_multiple_of(64)
+            ));
+        }
+        if lifetime.as_secs() == 0 || max_sessions == 0 || lease.as_secs() == 0 {
+            return Err(
+                "--upload-session-lifetime-secs, --max-upload-sessions and --upload-lease-secs must be at least 1"
+                    .into(),
+            );
+        }
+        Ok(Self { limits, lifetime, max_sessions, lease, staging })
+    }
+
+    /// The capabilities field `resumableUploads`.
+    pub fn capabilities(&self) -> Value {
+        json!({
+            "minBytes": self.limits.min_bytes, "chunkMinBytes": self.limits.chunk_min,
+            "chunkMaxBytes": self.limits.chunk_max, "sessionLifetimeMs": self.lifetime.as_millis() as u64,
+            "maxSessions": self.max_sessions,
+        })
+    }
+
+    fn expiry(&self, now: i64) -> i64 {
+        now + self.lifetime.as_millis() as i64
+    }
+}
+
+/// `404 UPLOAD_NOT_FOUND`: no open session for (user, id).
+pub fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "UPLOAD_NOT_FOUND",
+        "no open upload session with this id (never created, cancelled, expired or completed); create one",
+    )
+}
+
+fn ext(s: &AppState) -> Result<&Resumable, ApiError> {
+    // The routes exist only with the extension on; this is a guard, not a branch.
+    s.resumable.as_deref().ok_or_else(not_found)
+}
+
+/// An Upload response: the session JSON, `Upload-Offset`, `Cache-Control: no-store`.
+fn upload_response(status: StatusCode, s: &SessionRow) -> Response {
+    let body = json!({ "id": s.id, "size": s.size, "offset": s.offset, "expiresAt": s.expires_at });
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut().insert("upload-offset", HeaderValue::from(s.offset));
+    res
+}
+
+fn no_store(mut res: Response) -> Response {
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// Every session answer, errors included, is `no-store`.
+fn answer(r: Result<Response, ApiError>) -> Response {
+    no_store(r.unwrap_or_else(IntoResponse::into_response))
+}
+
+fn offset_mismatch(current: i64) -> Response {
+    let mut res = ApiError::new(
+        StatusCode::CONFLICT,
+        "OFFSET_MISMATCH",
+        format!("the session is at offset {current}; send the chunk that starts there"),
+    )
+    .with_details(json!({ "offset": current }))
+    .into_response();
+    res.headers_mut().insert("upload-offset", HeaderValue::from(current));
+    res
+}
+
+fn locked() -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::CONFLICT,
+        "UPLOAD_LOCKED",
+        "another append to this session is in progress; retry after Retry-After, then ask the offset",
+    );
+    e.retry_after = Some(1);
+    e
+}
+
+/// The body of `POST <prefix>/media/uploads`: every field read as JSON first, so a wrong
+/// type gets the field's own error code; unknown or repeated keys are `INVALID_JSON`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    id: Option<Value>,
+    name: Option<Value>,
+    #[serde(rename = "type")]
+    mime: Option<Value>,
+    size: Option<Value>,
+    tags: Option<Value>,
+    #[serde(rename = "createdAt")]
+    created_at: Option<Value>,
+    sha256: Option<Value>,
+}
+
+struct Create {
+    asset: NewAsset,
+    size: u64,
+    sha256: Option<String>,
+}
+
+fn validate(b: CreateBody, max_upload_bytes: u64) -> Result<Create, ApiError> {
+    let id = match &b.id {
+        Some(Value::String(id)) => parse_id(id)?,
+        _ => return Err(ApiError::bad_request("INVALID_ID", "`id` (the asset's UUID) is required")),
+    };
+    let name = match b.name {
+        Some(Value::String(n)) => n,
+        _ => return Err(ApiError::bad_request("INVALID_NAME", "`name` (a string) is required")),
+    };
+    valid_name(&name)?;
+    let mime = match &b.mime {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => mime_type(t)?,
+        Some(_) => return Err(ApiError::bad_request("INVALID_TYPE", "`type` must be a MIME type string")),
+    }
+    .unwrap_or_else(|| "application/octet-stream".into());
+    let sha256 = match &b.sha256 {
+        None | Some(Value::Null) => None,
+        Some(Value::String(h)) if h.len() == 64 && h.bytes().all(|c| c.is_ascii_hexdigit()) => {
+            Some(h.to_ascii_lowercase())
+        }
+        Some(_) => {
+            return Err(ApiError::bad_request("MISSING_CHECKSUM", "`sha256` must be 64 hex digits when present"))
+        }
+    };
+    let tags: Vec<String> = match b.tags {
+        None | Some(Value::Null) => vec![],
+        Some(t) => serde_json::from_value(t)
+            .map_err(|_| ApiError::bad_request("INVALID_TAGS", "`tags` must be an array of strings"))?,
+    };
+    valid_tags(&tags)?;
+    let created_at = match &b.created_at {
+        None | Some(Value::Null) => now_ms(),
+        Some(v) => v.as_i64().filter(|n| (0..=crate::request::MAX_SAFE_INT).contains(n)).ok_or_else(|| {
+            ApiError::bad_request("BAD_REQUEST", "`createdAt` must be ms since the Unix epoch, 0 to 2^53-1")
+        })?,
+    };
+    let size = b
+        .size
+        .as_ref()
+        .and_then(Value::as_u64)
+        .filter(|n| *n >= 1 && *n <= crate::request::MAX_SAFE_INT as u64)
+        .ok_or_else(|| ApiError::bad_request("BAD_REQUEST", "`size` must be an integer of at least 1"))?;
+    if size > max_upload_bytes {
+        return Err(too_large(max_upload_bytes));
+    }
+    Ok(Create { asset: NewAsset { id, name, mime, tags, created_at }, size, sha256 })
+}
+
+/// `POST <prefix>/media/uploads`: creates a session, or finds the one (or the asset) this id
+/// already names.
+pub async fn create(State(s): State<AppState>, user: User, headers: HeaderMap, body: Body) -> Response {
+    answer(create_inner(&s, &user, &headers, body).await)
+}
+
+async fn create_inner(s: &AppState, user: &User, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let r = ext(s)?;
+    if !has_type(headers, "application/json") {
+        drain(body).await;
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send the session's metadata as application/json",
+        ));
+    }
+    let raw = crate::api::read_json_body(s, body).await?;
+    let parsed: CreateBody = serde_json::from_slice(&raw).map_err(|_| {
+        ApiError::bad_request(
+            "INVALID_JSON",
+            "the body must be a JSON object with only id, name, type, size, tags, createdAt and sha256, each key once",
+        )
+    })?;
+    let c = validate(parsed, s.max_upload_bytes)?;
+    // 1. The id names an asset already: answer as a POST of it would.
+    if let Some(existing) = s.db.get(&user.0, &c.asset.id).await? {
+        let claimed = c.sha256.as_deref().unwrap_or(&existing.sha256).to_owned();
+        return existing_answer(&s.api_prefix, &existing, &claimed);
+    }
+    let now = now_ms();
+    // 2. A session for it is open: a retried create.
+    match s.db.session(&user.0, &c.asset.id).await? {
+        Some(open) if open.expires_at > now => return same_session(open, c.size),
+        Some(expired) => end_session(s, r, &expired).await,
+        None => {}
+    }
+    // 3. The per-user limit.
+    let (open, first_expiry) = s.db.open_sessions(&user.0, now).await?;
+    if open >= i64::from(r.max_sessions) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOO_MANY_UPLOADS",
+            format!("at most {} open upload sessions per user; finish or cancel one", r.max_sessions),
+        )
+        .with_details(json!({ "maxSessions": r.max_sessions }));
+        e.retry_after = Some(first_expiry.map_or(1, |t| ((t - now).max(0) as u64).div_ceil(1000).max(1)));
+        return Err(e);
+    }
+    // 4. A new session.
+    let nonce = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let path = crate::storage::asset_path(&user.0, &c.asset.id, &nonce, &c.asset.name).to_string();
+    let handle = r.staging.begin(&user.0, &c.asset.id, &nonce, &path).await?;
+    let row = SessionRow {
+        user_id: user.0.clone(),
+        id: c.asset.id,
+        name: c.asset.name,
+        mime_type: c.asset.mime,
+        size: c.size as i64,
+        tags: c.asset.tags,
+        created_at: c.asset.created_at,
+        offset: 0,
+        hash_state: Sha256State::new().checkpoint().unwrap_or_default(),
+        path,
+        handle,
+        parts: vec![],
+        lease_token: None,
+        lease_until: None,
+        expires_at: r.expiry(now),
+    };
+    let inserted = s.db.insert_session(&row).await;
+    if !matches!(inserted, Ok(true)) {
+        let _ = r.staging.discard(&row.path, &row.handle).await;
+        inserted?;
+        // A concurrent create of the same id won: this is its retry.
+        return match s.db.open_session(&user.0, &row.id, now_ms()).await? {
+            Some(open) => same_session(open, row.size as u64),
+            None => Err(ApiError::internal("a concurrent session vanished during create")),
+        };
+    }
+    let mut res = upload_response(StatusCode::CREATED, &row);
+    let location = format!("{}/media/uploads/{}", s.api_prefix, row.id);
+    res.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).map_err(ApiError::internal)?);
+    Ok(res)
+}
+
+fn same_session(open: SessionRow, size: u64) -> Result<Response, ApiError> {
+    if open.size as u64 == size {
+        return Ok(upload_response(StatusCode::OK, &open));
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "ID_CONFLICT",
+        "an upload session with this id and another size is open; cancel it or use a new id",
+    )
+    .with_details(json!({ "id": open.id, "size": open.size, "offset": open.offset, "expiresAt": open.expires_at })))
+}
+
+/// Removes a session's bytes, then its row (a failure leaves it for the sweep to retry).
+async fn end_session(s: &AppState, r: &Resumable, row: &SessionRow) {
+    match r.staging.discard(&row.path, &row.handle).await {
+        Ok(()) => {
+            let _ = s.db.delete_session(row, None).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "could not remove an upload session's bytes"),
+    }
+}
+
+/// `GET <prefix>/media/uploads/:id`: the session's offset.
+pub async fn offset(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Response {
+    answer(
+        async {
+            ext(&s)?;
+            let row = s.db.open_session(&user.0, &id, now_ms()).await?.ok_or_else(not_found)?;
+            Ok(upload_response(StatusCode::OK, &row))
+        }
+        .await,
+    )
+}
+
+/// `DELETE <prefix>/media/uploads/:id`: cancels the session and removes its bytes.
+pub async fn cancel(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Response {
+    answer(
+        async {
+            let r = ext(&s)?;
+            let row = s.db.open_session(&user.0, &id, now_ms()).await?.ok_or_else(not_found)?;
+            if !s.db.delete_session(&row, None).await? {
+                return Err(not_found());
+            }
+            if let Err(e) = r.staging.discard(&row.path, &row.handle).await {
+                // The row is gone: the bytes are an orphan now (local: the sweep's; S3: the
+                // bucket's AbortIncompleteMultipartUpload rule).
+                tracing::warn!(error = %e, "cancelled session's bytes not removed");
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+/// What an append's headers say, checked.
+struct AppendHead {
+    offset: u64,
+    len: u64,
+    digest: [u8; 32],
+    /// The whole file's SHA-256 (final chunk only).
+    whole: Option<String>,
+    kind: Chunk,
+}
+
+fn append_head(h: &HeaderMap, r: &Resumable, size: u64) -> Result<AppendHead, ApiError> {
+    let offset = strict_header(h, "upload-offset", "BAD_REQUEST")?
+        .and_then(safe_uint)
+        .ok_or_else(|| ApiError::bad_request("BAD_REQUEST", "Upload-Offset (a canonical decimal) is required"))?
+        as u64;
+    if !has_type(h, "application/offset+octet-stream") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "send a chunk as Content-Type: application/offset+octet-stream",
+        ));
+    }
+    let len = strict_header(h, "content-length", "BAD_REQUEST")?
+        .map(|v| safe_uint(v).ok_or_else(|| ApiError::bad_request("BAD_REQUEST", "bad Content-Length")))
+        .transpose()?
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::LENGTH_REQUIRED, "LENGTH_REQUIRED", "a chunk needs a Content-Length")
+        })? as u64;
+    let digest = strict_header(h, "content-digest", "MISSING_CHECKSUM")?
+        .and_then(rules::content_digest_sha256)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "MISSING_CHECKSUM",
+                "Content-Digest: sha-256=:<base64 SHA-256 of the chunk>: is required",
+            )
+        })?;
+    let is_final = offset.checked_add(len) == Some(size);
+    let whole = match is_final {
+        false => None,
+        true => Some(
+            strict_header(h, "x-content-sha256", "MISSING_CHECKSUM")?
+                .filter(|x| x.len() == 64 && x.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_ascii_lowercase)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "MISSING_CHECKSUM",
+                        "the final chunk needs X-Content-SHA256 (64 hex digits of the whole file's SHA-256)",
+                    )
+                })?,
+        ),
+    };
+    let kind = r.limits.chunk(size, offset, len).map_err(|e| match e {
+        ChunkError::TooLarge { max } => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", e.to_string())
+                .with_details(json!({ "chunkMaxBytes": max }))
+        }
+        other => ApiError::bad_request("INVALID_CHUNK", other.to_string()),
+    })?;
+    Ok(AppendHead { offset, len, digest, whole, kind })
+}
+
+/// An append's hold on its session: renewed in the background every third of the lease; on
+/// drop (any early return, a dropped connection) the renewal stops and the lease is given back.
+struct Lease {
+    db: crate::db::Db,
+    user: String,
+    id: String,
+    token: String,
+    lost: Arc<AtomicBool>,
+    renewal: tokio::task::JoinHandle<()>,
+    done: bool,
+}
+
+impl Lease {
+    fn start(s: &AppState, r: &Resumable, user: &str, id: &str, token: String) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (db, u, i, t, flag, lease) =
+            (s.db.clone(), user.to_owned(), id.to_owned(), token.clone(), lost.clone(), r.lease);
+        let renewal = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let until = now_ms() + lease.as_millis() as i64;
+                if !matches!(db.renew_lease(&u, &i, &t, until).await, Ok(true)) {
+                    flag.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        });
+        Self { db: s.db.clone(), user: user.into(), id: id.into(), token, lost, renewal, done: false }
+    }
+
+    /// Whether the lease still holds (checked before each write).
+    fn held(&self) -> Result<(), ApiError> {
+        match self.lost.load(Ordering::SeqCst) {
+            true => Err(locked()),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if !self.done {
+            let (db, u, i, t) = (self.db.clone(), self.user.clone(), self.id.clone(), self.token.clone());
+            tokio::spawn(async move {
+                let _ = db.release_lease(&u, &i, &t).await;
+            });
+        }
+    }
+}
+
+/// `PATCH <prefix>/media/uploads/:id`: appends one chunk at the session's offset; the final
+/// chunk completes the upload.
+pub async fn append(
+    State(s): State<AppState>,
+    user: User,
+    AssetId(id): AssetId,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let start = async {
+        let r = ext(&s)?;
+        let row = s.db.open_session(&user.0, &id, now_ms()).await?.ok_or_else(not_found)?;
+        let head = append_head(&headers, r, row.size as u64)?;
+        if head.offset != row.offset as u64 {
+            return Ok(Err(offset_mismatch(row.offset)));
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let now = now_ms();
+        if !s.db.take_lease(&user.0, &id, row.offset, &token, now + r.lease.as_millis() as i64, now).await? {
+            return match s.db.open_session(&user.0, &id, now_ms()).await? {
+                None => Err(not_found()),
+                Some(cur) if cur.offset != row.offset => Ok(Err(offset_mismatch(cur.offset))),
+                Some(_) => Err(locked()),
+            };
+        }
+        let lease = Lease::start(&s, r, &user.0, &id, token);
+        Ok(Ok((r, row, head, lease)))
+    };
+    // Early answers drain the body first, as POST's do, so the client can read them.
+    let res = match start.await {
+        Ok(Ok((r, row, head, lease))) => append_chunk(&s, r, row, head, lease, body).await,
+        Ok(Err(mismatch)) => {
+            drain(body).await;
+            Ok(mismatch)
+        }
+        Err(e) => {
+            drain(body).await;
+            Err(e)
+        }
+    };
+    answer(res)
+}
+
+/// Where an append's bytes go while it streams: the staging file at the offset, or memory
+/// (one chunk, at most `chunkMaxBytes`) until it becomes an S3 part.
+enum Sink {
+    File(tokio::fs::File),
+    Memory(Vec<Bytes>),
+}
+
+async fn append_chunk(
+    s: &AppState,
+    r: &Resumable,
+    row: SessionRow,
+    head: AppendHead,
+    mut lease: Lease,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let mut whole = Sha256State::restore(&row.hash_state)
+        .filter(|h| h.len() == row.offset as u64)
+        .ok_or_else(|| ApiError::internal(format!("session {} has a bad hash checkpoint", row.id)))?;
+    let mut sink = match &r.staging {
+        Staging::S3 { .. } => Sink::Memory(Vec::new()),
+        Staging::Local { root } => match open_at(&Staging::local_file(root, &row.handle), head.offset).await? {
+            Some(f) => Sink::File(f),
+            None => {
+                // The staging file lost bytes the session confirmed: it cannot complete.
+                lease.done = s.db.delete_session(&row, Some(&lease.token)).await?;
+                let _ = r.staging.discard(&row.path, &row.handle).await;
+                tracing::error!(id = %row.id, "staging file shorter than the session's offset; session removed");
+                return Err(not_found());
+            }
+        },
+    };
+    let mut chunk_hash = Sha256::new();
+    let mut got: u64 = 0;
+    let mut stream = body.into_data_stream();
+    let streamed: Result<(), ApiError> = async {
+        loop {
+            let data = match tokio::time::timeout(s.body_idle_timeout, stream.next()).await {
+                Err(_) => return Err(body_timeout(s.body_idle_timeout)),
+                Ok(None) => break,
+                Ok(Some(Err(_))) => {
+                    return Err(ApiError::bad_request(
+                        "BAD_REQUEST",
+                        "the chunk's body broke off; nothing was appended",
+                    ))
+                }
+                Ok(Some(Ok(d))) => d,
+            };
+            got += data.len() as u64;
+            if got > head.len {
+                return Err(ApiError::bad_request("BAD_REQUEST", "the body is longer than its Content-Length"));
+            }
+            chunk_hash.update(&data);
+            whole.update(&data);
+            lease.held()?;
+            match &mut sink {
+                Sink::File(f) => f.write_all(&data).await.map_err(ApiError::internal)?,
+                Sink::Memory(parts) => parts.push(data),
+            }
+        }
+        if got != head.len {
+            return Err(ApiError::bad_request("BAD_REQUEST", "the body is shorter than its Content-Length"));
+        }
+        Ok(())
+    }
+    .await;
+    let actual: [u8; 32] = chunk_hash.finalize().into();
+    let refused = match streamed {
+        Err(e) => Some(e),
+        Ok(()) if actual != head.digest => Some(
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "DIGEST_MISMATCH",
+                "the chunk's SHA-256 differs from its Content-Digest; nothing was appended, send it again",
+            )
+            .with_details(json!({
+                "expected": rules::content_digest_value(&head.digest),
+                "actual": rules::content_digest_value(&actual),
+            })),
+        ),
+        Ok(()) => None,
+    };
+    if let Some(e) = refused {
+        if let Sink::File(f) = &mut sink {
+            // Back to the confirmed offset: the chunk is appended whole or not at all.
+            let _ = f.set_len(head.offset).await;
+        }
+        return Err(e);
+    }
+    lease.held()?;
+    let mut parts = row.parts.clone();
+    let data = match sink {
+        Sink::File(f) => {
+            f.sync_data().await.map_err(ApiError::internal)?;
+            None
+        }
+        Sink::Memory(d) => Some(d),
+    };
+    match head.kind {
+        Chunk::Middle => {
+            if let Some(d) = data {
+                parts.push(r.staging.put_part(&row.path, &row.handle, row.parts.len(), d).await?);
+            }
+            let checkpoint = whole.checkpoint().ok_or_else(|| ApiError::internal("chunk off a block boundary"))?;
+            let new_offset = (head.offset + head.len) as i64;
+            let expires_at = r.expiry(now_ms());
+            if !s.db.advance(&row.user_id, &row.id, &lease.token, new_offset, &checkpoint, &parts, expires_at).await? {
+                return Err(match s.db.open_session(&row.user_id, &row.id, now_ms()).await? {
+                    None => not_found(),
+                    Some(_) => locked(),
+                });
+            }
+            lease.done = true;
+            Ok(upload_response(StatusCode::OK, &SessionRow { offset: new_offset, parts, expires_at, ..row }))
+        }
+        Chunk::Final => {
+            let claimed = head.whole.unwrap_or_default();
+            let actual = whole.finish_hex();
+            if actual != claimed {
+                lease.done = s.db.delete_session(&row, Some(&lease.token)).await?;
+                if let Err(e) = r.staging.discard(&row.path, &row.handle).await {
+                    tracing::warn!(error = %e, "a failed session's bytes were not removed");
+                }
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "CHECKSUM_MISMATCH",
+                    "the file's SHA-256 differs from X-Content-SHA256; the session and its bytes were removed",
+                )
+                .with_details(json!({ "expected": claimed, "actual": actual })));
+            }
+            if let Some(d) = data {
+                parts.push(r.staging.put_part(&row.path, &row.handle, row.parts.len(), d).await?);
+            }
+            r.staging.complete(&row.path, &row.handle, &parts).await?;
+            let asset = NewAsset {
+                id: row.id.clone(),
+                name: row.name.clone(),
+                mime: row.mime_type.clone(),
+                tags: row.tags.clone(),
+                created_at: row.created_at,
+            };
+            let path = Path::from(row.path.as_str());
+            let res =
+                crate::upload::commit(s, &row.user_id, asset, &path, row.size as u64, actual, Some(&lease.token)).await;
+            // Unless the database failed (the session stays, to be retried), it is over.
+            if !matches!(&res, Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR) {
+                lease.done = true;
+                if let Staging::Local { .. } = r.staging {
+                    let _ = r.staging.discard(&row.path, &row.handle).await;
+                }
+            }
+            res
+        }
+    }
+}
+
+/// The staging file opened for writing at `offset`, cut back to it (a crashed append may
+/// have left a partial chunk past it); `None` if it holds fewer than `offset` bytes.
+async fn open_at(file: &std::path::Path, offset: u64) -> Result<Option<tokio::fs::File>, ApiError> {
+    let mut f = match tokio::fs::OpenOptions::new().write(true).open(file).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let len = f.metadata().await.map_err(ApiError::internal)?.len();
+    if len < offset {
+        return Ok(None);
+    }
+    f.set_len(offset).await.map_err(ApiError::internal)?;
+    f.seek(std::io::SeekFrom::Start(offset)).await.map_err(ApiError::internal)?;
+    Ok(Some(f))
+}
+
+/// Removes expired sessions no append holds (bytes first: a failure leaves the row, so the
+/// next sweep retries), and local staging files no session names that are older than
+/// `grace`. Returns how many it removed.
+pub async fn sweep(db: &crate::db::Db, r: &Resumable, grace: Duration) -> Result<usize, String> {
+    let mut removed = 0;
+    loop {
+        let expired = db.expired_sessions(now_ms(), 100).await.map_err(|e| e.to_string())?;
+        let n = expired.len();
+        for row in &expired {
+            r.staging.discard(&row.path, &row.handle).await?;
+            db.delete_session(row, None).await.map_err(|e| e.to_string())?;
+            removed += 1;
+        }
+        if n < 100 {
+            break;
+        }
+    }
+    if let Staging::Local { root } = &r.staging {
+        let dir = root.join(store::UPLOADS_DIR);
+        let mut users = match tokio::fs::read_dir(&dir).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+            Err(e) => return Err(e.to_string()),
+        };
+        while let Some(user) = users.next_entry().await.map_err(|e| e.to_string())? {
+            let Ok(mut files) = tokio::fs::read_dir(user.path()).await else { continue };
+            while let Some(f) = files.next_entry().await.map_err(|e| e.to_string())? {
+                let age = f.metadata().await.ok().and_then(|m| m.modified().ok()).and_then(|m| m.elapsed().ok());
+                let handle = format!(
+                    "{}/{}/{}",
+                    store::UPLOADS_DIR,
+                    user.file_name().to_string_lossy(),
+                    f.file_name().to_string_lossy()
+                );
+                if age.unwrap_or_default() >= grace && !db.handle_in_use(&handle).await.map_err(|e| e.to_string())? {
+                    tokio::fs::remove_file(f.path()).await.map_err(|e| e.to_string())?;
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: Value) -> Result<Create, ApiError> {
+        validate(serde_json::from_value(v).map_err(|_| ApiError::bad_request("INVALID_JSON", ""))?, 1000)
+    }
+
+    fn code(v: Value) -> &'static str {
+        body(v).err().map_or("OK", |e| e.code)
+    }
+
+    #[test]
+    fn create_bodies_are_checked_field_by_field_in_order() {
+        let id = "0190f0c2-7a0e-7cc0-8000-000000000001";
+        let c = body(json!({ "id": id, "name": "a.bin", "size": 10, "type": " Video/MP4 " })).unwrap();
+        assert_eq!((c.size, c.asset.mime.as_str(), c.sha256), (10, "video/mp4", None));
+        assert_eq!(code(json!({ "name": 5, "size": 0 })), "INVALID_ID", "the id first");
+        assert_eq!(code(json!({ "id": id, "name": "../x", "size": 0 })), "INVALID_NAME");
+        assert_eq!(code(json!({ "id": id, "name": "a", "type": "png", "size": 0 })), "INVALID_TYPE");
+        assert_eq!(code(json!({ "id": id, "name": "a", "sha256": "xyz", "size": 0 })), "MISSING_CHECKSUM");
+        assert_eq!(code(json!({ "id": id, "name": "a", "tags": [1], "size": 0 })), "INVALID_TAGS");
+        assert_eq!(code(json!({ "id": id, "name": "a", "createdAt": -1, "size": 0 })), "BAD_REQUEST");
+        for size in [json!(0), json!(-1), json!(1.5), json!("5"), json!(null)] {
+            assert_eq!(code(json!({ "id": id, "name": "a", "size": size })), "BAD_REQUEST", "{size}");
+        }
+        assert_eq!(code(json!({ "id": id, "name": "a", "size": 1001 })), "PAYLOAD_TOO_LARGE");
+        assert_eq!(code(json!({ "id": id, "name": "a", "size": 1000 })), "OK");
+        assert_eq!(code(json!({ "id": id, "name": "a", "size": 1, "colour": 1 })), "INVALID_JSON");
+        let sha = "AB".repeat(32);
+        assert_eq!(
+            body(json!({ "id": id, "name": "a", "size": 1, "sha256": sha })).unwrap().sha256,
+            Some("ab".repeat(32))
+        );
+    }
+}
