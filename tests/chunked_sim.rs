@@ -68,7 +68,7 @@ impl Server {
             self.generation += 1;
             self.session = Some(Session { generation: self.generation, bytes: Vec::new(), hash: Sha256State::new() });
         }
-        Reply::Session { offset: self.session.as_ref().unwrap().bytes.len() as u64 }
+        Reply::Session { offset: self.session.as_ref().unwrap().bytes.len() as u64, busy: false }
     }
 
     fn append(&mut self, offset: u64, chunk: &[u8], sent_digest: &[u8; 32], whole: Option<&str>, size: u64) -> Reply {
@@ -94,7 +94,7 @@ impl Server {
         s.bytes.extend_from_slice(chunk);
         s.hash.update(chunk);
         if !last {
-            return Reply::Session { offset: s.bytes.len() as u64 };
+            return Reply::Session { offset: s.bytes.len() as u64, busy: false };
         }
         let s = self.session.take().unwrap();
         let got = s.hash.finish_hex();
@@ -158,7 +158,10 @@ fn run(seed: u64) -> Result<(), String> {
                     if rng.chance(fault) {
                         m.on_reply(Reply::Other(Outcome::Network))
                     } else {
-                        let reply = server.create(sha.as_deref());
+                        let mut reply = server.create(sha.as_deref());
+                        if let Reply::Session { busy, .. } = &mut reply {
+                            *busy = rng.chance(fault / 3); // a cut append not yet noticed
+                        }
                         if rng.chance(fault) {
                             m.on_reply(Reply::Other(Outcome::Network)) // reply lost
                         } else {

@@ -4,7 +4,7 @@
 // started and how many body bytes it received, as they stream; for every download
 // (`GET <root>/media/assets/<id>`) the response bytes it passed on. Tests ask
 //   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n }
-//   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n }
+//   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n, "starts": [n], "startedAt": [ms] }
 // ("complete": bodies that reached their Content-Length or their end), so "sent once" is
 // measured at the network, not inferred from a server that deduplicates by id.
 // A test can also cut a transfer for real: `POST /__wire/cut?id=<id>&dir=upload|download&at=<n>`
@@ -59,6 +59,11 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
     const s = uploadId ? stats('upload', uploadId) : null;
     if (s) s.bodies += 1;
     const d = downloadOf ? stats('download', decodeURIComponent(downloadOf[1])) : null;
+    // Where each download request started (`Range: bytes=<n>-`; 0 without one).
+    if (d) {
+      (d.starts ??= []).push(Number(/^bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0));
+      (d.startedAt ??= []).push(Date.now());
+    }
     const downloadId = downloadOf ? decodeURIComponent(downloadOf[1]) : null;
     // Drops both connections once `key`'s armed byte count is reached: returns true if so.
     const cutAt = (key, total) => {
@@ -82,21 +87,35 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
       const want = Number(upRes.headers['content-length'] ?? NaN);
       let sent = 0;
       const began = Date.now();
+      let cutDone = false;
       upRes.on('data', (chunk) => {
         if (downloadBytesPerSec > 0) {
           const due = began + ((sent + chunk.length) / downloadBytesPerSec) * 1000;
           if (due > Date.now()) { upRes.pause(); setTimeout(() => upRes.resume(), due - Date.now()); }
         }
         // Pass on at most up to the cut, then drop the connection.
+        if (cutDone) return;
         const at = cuts.get(`download:${downloadId}`);
         const room = at === undefined ? chunk.length : Math.max(0, at - d.bytes);
         const part = room < chunk.length ? chunk.subarray(0, room) : chunk;
         sent += part.length;
         d.bytes += part.length;
+        if (part.length < chunk.length) {
+          // The cut: the bytes up to it reach the client (flushed, then FIN), the rest never
+          // does; the body ends short of its Content-Length, which the client sees as a broken
+          // connection. (A reset instead would also discard what sits in socket buffers, so
+          // the client's loss could not be measured here.)
+          cuts.delete(`download:${downloadId}`);
+          cutDone = true;
+          upRes.destroy();
+          out.destroy();
+          res.write(part, () => res.socket?.end());
+          return;
+        }
         if (part.length && !res.write(part)) { upRes.pause(); res.once('drain', () => upRes.resume()); }
-        if (part.length < chunk.length) cutAt(`download:${downloadId}`, d.bytes);
       });
       upRes.on('end', () => {
+        if (cutDone) return;
         if (Number.isNaN(want) || sent === want) d.complete += 1;
         res.end();
       });
@@ -104,7 +123,7 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
     // One line per counted transfer on stdout (the proxy's log): what a failed test did.
     if (s || d) {
       const t0 = Date.now();
-      res.on('close', () => console.log(`${new Date().toISOString()} ${req.method} ${url.pathname} ${req.headers['upload-offset'] ?? ''} -> ${res.statusCode} in:${seen} ${d ? `out:${d.bytes}` : ''} ${res.writableFinished ? '' : 'CUT'} ${Date.now() - t0}ms`));
+      res.on('close', () => console.log(`${new Date().toISOString()} ${req.method} ${url.pathname} ${req.headers['upload-offset'] ?? req.headers.range ?? ''} -> ${res.statusCode} in:${seen} ${d ? `out:${d.bytes}` : ''} ${res.writableFinished ? '' : 'CUT'} ${Date.now() - t0}ms`));
     }
     out.on('error', () => res.destroy());
     res.on('close', () => { if (!res.writableFinished) out.destroy(); });

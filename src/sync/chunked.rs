@@ -100,6 +100,8 @@ pub enum Reply {
     Session {
         /// Bytes the server holds.
         offset: u64,
+        /// Another append holds the session (`appending`): wait before sending.
+        busy: bool,
     },
     /// The asset is committed (a create for a finished upload, or the final append).
     Asset(RemoteAsset),
@@ -127,6 +129,11 @@ pub enum Reply {
 /// backoff (a server that keeps moving the offset must not spin the client).
 const MAX_RESYNCS: u32 = 4;
 
+/// Waits for a busy session within one attempt (doubling from `BUSY_WAIT_MS`: 0.2 s to 3.2 s,
+/// ~9 s in all) before handing back to the engine's backoff.
+const MAX_WAITS: u32 = 6;
+const BUSY_WAIT_MS: u64 = 200;
+
 /// One attempt at one file's upload. Build it from the persisted progress; feed it replies.
 #[derive(Clone, Debug)]
 pub struct ChunkedUpload {
@@ -145,6 +152,7 @@ pub struct ChunkedUpload {
     /// The append in flight, if any.
     appending: Option<(u64, u64)>,
     resyncs: u32,
+    waits: u32,
     digest_retries: u32,
     restarted: bool,
     done: bool,
@@ -165,6 +173,7 @@ impl ChunkedUpload {
             create_had_sha: false,
             appending: None,
             resyncs: 0,
+            waits: 0,
             digest_retries: 0,
             restarted: false,
             done: false,
@@ -246,8 +255,17 @@ impl ChunkedUpload {
     pub fn on_reply(&mut self, reply: Reply) -> Option<Action> {
         let sent = self.appending.take();
         match reply {
-            Reply::Session { offset } if offset > self.size => self.protocol_error(),
-            Reply::Session { offset } => match sent {
+            Reply::Session { offset, .. } if offset > self.size => self.protocol_error(),
+            Reply::Session { busy: true, .. } if sent.is_none() => {
+                // An append (ours, cut a moment ago, that the server has not noticed yet) holds
+                // the session: a chunk now would be drained for nothing. Wait, then ask again.
+                self.waits += 1;
+                if self.waits > MAX_WAITS {
+                    return self.finish(Outcome::Network);
+                }
+                Some(Action::Wait { ms: BUSY_WAIT_MS << (self.waits - 1).min(4) })
+            }
+            Reply::Session { offset, .. } => match sent {
                 Some((at, len)) if offset == at + len && at + len < self.size => {
                     self.hashed = offset;
                     self.server = Some(offset);
@@ -352,6 +370,8 @@ fn failed(status: u16, code: &str) -> Outcome {
 #[derive(Deserialize)]
 struct WireUpload {
     offset: u64,
+    #[serde(default)]
+    appending: bool,
 }
 
 #[derive(Deserialize)]
@@ -373,7 +393,7 @@ pub fn reply(status: u16, retry_after: Option<u64>, body: &[u8], engine_outcome:
     if (200..300).contains(&status) {
         if value.get("offset").is_some() {
             return match serde_json::from_value::<WireUpload>(value) {
-                Ok(u) => Reply::Session { offset: u.offset },
+                Ok(u) => Reply::Session { offset: u.offset, busy: u.appending },
                 Err(_) => Reply::Other(failed(502, "PROTOCOL_ERROR")),
             };
         }
@@ -482,7 +502,7 @@ mod tests {
             let a = m.next_action();
             seen.push(a.clone());
             let r = match a {
-                Action::Create { .. } => m.on_reply(Reply::Session { offset: held }),
+                Action::Create { .. } => m.on_reply(Reply::Session { offset: held, busy: false }),
                 Action::Rehash { to, .. } => {
                     m.rehashed(to);
                     None
@@ -496,7 +516,7 @@ mod tests {
                     if last {
                         m.on_reply(Reply::Asset(asset()))
                     } else {
-                        m.on_reply(Reply::Session { offset: held })
+                        m.on_reply(Reply::Session { offset: held, busy: false })
                     }
                 }
                 Action::Wait { .. } => {
@@ -573,7 +593,7 @@ mod tests {
     fn mismatches_and_lost_sessions_resync_a_bounded_number_of_times() {
         let mut m = ChunkedUpload::new(256, 64, None);
         m.next_action();
-        m.on_reply(Reply::Session { offset: 0 });
+        m.on_reply(Reply::Session { offset: 0, busy: false });
         assert_eq!(m.next_action(), Action::Append { offset: 0, len: 64, last: false });
         // A duplicate of our own append got there first: the server is ahead.
         assert_eq!(m.on_reply(Reply::OffsetMismatch { offset: 64 }), None);
@@ -594,7 +614,7 @@ mod tests {
     fn damaged_chunks_retry_once_and_a_whole_file_mismatch_restarts_once() {
         let mut m = ChunkedUpload::new(128, 64, None);
         m.next_action();
-        m.on_reply(Reply::Session { offset: 0 });
+        m.on_reply(Reply::Session { offset: 0, busy: false });
         m.next_action();
         assert_eq!(m.on_reply(Reply::DigestMismatch), None);
         assert_eq!(m.next_action(), Action::Append { offset: 0, len: 64, last: false });
@@ -603,17 +623,17 @@ mod tests {
         let mut m =
             ChunkedUpload::new(128, 64, Some(&UploadProgress { size: 128, offset: 64, checkpoint: "c".into() }));
         m.next_action();
-        m.on_reply(Reply::Session { offset: 64 });
+        m.on_reply(Reply::Session { offset: 64, busy: false });
         assert_eq!(m.next_action(), Action::Append { offset: 64, len: 64, last: true });
         assert_eq!(m.on_reply(Reply::ChecksumMismatch), None);
         assert_eq!(m.next_action(), Action::Create { with_sha: false });
-        m.on_reply(Reply::Session { offset: 0 });
+        m.on_reply(Reply::Session { offset: 0, busy: false });
         assert_eq!(m.next_action(), Action::Rehash { from: 0, to: 0, reset: true }, "the hash starts over");
         m.rehashed(0);
         assert_eq!(m.next_action(), Action::Persist { offset: 0 });
         m.persisted(0);
         m.next_action();
-        m.on_reply(Reply::Session { offset: 64 });
+        m.on_reply(Reply::Session { offset: 64, busy: false });
         m.next_action();
         m.persisted(64);
         assert_eq!(m.next_action(), Action::Append { offset: 64, len: 64, last: true });
@@ -621,10 +641,33 @@ mod tests {
     }
 
     #[test]
+    fn a_session_another_append_holds_is_waited_for_not_sent_to() {
+        let mut m = ChunkedUpload::new(128, 64, None);
+        m.next_action();
+        assert_eq!(m.on_reply(Reply::Session { offset: 0, busy: true }), Some(Action::Wait { ms: 200 }));
+        m.waited();
+        assert_eq!(m.next_action(), Action::Create { with_sha: false });
+        assert_eq!(m.on_reply(Reply::Session { offset: 0, busy: true }), Some(Action::Wait { ms: 400 }));
+        m.waited();
+        m.next_action();
+        assert_eq!(m.on_reply(Reply::Session { offset: 0, busy: false }), None);
+        assert_eq!(m.next_action(), Action::Append { offset: 0, len: 64, last: false });
+        // A session that stays busy hands back to the engine's backoff.
+        let mut m = ChunkedUpload::new(128, 64, None);
+        let mut last = None;
+        for _ in 0..=MAX_WAITS {
+            m.next_action();
+            last = m.on_reply(Reply::Session { offset: 0, busy: true });
+            m.waited();
+        }
+        assert_eq!(last, Some(Action::Done(Outcome::Network)));
+    }
+
+    #[test]
     fn a_busy_session_waits_and_asks_again() {
         let mut m = ChunkedUpload::new(128, 64, None);
         m.next_action();
-        m.on_reply(Reply::Session { offset: 0 });
+        m.on_reply(Reply::Session { offset: 0, busy: false });
         m.next_action();
         assert_eq!(m.on_reply(Reply::Locked { retry_after: Some(2) }), Some(Action::Wait { ms: 2000 }));
         m.waited();
@@ -636,8 +679,10 @@ mod tests {
         let post = || failed(500, "X");
         assert_eq!(
             reply(201, None, br#"{"id":"a","size":9,"offset":0,"expiresAt":1}"#, post),
-            Reply::Session { offset: 0 }
+            Reply::Session { offset: 0, busy: false }
         );
+        let busy = br#"{"id":"a","size":9,"offset":64,"expiresAt":1,"appending":true}"#;
+        assert_eq!(reply(200, None, busy, post), Reply::Session { offset: 64, busy: true });
         let asset = br#"{"id":"a","name":"n","type":"t","size":1,"sha256":"s","createdAt":1,"updatedAt":2,"version":3,"tags":[],"url":"/u"}"#;
         assert!(matches!(reply(200, None, asset, post), Reply::Asset(_)));
         let mism = br#"{"error":{"code":"OFFSET_MISMATCH","message":"m","details":{"offset":64}}}"#;

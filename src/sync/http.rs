@@ -138,6 +138,10 @@ pub async fn send(
     if let Some(c) = ep.credentials {
         builder = builder.credentials(c);
     }
+    // The library stores what it downloads itself, and every other answer is state that must
+    // be fresh: the HTTP cache would only hold a second copy of large files and, for a resumed
+    // download, answer with its own conditional and range requests on top of ours.
+    builder = builder.cache(web_sys::RequestCache::NoStore);
     // Our own controller carries the timeout; an outside abort is forwarded to it.
     let ctl = AbortController::new()?;
     builder = builder.abort_signal(Some(&ctl.signal()));

@@ -1009,6 +1009,10 @@ resumable('concurrent appends at one offset: one wins, the other gets 409 UPLOAD
   const { id } = await createSession({ size: a.length });
   const slow = slowAppend(id, 0, a.subarray(0, ru.chunkMinBytes), 800);
   await new Promise((r) => setTimeout(r, 300));
+  // Mid-append, the session says so (a client waits instead of sending a chunk to be drained).
+  const busy = await req('GET', `/media/uploads/${id}`);
+  assert.equal(busy.status, 200);
+  assert.equal(busy.json.appending, true, `appending while another append runs: ${JSON.stringify(busy.json)}`);
   const loser = await appendChunk(id, 0, b.subarray(0, ru.chunkMinBytes));
   assert.equal(loser.status, 409, `the second append meanwhile (body: ${loser.buf.toString().slice(0, 200)})`);
   assert.ok(['UPLOAD_LOCKED', 'OFFSET_MISMATCH'].includes(loser.json.error.code), loser.json.error.code);
@@ -1016,6 +1020,7 @@ resumable('concurrent appends at one offset: one wins, the other gets 409 UPLOAD
   const won = await slow;
   assert.equal(won.status, 200, JSON.stringify(won.json));
   assert.equal(won.json.offset, ru.chunkMinBytes);
+  assert.notEqual((await req('GET', `/media/uploads/${id}`)).json.appending, true, 'not appending once it ended');
   assertError(await appendChunk(id, 0, b.subarray(0, ru.chunkMinBytes)), 409, 'OFFSET_MISMATCH');
   await sendFrom(ru, id, a, ru.chunkMinBytes);
   assert.equal(sha((await req('GET', `/media/assets/${id}`)).buf), sha(a), 'the bytes are the winner\'s, whole');

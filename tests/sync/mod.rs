@@ -716,17 +716,51 @@ pub async fn large_transfers_cut_midway_resume_without_starting_over() {
     let (name_b, lib_b) = library().await;
     let down = MediaSyncService::new(options(&name_b, &user, base).into()).unwrap();
     let events = record_events(&down, "progress");
+    // Byte progress with the time it was heard, to compare with when the resume was asked.
+    let stamped: Rc<RefCell<Vec<(f64, f64)>>> = Rc::default();
+    let (sink, want_id) = (stamped.clone(), id.clone());
+    let listen = Closure::<dyn Fn(JsValue)>::new(move |e: JsValue| {
+        let loaded = transfer_progress(&[field(&e, "detail")], &want_id, "download").last().map(|p| p.0);
+        if let Some(l) = loaded {
+            sink.borrow_mut().push((js_sys::Date::now(), l));
+        }
+    });
+    down.add_event_listener("progress", listen.as_ref().unchecked_ref()).unwrap();
+    listen.forget();
     within(down.sync_now(None), 20_000, "pull").await.unwrap();
-    cut(base, &id, "download", size / 2 + 1234).await;
+    let at = size / 2 + 1234;
+    cut(base, &id, "download", at).await;
     let file = within(lib_b.get_file(id.clone().into()), 120_000, "download").await.expect("downloaded after the cut");
     assert!(common::read_all(&file).await == data, "downloaded bytes differ");
     let (bodies, bytes, _) = wire_at(base, "downloads", &id).await;
-    let at = size / 2 + 1234;
+    let (starts, started_at) = {
+        let url = format!("{base}/__wire/downloads?id={id}");
+        let p = platform::call(&platform::global(), "fetch", &[&url.into()]).unwrap();
+        let res: web_sys::Response =
+            JsFuture::from(p.unchecked_into::<js_sys::Promise>()).await.unwrap().unchecked_into();
+        let json = JsFuture::from(res.json().unwrap()).await.unwrap();
+        let list = |k: &str| {
+            js_sys::Array::from(&field(&json, k)).to_vec().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>()
+        };
+        (list("starts"), list("startedAt"))
+    };
+    // What the client had stored (and reported) before it asked for the rest.
+    let stored_before = stamped
+        .borrow()
+        .iter()
+        .filter(|(t, _)| started_at.get(1).is_some_and(|s| t < s))
+        .map(|p| p.1)
+        .fold(0.0, f64::max);
     wasm_bindgen_test::console_log!(
-        "MEASURED download of {size} bytes cut at {at}: {bodies} responses, {bytes} bytes on the wire"
+        "MEASURED download of {size} bytes cut at {at}: {bodies} responses, {bytes} bytes on the wire, requests from {starts:?}, {stored_before} bytes stored before the resume"
     );
-    assert!(bodies >= 2, "{bodies} download responses: the cut one and the resumed one");
-    assert!(bytes <= size + CHUNK, "{bytes} bytes downloaded for {size}: the download started over");
+    // The browser drops what its network buffers held when a body breaks (Chromium delivered
+    // ~15 of the 33.5 MB the proxy had sent), so the wire count cannot say what the client
+    // received; what it stored can: the resumed request asks from at least there.
+    assert_eq!(bodies, 2, "download responses: the cut one and the resumed one");
+    assert_eq!(starts.len(), 2, "one resumed request");
+    assert!(starts[1] > 0.0 && starts[1] <= at as f64, "resumed from {} (cut at {at})", starts[1]);
+    assert!(starts[1] >= stored_before, "resumed from {} below the {stored_before} bytes it had stored", starts[1]);
     let seen = transfer_progress(&events.borrow(), &id, "download");
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "download progress went backwards");
     assert_eq!(seen.last().copied(), Some((size as f64, size as f64)));

@@ -121,8 +121,12 @@ fn ext(s: &AppState) -> Result<&Resumable, ApiError> {
 }
 
 /// An Upload response: the session JSON, `Upload-Offset`, `Cache-Control: no-store`.
+/// `appending` says another append holds the session (an unexpired lease): a client that
+/// sent a chunk now would have its body drained and get `409 UPLOAD_LOCKED`, so it waits.
 fn upload_response(status: StatusCode, s: &SessionRow) -> Response {
-    let body = json!({ "id": s.id, "size": s.size, "offset": s.offset, "expiresAt": s.expires_at });
+    let appending = s.lease_until.is_some_and(|until| until > now_ms());
+    let body =
+        json!({ "id": s.id, "size": s.size, "offset": s.offset, "expiresAt": s.expires_at, "appending": appending });
     let mut res = (status, Json(body)).into_response();
     res.headers_mut().insert("upload-offset", HeaderValue::from(s.offset));
     res
@@ -637,7 +641,10 @@ async fn append_chunk(
                 });
             }
             lease.done = true;
-            Ok(upload_response(StatusCode::OK, &SessionRow { offset: new_offset, parts, expires_at, ..row }))
+            Ok(upload_response(
+                StatusCode::OK,
+                &SessionRow { offset: new_offset, parts, expires_at, lease_until: None, ..row },
+            ))
         }
         Chunk::Final => {
             let claimed = head.whole.unwrap_or_default();

@@ -72,8 +72,9 @@ async fn resume(svc: &Shared, asset: &MediaAsset, part: &mut PartialDownload) ->
         body: Body::Empty,
     };
     let token = svc.auth_token().await.map_err(Failure::Final)?;
-    let abort = svc.aborter.borrow().as_ref().map(|a| a.signal());
-    let reply = http::send(&svc.cfg.endpoint, &req, token.as_deref(), None, abort.as_ref())
+    // Not the leader's abort signal: a download is the caller's, and outlives leadership
+    // changes (a `syncNow` ending its round would otherwise cut it).
+    let reply = http::send(&svc.cfg.endpoint, &req, token.as_deref(), None, None)
         .await
         .map_err(|e| Failure::Retry(ServiceError::Network(e.to_string())))?;
     match reply.status {
