@@ -94,16 +94,6 @@ impl Library {
             let written = dir.write_piece(&name, &mut reader, &mut part.hasher, &mut report, PIECE_BYTES).await;
             // What reached the file counts, also when the stream broke mid-piece.
             let kept = dir.file(&name).await?.map_or(0.0, |f| f.size());
-            let _ = crate::platform::call(
-                &crate::platform::get(&crate::platform::global(), "console"),
-                "log",
-                &[&format!(
-                    "DEBUG piece {name} written {:?} kept {kept} hasher {}",
-                    written.as_ref().map_err(|e| e.to_string()),
-                    part.hasher.len()
-                )
-                .into()],
-            );
             if kept > 0.0 {
                 part.pieces.push((base, name.clone(), kept));
                 part.len += kept;
