@@ -60,7 +60,9 @@ run_suite() { # engine suite
   log=$(mktemp)
   # The runner picks the driver from the first of GECKODRIVER, SAFARIDRIVER, CHROMEDRIVER
   # that is set, so exactly one is passed per run.
-  local -a cmd=(env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER)
+  # The runner's limit is for the whole suite (default 20 s); the large-transfer tests move
+  # 64 MB up and down with cuts, so allow minutes.
+  local -a cmd=(env -u CHROMEDRIVER -u GECKODRIVER -u SAFARIDRIVER WASM_BINDGEN_TEST_TIMEOUT=300)
   case $engine in
     chromium) cmd+=(CHROMEDRIVER=/usr/bin/chromedriver) ;;
     firefox) cmd+=(GECKODRIVER="$(command -v geckodriver)") ;;
@@ -70,9 +72,7 @@ run_suite() { # engine suite
   esac
   # --nocapture shows the tests' console lines: a test that cannot run on this engine says
   # `SKIPPED <name>: <why>` (tests/common/mod.rs) and is reported as skipped, not passed.
-  # The runner's limit is for the whole suite (default 20 s); the large-transfer tests move
-  # 64 MB up and down with cuts, so allow minutes.
-  cmd+=(WASM_BINDGEN_TEST_TIMEOUT=300 cargo test --target wasm32-unknown-unknown --test "$suite" -- --nocapture ${FILTER:-})
+  cmd+=(cargo test --target wasm32-unknown-unknown --test "$suite" -- --nocapture ${FILTER:-})
   printf '\n\033[1m--- %s / %s\033[0m\n' "$engine" "$suite"
   "${cmd[@]}" 2>&1 | tee "$log" | grep -E '^(test |test result|Running headless|    panicked|failures:|error)|SKIPPED |MEASURED |panicked at' || true
   local line passed skipped names

@@ -3,7 +3,7 @@
 // `PATCH <root>/media/uploads/<id>`) it records, per asset id, how many request bodies
 // started and how many body bytes it received, as they stream; for every download
 // (`GET <root>/media/assets/<id>`) the response bytes it passed on. Tests ask
-//   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n }
+//   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n, "firstAt": ms }
 //   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n, "starts": [n], "startedAt": [ms] }
 // ("complete": bodies that reached their Content-Length or their end), so "sent once" is
 // measured at the network, not inferred from a server that deduplicates by id.
@@ -140,7 +140,7 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
     };
     req.on('data', (chunk) => {
       seen += chunk.length;
-      if (s) s.bytes += chunk.length;
+      if (s) { s.bytes += chunk.length; s.firstAt ??= Date.now(); }
       if (s && cutAt(`upload:${uploadId}`, s.bytes)) return;
       if (!out.write(chunk)) { full = true; req.pause(); }
       if (bytesPerSec > 0 && s) {

@@ -685,7 +685,7 @@ fn transfer_progress(events: &[JsValue], id: &str, direction: &str) -> Vec<(f64,
         .collect()
 }
 
-pub async fn large_transfers_cut_midway_resume_without_starting_over() {
+pub async fn large_upload_cut_midway_resumes_from_the_servers_offset() {
     let user = User::new();
     let (name, lib) = library().await;
     let size = 64 * 1024 * 1024;
@@ -710,6 +710,24 @@ pub async fn large_transfers_cut_midway_resume_without_starting_over() {
     assert!(seen.len() >= 4, "byte progress was reported ({} events)", seen.len());
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "upload progress went backwards: {seen:?}");
     assert_eq!(seen.last().copied(), Some((size as f64, size as f64)));
+    up.dispose();
+}
+
+pub async fn large_download_cut_midway_resumes_with_range() {
+    if !common::engine_has_opfs() {
+        wasm_bindgen_test::console_log!(
+            "SKIPPED large_download_cut_midway_resumes_with_range: this engine has no OPFS (downloads are stored whole in IndexedDB, without resume)"
+        );
+        return;
+    }
+    let user = User::new();
+    let (name, lib) = library().await;
+    let size = 64 * 1024 * 1024;
+    let data = random_bytes(size, 13);
+    let id = import(&lib, &data, "video.mp4").await;
+    let base = large_server();
+    let up = MediaSyncService::new(options(&name, &user, base).into()).unwrap();
+    within(up.upload_asset(id.clone().into(), None), 120_000, "upload").await.expect("uploaded");
     up.dispose();
 
     // Another device downloads it, and the network drops mid-body: it continues with Range.
@@ -819,7 +837,8 @@ macro_rules! sync_suite {
             an_app_conflict_resolver_decides,
             a_user_switch_never_uploads_one_users_assets_to_another,
             early_answers_to_uploads_reach_the_browser,
-            large_transfers_cut_midway_resume_without_starting_over,
+            large_upload_cut_midway_resumes_from_the_servers_offset,
+            large_download_cut_midway_resumes_with_range,
             a_server_without_the_extension_takes_large_files_in_one_post,
         );
     };

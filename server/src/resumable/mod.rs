@@ -154,6 +154,11 @@ fn offset_mismatch(current: i64) -> Response {
     res
 }
 
+/// How long an append waits for another append's hold on the session to end before it
+/// answers `409 UPLOAD_LOCKED`, and how often it looks.
+const LEASE_WAIT: Duration = Duration::from_secs(2);
+const LEASE_POLL: Duration = Duration::from_millis(25);
+
 fn locked() -> ApiError {
     let mut e = ApiError::new(
         StatusCode::CONFLICT,
@@ -503,13 +508,22 @@ pub async fn append(
             return Ok(Err(offset_mismatch(row.offset)));
         }
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let now = now_ms();
-        if !s.db.take_lease(&user.0, &id, row.offset, &token, now + r.lease.as_millis() as i64, now).await? {
-            return match s.db.open_session(&user.0, &id, now_ms()).await? {
-                None => Err(not_found()),
-                Some(cur) if cur.offset != row.offset => Ok(Err(offset_mismatch(cur.offset))),
-                Some(_) => Err(locked()),
-            };
+        let waiting_since = std::time::Instant::now();
+        loop {
+            let now = now_ms();
+            if s.db.take_lease(&user.0, &id, row.offset, &token, now + r.lease.as_millis() as i64, now).await? {
+                break;
+            }
+            match s.db.open_session(&user.0, &id, now_ms()).await? {
+                None => return Err(not_found()),
+                Some(cur) if cur.offset != row.offset => return Ok(Err(offset_mismatch(cur.offset))),
+                // The holder is most often an append whose connection just broke and whose
+                // handler has not given the session back yet, while the client (or its
+                // browser, which retries a reset request by itself) sends the same chunk
+                // again: waiting a moment, before reading the body, saves that chunk.
+                Some(_) if waiting_since.elapsed() < LEASE_WAIT => tokio::time::sleep(LEASE_POLL).await,
+                Some(_) => return Err(locked()),
+            }
         }
         let lease = Lease::start(&s, r, &user.0, &id, token);
         Ok(Ok((r, row, head, lease)))
