@@ -4,7 +4,8 @@
 // started and how many body bytes it received, as they stream; for every download
 // (`GET <root>/media/assets/<id>`) the response bytes it passed on. Tests ask
 //   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n, "firstAt": ms }
-//   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n, "starts": [n], "startedAt": [ms] }
+//   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n, "starts": [n], "startedAt": [ms], "sent": [n] }
+// (per request: where it started, when, and the bytes passed on)
 // ("complete": bodies that reached their Content-Length or their end), so "sent once" is
 // measured at the network, not inferred from a server that deduplicates by id.
 // A test can also cut a transfer for real: `POST /__wire/cut?id=<id>&dir=upload|download&at=<n>`
@@ -63,7 +64,9 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
     if (d) {
       (d.starts ??= []).push(Number(/^bytes=(\d+)-/.exec(req.headers.range ?? '')?.[1] ?? 0));
       (d.startedAt ??= []).push(Date.now());
+      (d.sent ??= []).push(0);
     }
+    const slot = d ? d.sent.length - 1 : -1;
     const downloadId = downloadOf ? decodeURIComponent(downloadOf[1]) : null;
     // Drops both connections once `key`'s armed byte count is reached: returns true if so.
     const cutAt = (key, total) => {
@@ -88,10 +91,11 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
       let sent = 0;
       const began = Date.now();
       let cutDone = false;
+      let draining = false;
       upRes.on('data', (chunk) => {
         if (downloadBytesPerSec > 0) {
           const due = began + ((sent + chunk.length) / downloadBytesPerSec) * 1000;
-          if (due > Date.now()) { upRes.pause(); setTimeout(() => upRes.resume(), due - Date.now()); }
+          if (due > Date.now()) { upRes.pause(); setTimeout(() => { if (!draining) upRes.resume(); }, due - Date.now()); }
         }
         // Pass on at most up to the cut, then drop the connection.
         if (cutDone) return;
@@ -100,6 +104,7 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
         const part = room < chunk.length ? chunk.subarray(0, room) : chunk;
         sent += part.length;
         d.bytes += part.length;
+        d.sent[slot] += part.length;
         if (part.length < chunk.length) {
           // The cut: the bytes up to it reach the client (flushed, then FIN), the rest never
           // does; the body ends short of its Content-Length, which the client sees as a broken
@@ -112,7 +117,11 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
           res.write(part, () => res.socket?.end());
           return;
         }
-        if (part.length && !res.write(part)) { upRes.pause(); res.once('drain', () => upRes.resume()); }
+        if (part.length && !res.write(part) && !draining) {
+          draining = true;
+          upRes.pause();
+          res.once('drain', () => { draining = false; upRes.resume(); });
+        }
       });
       upRes.on('end', () => {
         if (cutDone) return;

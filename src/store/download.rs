@@ -131,7 +131,11 @@ impl Library {
             return Err(LibraryError::ChecksumMismatch { id: asset.id.clone(), expected, got });
         }
         match part.pieces.as_slice() {
-            [(_, only, _)] => dir.rename(only, &asset.handle_name).await?,
+            [(_, only, _)] => {
+                dir.rename(only, &asset.handle_name).await?;
+                // Leftovers, e.g. the swap file of a piece a killed browser was writing.
+                self.drop_partial_download(asset).await?;
+            }
             pieces => {
                 // One file from the pieces: the browser copies them (no bytes through WASM).
                 let parts = js_sys::Array::new();
@@ -153,11 +157,13 @@ impl Library {
         self.mark_downloaded(asset, StorageKind::Opfs, None).await
     }
 
-    /// Removes every piece of `asset`'s download.
+    /// Removes every piece of `asset`'s download, and what a killed browser left of one being
+    /// written (`<piece>.crswap`). Call it only while no download of `asset` is writing.
     pub async fn drop_partial_download(&self, asset: &MediaAsset) -> Result<(), LibraryError> {
         let Some(dir) = &self.opfs else { return Ok(()) };
+        let prefix = format!("{}{PIECE_MARK}", asset.handle_name);
         for name in dir.names().await? {
-            if piece_offset(&asset.handle_name, &name).is_some() {
+            if name.starts_with(&prefix) {
                 dir.remove(&name).await?;
             }
         }
