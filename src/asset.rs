@@ -207,11 +207,11 @@ fn fraction_ms(digits: &str) -> Option<i64> {
 #[derive(Tsify, Deserialize, Default, Debug, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportOptions {
-    /// Display name; defaults to the `File`'s name (a plain `Blob` needs it or gets `untitled`).
+    /// Display name; defaults to the `File`'s name (a plain `Blob` or a stream needs it or gets `untitled`).
     #[serde(default)]
     #[tsify(optional)]
     pub name: Option<String>,
-    /// MIME type; defaults to the Blob's `type`.
+    /// MIME type; defaults to the Blob's `type` (for a stream: `application/octet-stream`).
     #[serde(default, rename = "type")]
     #[tsify(optional)]
     pub mime_type: Option<String>,

@@ -52,6 +52,16 @@ pub struct SweepOptions {
 
 const DEFAULT_GRACE_MS: f64 = 3_600_000.0;
 
+#[wasm_bindgen(typescript_custom_section)]
+const IMPORT_SOURCE_TS: &str = r#"
+/**
+ * What an import reads: a `File`/`Blob`, or a stream of bytes (a `fetch` body, a
+ * `MediaRecorder`'s chunks piped through a stream), written to storage as it arrives.
+ * Chunks may be `Uint8Array`s, other typed arrays, `ArrayBuffer`s or `Blob`s.
+ */
+export type ImportSource = Blob | ReadableStream<BufferSource | Blob>;
+"#;
+
 /// Turns a library error into a JS `Error` with a stable `name` and `code`.
 pub fn to_js_error(e: LibraryError) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
@@ -118,11 +128,12 @@ impl MediaLibrary {
         self.inner.uses_sync_access_handle()
     }
 
-    /// Imports a `File`/`Blob`; resolves with the full record once bytes and record are durable.
+    /// Imports a `File`/`Blob`, or a `ReadableStream` of bytes (pass `name` and `type` in the
+    /// options); resolves with the full record once bytes and record are durable.
     #[wasm_bindgen(js_name = importFile, unchecked_return_type = "MediaAsset")]
     pub async fn import_file(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ImportSource")] file: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let opts: ImportOptions = self::options("import options", options)?;
@@ -307,11 +318,12 @@ pub async fn default_library_handle() -> Result<MediaLibrary, JsValue> {
     default_library().await.map(|inner| MediaLibrary { inner })
 }
 
-/// Imports a `File`/`Blob` into the default library; resolves with the new asset id once the
-/// bytes (OPFS, or IndexedDB where OPFS is missing) and the record are durable.
+/// Imports a `File`/`Blob`, or a `ReadableStream` of bytes, into the default library; resolves
+/// with the new asset id once the bytes (OPFS, or IndexedDB where OPFS is missing) and the
+/// record are durable.
 #[wasm_bindgen(js_name = importFileToLibrary)]
 pub async fn import_file_to_library(
-    #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ImportSource")] file: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: Option<JsValue>,
 ) -> Result<String, JsValue> {
     let opts: ImportOptions = self::options("import options", options)?;

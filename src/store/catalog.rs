@@ -1,7 +1,10 @@
 //! The IndexedDB catalog: asset records (+ indexes) and, where OPFS is missing, the bytes.
 //! Writes use `durability: "strict"` so a resolved import survives a crash or power loss.
 
-use idb::{Database, DatabaseEvent, Factory, IndexParams, KeyPath, ObjectStoreParams, Query, Transaction};
+use idb::{
+    Database, DatabaseEvent, Factory, IndexParams, KeyPath, KeyRange, ObjectStore, ObjectStoreParams, Query,
+    Transaction,
+};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, IdbDatabase, IdbTransaction};
@@ -10,6 +13,7 @@ use crate::asset::MediaAsset;
 use crate::error::LibraryError;
 use crate::platform::error_parts;
 use crate::store::outbox::{coalesce, OutboxEntry, OutboxOp};
+use crate::store::pieces;
 
 /// Store of `MediaAsset` records, keyed by `id`.
 pub const ASSETS: &str = "assets";
@@ -90,6 +94,11 @@ impl Catalog {
         });
         let db = req.await.map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB cannot be opened: {e}")))?;
         Ok(Self { db: db.into() })
+    }
+
+    /// The raw connection, for writers that need `'static` promises (streamed pieces).
+    pub(crate) fn db(&self) -> &IdbDatabase {
+        &self.db
     }
 
     /// Closes the connection (lets tests delete the database).
@@ -287,13 +296,25 @@ impl Catalog {
     pub async fn blob(&self, key: &str) -> Result<Option<Blob>, LibraryError> {
         let err = idb_err("reading stored bytes");
         let tx = self.tx(&[BLOBS], false)?;
-        let v = tx.object_store(BLOBS).map_err(&err)?.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
+        let store = tx.object_store(BLOBS).map_err(&err)?;
+        let v = store.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
         let Some(v) = v else { return Ok(None) };
         if let Some(b) = v.dyn_ref::<Blob>() {
             return Ok(Some(b.clone()));
         }
-        // Stored as an ArrayBuffer (engines that cannot store Blobs): wrap it, no copy in WASM.
-        Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&v))
+        // Stored in pieces (a streamed import): one Blob over all of them, in key order.
+        let parts: js_sys::Array = match pieces::parts_of(&v) {
+            Some(n) => {
+                let got = store.get_all(Some(piece_query(key)?), None).map_err(&err)?.await.map_err(&err)?;
+                if got.len() != n as usize {
+                    return Ok(None);
+                }
+                got.into_iter().collect()
+            }
+            None => js_sys::Array::of1(&v),
+        };
+        // Stored as ArrayBuffers (engines that cannot store Blobs): wrap them, no copy in WASM.
+        Blob::new_with_blob_sequence(&parts)
             .map(Some)
             .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: error_parts(&e).1 })
     }
@@ -323,12 +344,7 @@ impl Catalog {
             .await
             .map_err(&err)?;
         if let Some(k) = blob_key {
-            tx.object_store(BLOBS)
-                .map_err(&err)?
-                .delete(Query::from(JsValue::from_str(k)))
-                .map_err(&err)?
-                .await
-                .map_err(&err)?;
+            delete_bytes(&tx.object_store(BLOBS).map_err(&err)?, k, &err).await?;
         }
         finish(tx, "deleting from the catalog").await
     }
@@ -337,12 +353,7 @@ impl Catalog {
     pub async fn delete_blob(&self, key: &str) -> Result<(), LibraryError> {
         let err = idb_err("deleting stored bytes");
         let tx = self.tx(&[BLOBS], true)?;
-        tx.object_store(BLOBS)
-            .map_err(&err)?
-            .delete(Query::from(JsValue::from_str(key)))
-            .map_err(&err)?
-            .await
-            .map_err(&err)?;
+        delete_bytes(&tx.object_store(BLOBS).map_err(&err)?, key, &err).await?;
         finish(tx, "deleting stored bytes").await
     }
 
@@ -368,6 +379,24 @@ impl Catalog {
         tx.object_store(ASSETS).map_err(&err)?.put(value, None).map_err(&err)?.await.map_err(&err)?;
         finish(tx, "saving to the catalog").await
     }
+}
+
+/// The key range of the pieces of `key`.
+fn piece_query(key: &str) -> Result<Query, LibraryError> {
+    let (lower, upper) = pieces::piece_range(key);
+    KeyRange::bound(&lower.into(), &upper.into(), None, None)
+        .map(Query::from)
+        .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: e.to_string() })
+}
+
+/// Deletes the bytes stored under `key`: the value and any pieces of it.
+async fn delete_bytes(
+    store: &ObjectStore,
+    key: &str,
+    err: &impl Fn(idb::Error) -> LibraryError,
+) -> Result<(), LibraryError> {
+    store.delete(Query::from(JsValue::from_str(key))).map_err(err)?.await.map_err(err)?;
+    store.delete(piece_query(key)?).map_err(err)?.await.map_err(err)
 }
 
 /// Coalesces `op` with the entry pending for `id` and writes it with a fresh tag.

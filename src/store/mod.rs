@@ -6,6 +6,7 @@ pub mod checksum;
 pub mod copy;
 pub mod opfs;
 pub mod outbox;
+pub mod pieces;
 pub mod synced;
 
 use std::cell::{Cell, RefCell};
@@ -21,7 +22,7 @@ use crate::error::LibraryError;
 use crate::platform::{self, error_parts};
 use crate::validate::{self, ValidationError};
 use catalog::Catalog;
-use copy::{copy, Budget, HashOnly};
+use copy::{copy, Budget, HashOnly, Source};
 use opfs::{OpfsDir, TEMP_SUFFIX};
 use outbox::OutboxOp;
 
@@ -142,33 +143,54 @@ impl Library {
         &self.catalog
     }
 
-    /// Imports `source` (a `File` or `Blob`): bytes first, then the record. Durable when it
-    /// returns; on failure nothing is left behind and nothing already stored is touched.
+    /// Imports `source` (a `File`, a `Blob`, or a `ReadableStream` of bytes): bytes first, then
+    /// the record. Durable when it returns; on failure nothing is left behind and nothing
+    /// already stored is touched.
     pub async fn import(&self, source: &JsValue, opts: ImportOptions) -> Result<MediaAsset, LibraryError> {
-        let blob = as_blob(source)?;
-        let file_name = source.dyn_ref::<File>().map(File::name);
+        let src = import_source(source)?;
+        let (file_name, source_type) = match src {
+            Source::Blob(b) => (source.dyn_ref::<File>().map(File::name), b.type_()),
+            Source::Stream(_) => (None, String::new()),
+        };
         let name = match (&opts.name, &file_name) {
             (Some(n), _) => validate::display_name(n)?,
             (None, Some(n)) => validate::display_name(n)?,
             (None, None) => "untitled".to_owned(),
         };
-        let mime_type = validate::mime_type(opts.mime_type.as_deref().unwrap_or(&blob.type_()))?;
+        let mime_type = validate::mime_type(opts.mime_type.as_deref().unwrap_or(&source_type))?;
         let tags = validate::tags(opts.tags.as_deref().unwrap_or_default())?;
 
         let id = platform::new_asset_id();
         let budget = self.write_budget.get();
         // No checksum here: hashing in WASM would slow the import on the app's thread (see
         // `checksum`); the sync service computes it before the first upload.
-        let (size, storage) = match &self.opfs {
-            Some(dir) => (dir.write_new(&id, blob, budget, None).await?, StorageKind::Opfs),
-            None => {
+        let (size, storage, stored) = match (&self.opfs, src) {
+            (Some(dir), src) => (dir.write_new(&id, src, budget, None).await?, StorageKind::Opfs, None),
+            (None, Source::Blob(blob)) => {
                 // Read through once (no WASM copy) so an unreadable source fails here, typed,
                 // before anything is stored; the simulated quota applies to the same stream.
                 let read = match budget {
-                    Some(left) => copy(blob, &mut Budget { inner: HashOnly, left }, false).await,
-                    None => copy(blob, &mut HashOnly, false).await,
+                    Some(left) => copy(src, &mut Budget { inner: HashOnly, left }, false).await,
+                    None => copy(src, &mut HashOnly, false).await,
                 };
-                (read.map_err(opfs::copy_err)?.0, StorageKind::Indexeddb)
+                let size = read.map_err(opfs::copy_err)?.0;
+                (size, StorageKind::Indexeddb, Some(self.idb_value(blob).await?))
+            }
+            (None, Source::Stream(_)) => {
+                // In pieces, each committed as it fills; the manifest goes in with the record.
+                let sink = pieces::PieceSink::new(self.catalog.db().clone(), &id, self.idb_blobs);
+                let (read, parts) = match budget {
+                    Some(left) => {
+                        let mut sink = Budget { inner: sink, left };
+                        (copy(src, &mut sink, false).await, sink.inner.parts)
+                    }
+                    None => {
+                        let mut sink = sink;
+                        (copy(src, &mut sink, false).await, sink.parts)
+                    }
+                };
+                let size = read.map_err(opfs::copy_err)?.0;
+                (size, StorageKind::Indexeddb, Some(pieces::manifest(parts)))
             }
         };
         let now = platform::now_ms();
@@ -190,26 +212,27 @@ impl Library {
             cloud_version: None,
             sync_error: None,
         };
-        let stored = match storage {
-            StorageKind::Opfs | StorageKind::Remote => None,
-            StorageKind::Indexeddb if self.idb_blobs => Some(JsValue::from(blob)),
-            // Only on engines that refuse Blobs in IndexedDB: the bytes pass through JS
-            // memory (never WASM memory) once, as one ArrayBuffer.
-            StorageKind::Indexeddb => {
-                Some(wasm_bindgen_futures::JsFuture::from(blob.array_buffer()).await.map_err(|e| {
-                    let (name, msg) = error_parts(&e);
-                    LibraryError::from_dom("reading the file", &name, &msg)
-                })?)
-            }
-        };
         if let Err(e) = self.catalog.put(&asset, stored.as_ref(), Some(OutboxOp::Upload)).await {
-            if let Some(dir) = &self.opfs {
-                let _ = dir.remove(&asset.handle_name).await;
+            match &self.opfs {
+                Some(dir) => drop(dir.remove(&asset.handle_name).await),
+                None => drop(pieces::delete_pieces(self.catalog.db(), &asset.handle_name).await),
             }
             return Err(e);
         }
         self.emit(ChangeKind::Import, &asset.id);
         Ok(asset)
+    }
+
+    /// The value that stores `blob` in IndexedDB: the Blob itself, or (only on engines that
+    /// refuse Blobs there) its bytes as one `ArrayBuffer`, through JS memory, never WASM memory.
+    async fn idb_value(&self, blob: &Blob) -> Result<JsValue, LibraryError> {
+        if self.idb_blobs {
+            return Ok(blob.into());
+        }
+        wasm_bindgen_futures::JsFuture::from(blob.array_buffer()).await.map_err(|e| {
+            let (name, msg) = error_parts(&e);
+            LibraryError::from_dom("reading the file", &name, &msg)
+        })
     }
 
     /// Every asset matching `filter`, oldest first. A corrupt record fails the call with
@@ -357,9 +380,21 @@ impl Library {
         }
         let blob_keys = self.catalog.keys(catalog::BLOBS).await?;
         for key in &blob_keys {
-            if !has_record(key) {
-                self.catalog.delete_blob(key).await?;
-                report.removed_orphans.push(key.clone());
+            match pieces::owner_of_piece(key) {
+                // A piece of a streamed import: an orphan once its import is old (the id's
+                // UUID v7 time) and left no record; another tab may be streaming it right now.
+                Some(owner) => {
+                    let old = validate::uuid_v7_ms(owner).is_none_or(|t| t <= cutoff);
+                    if !has_record(owner) && old && !report.removed_temp.iter().any(|t| t == owner) {
+                        self.catalog.delete_blob(owner).await?;
+                        report.removed_temp.push(owner.to_owned());
+                    }
+                }
+                None if !has_record(key) => {
+                    self.catalog.delete_blob(key).await?;
+                    report.removed_orphans.push(key.clone());
+                }
+                None => {}
             }
         }
         for a in &records {
@@ -500,16 +535,21 @@ pub fn open_channel(name: &str) -> Option<web_sys::BroadcastChannel> {
     web_sys::BroadcastChannel::new(&channel_name(name)).ok()
 }
 
-/// The value as a `Blob`, or a clear error naming what it was.
-fn as_blob(v: &JsValue) -> Result<&Blob, LibraryError> {
-    v.dyn_ref::<Blob>().ok_or_else(|| {
-        let what = if v.is_null() {
-            "null".to_owned()
-        } else if v.is_undefined() {
-            "undefined".to_owned()
-        } else {
-            v.js_typeof().as_string().unwrap_or_default()
-        };
-        ValidationError::NotABlob(what).into()
-    })
+/// The value as an import source (a `Blob`, or anything with a `getReader()`: a
+/// `ReadableStream`, from this realm or another), or a clear error naming what it was.
+fn import_source(v: &JsValue) -> Result<Source<'_>, LibraryError> {
+    if let Some(b) = v.dyn_ref::<Blob>() {
+        return Ok(Source::Blob(b));
+    }
+    if platform::has_method(v, "getReader") {
+        return Ok(Source::Stream(v.unchecked_ref()));
+    }
+    let what = if v.is_null() {
+        "null".to_owned()
+    } else if v.is_undefined() {
+        "undefined".to_owned()
+    } else {
+        v.js_typeof().as_string().unwrap_or_default()
+    };
+    Err(ValidationError::NotABlob(what).into())
 }

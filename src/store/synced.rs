@@ -92,7 +92,7 @@ impl Library {
         let kind = self.storage_kind();
         let stored = match &self.opfs {
             Some(dir) => {
-                dir.write_new(&asset.handle_name, bytes, None, Some(&expected)).await?;
+                dir.write_new(&asset.handle_name, bytes.into(), None, Some(&expected)).await?;
                 None
             }
             None => {

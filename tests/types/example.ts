@@ -11,6 +11,12 @@ export async function example(file: File): Promise<void> {
   await init();
   const id: string = await importFileToLibrary(file);
   await importFileToLibrary(new Blob(['x']), { name: 'x.txt', type: 'text/plain', tags: ['a'] });
+  // A stream of bytes: a fetch body, or recorded chunks (Blobs) piped through a stream.
+  const body: ReadableStream<Uint8Array> | null = (await fetch('/clip.webm')).body;
+  if (body) await importFileToLibrary(body, { name: 'clip.webm', type: 'video/webm' });
+  const recorded = new ReadableStream<Blob>({ start(c) { c.enqueue(new Blob(['chunk'])); c.close(); } });
+  const clip: MediaAsset = await (await defaultLibrary()).importFile(recorded, { name: 'rec.webm' });
+  console.log(clip.size);
   const asset: MediaAsset = await getAsset(id);
   const status: SyncStatus = asset.syncStatus;
   const where: StorageKind = asset.storage;
