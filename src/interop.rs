@@ -59,7 +59,7 @@ const IMPORT_SOURCE_TS: &str = r#"
  * `MediaRecorder`'s chunks piped through a stream), written to storage as it arrives.
  * Chunks may be `Uint8Array`s, other typed arrays, `ArrayBuffer`s or `Blob`s.
  */
-export type ImportSource = Blob | ReadableStream<BufferSource | Blob>;
+export type ImportSource = Blob | ReadableStream<ArrayBufferView | ArrayBuffer | Blob>;
 "#;
 
 /// Turns a library error into a JS `Error` with a stable `name` and `code`.
