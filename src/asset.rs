@@ -287,6 +287,14 @@ pub struct StorageInfo {
     pub persisted: bool,
     /// Where this library keeps new bytes.
     pub storage: StorageKind,
+    /// The library's local budget in bytes (`null`: none set, nothing is ever evicted).
+    pub budget: Option<f64>,
+    /// Bytes of this library's assets stored on this device.
+    pub local_bytes: f64,
+    /// Of those, bytes eviction may drop (synced, not pinned).
+    pub evictable_bytes: f64,
+    /// Of those, bytes of pinned assets.
+    pub pinned_bytes: f64,
 }
 
 #[cfg(test)]

@@ -9,7 +9,10 @@ use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, IdbDatabase, IdbTransaction};
 
-use crate::asset::MediaAsset;
+use std::collections::HashMap;
+
+use crate::asset::{MediaAsset, StorageKind};
+use crate::budget::{Entry, LocalState};
 use crate::error::LibraryError;
 use crate::platform::error_parts;
 use crate::store::outbox::{coalesce, OutboxEntry, OutboxOp};
@@ -23,8 +26,11 @@ pub const BLOBS: &str = "blobs";
 pub const OUTBOX: &str = "outbox";
 /// Store of per-user sync state (cursor, confirmed deletes), keyed by user id (schema v2).
 pub const SYNC: &str = "sync";
+/// Store of what only this device keeps about an asset (`budget::LocalState`: pin, last
+/// read), keyed by asset id (schema v3).
+pub const LOCAL: &str = "local";
 /// Schema version; bump with a new step in `upgrade`.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// An edit of one record; returns whether it changed it.
 pub type RecordEdit = Box<dyn FnOnce(&mut MediaAsset) -> bool>;
@@ -93,12 +99,20 @@ impl Catalog {
             let _ = upgrade(&db, old);
         });
         let db = req.await.map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB cannot be opened: {e}")))?;
-        Ok(Self { db: db.into() })
+        let db: IdbDatabase = db.into();
+        // A newer version opening elsewhere (an updated tab) must not wait for this one.
+        db.set_onversionchange(Some(&js_sys::Function::new_no_args("this.close()")));
+        Ok(Self { db })
     }
 
     /// The raw connection, for writers that need `'static` promises (streamed pieces).
     pub(crate) fn db(&self) -> &IdbDatabase {
         &self.db
+    }
+
+    /// A second handle on the same connection (for batched writes that outlive a borrow).
+    pub(crate) fn share(&self) -> Catalog {
+        Catalog { db: self.db.clone() }
     }
 
     /// Closes the connection (lets tests delete the database).
@@ -329,7 +343,13 @@ impl Catalog {
         sync_as: Option<Option<String>>,
     ) -> Result<(), LibraryError> {
         let err = idb_err("deleting from the catalog");
-        let tx = self.tx(&[ASSETS, BLOBS, OUTBOX], true)?;
+        let tx = self.tx(&[ASSETS, BLOBS, OUTBOX, LOCAL], true)?;
+        tx.object_store(LOCAL)
+            .map_err(&err)?
+            .delete(Query::from(JsValue::from_str(id)))
+            .map_err(&err)?
+            .await
+            .map_err(&err)?;
         match sync_as {
             Some(user) => record_change(&tx, id, OutboxOp::Delete, user).await?,
             None => {
@@ -379,6 +399,109 @@ impl Catalog {
         tx.object_store(ASSETS).map_err(&err)?.put(value, None).map_err(&err)?.await.map_err(&err)?;
         finish(tx, "saving to the catalog").await
     }
+}
+
+impl Catalog {
+    /// Every parsable record with its local state (corrupt records are left out: eviction
+    /// and the budget only concern assets that load).
+    pub async fn entries(&self) -> Result<Vec<Entry>, LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[ASSETS, LOCAL], false)?;
+        let assets = tx.object_store(ASSETS).map_err(&err)?.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
+        let local = tx.object_store(LOCAL).map_err(&err)?;
+        let keys = local.get_all_keys(None, None).map_err(&err)?.await.map_err(&err)?;
+        let values = local.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
+        let states: HashMap<String, LocalState> = keys
+            .into_iter()
+            .zip(values)
+            .filter_map(|(k, v)| Some((k.as_string()?, serde_wasm_bindgen::from_value(v).ok()?)))
+            .collect();
+        Ok(assets
+            .into_iter()
+            .filter_map(|v| serde_wasm_bindgen::from_value::<MediaAsset>(v).ok())
+            .map(|asset| Entry { local: states.get(&asset.id).copied().unwrap_or_default(), asset })
+            .collect())
+    }
+
+    /// The local state of `id` (default if none).
+    pub async fn local_state(&self, id: &str) -> Result<LocalState, LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[LOCAL], false)?;
+        let v = tx.object_store(LOCAL).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        Ok(v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default())
+    }
+
+    /// Pins or unpins `id`; `false` if there is no such asset.
+    pub async fn set_pinned(&self, id: &str, pinned: bool) -> Result<bool, LibraryError> {
+        let err = idb_err("saving a pin");
+        let tx = self.tx(&[ASSETS, LOCAL], true)?;
+        let key = JsValue::from_str(id);
+        if tx.object_store(ASSETS).map_err(&err)?.get(key.clone()).map_err(&err)?.await.map_err(&err)?.is_none() {
+            return Ok(false);
+        }
+        let local = tx.object_store(LOCAL).map_err(&err)?;
+        let v = local.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
+        let mut state: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
+        state.pinned = pinned;
+        local.put(&state_to_js(&state)?, Some(&key)).map_err(&err)?.await.map_err(&err)?;
+        finish(tx, "saving a pin").await?;
+        Ok(true)
+    }
+
+    /// Records reads (`(id, ms)`) in one relaxed transaction: losing them in a crash only
+    /// makes the LRU order a little older. Ids deleted meanwhile are skipped.
+    pub async fn touch(&self, reads: &[(String, f64)]) -> Result<(), LibraryError> {
+        let err = idb_err("recording reads");
+        let tx = self.tx_with(&[ASSETS, LOCAL], true, false)?;
+        let assets = tx.object_store(ASSETS).map_err(&err)?;
+        let local = tx.object_store(LOCAL).map_err(&err)?;
+        for (id, at) in reads {
+            let key = JsValue::from_str(id);
+            if assets.count(Some(Query::from(key.clone()))).map_err(&err)?.await.map_err(&err)? == 0 {
+                continue;
+            }
+            let v = local.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
+            let mut state: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
+            if state.last_access.is_none_or(|t| t < *at) {
+                state.last_access = Some(*at);
+                local.put(&state_to_js(&state)?, Some(&key)).map_err(&err)?.await.map_err(&err)?;
+            }
+        }
+        finish(tx, "recording reads").await
+    }
+
+    /// Drops the local copy of `id` if it is still evictable and unused since `seen` (its
+    /// `last_used` when the eviction was planned): the record becomes `remote` and, for
+    /// IndexedDB storage, the bytes go in the same transaction. Returns the record as it
+    /// was, or `None` if it changed meanwhile (read, pinned, edited, deleted).
+    pub async fn evict_one(&self, id: &str, seen: f64) -> Result<Option<MediaAsset>, LibraryError> {
+        let err = idb_err("evicting a local copy");
+        let tx = self.tx(&[ASSETS, LOCAL, BLOBS], true)?;
+        let key = JsValue::from_str(id);
+        let assets = tx.object_store(ASSETS).map_err(&err)?;
+        let Some(v) = assets.get(key.clone()).map_err(&err)?.await.map_err(&err)? else { return Ok(None) };
+        let asset = from_js(id, v)?;
+        let v = tx.object_store(LOCAL).map_err(&err)?.get(key).map_err(&err)?.await.map_err(&err)?;
+        let local: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
+        let entry = Entry { asset, local };
+        if !entry.evictable() || entry.last_used() != seen {
+            return Ok(None);
+        }
+        let mut remote = entry.asset.clone();
+        remote.storage = StorageKind::Remote;
+        assets.put(&to_js(&remote)?, None).map_err(&err)?.await.map_err(&err)?;
+        if entry.asset.storage == StorageKind::Indexeddb {
+            delete_bytes(&tx.object_store(BLOBS).map_err(&err)?, &entry.asset.handle_name, &err).await?;
+        }
+        finish(tx, "evicting a local copy").await?;
+        Ok(Some(entry.asset))
+    }
+}
+
+fn state_to_js(state: &LocalState) -> Result<JsValue, LibraryError> {
+    state
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| LibraryError::Storage { op: "encoding local state", detail: e.to_string() })
 }
 
 /// The key range of the pieces of `key`.
@@ -442,6 +565,9 @@ fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
         params.key_path(Some(KeyPath::new_single("id")));
         db.create_object_store(OUTBOX, params)?;
         db.create_object_store(SYNC, ObjectStoreParams::new())?;
+    }
+    if old < 3 {
+        db.create_object_store(LOCAL, ObjectStoreParams::new())?;
     }
     Ok(())
 }

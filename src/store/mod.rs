@@ -4,6 +4,8 @@
 pub mod catalog;
 pub mod checksum;
 pub mod copy;
+pub mod evict;
+pub mod locks;
 pub mod opfs;
 pub mod outbox;
 pub mod pieces;
@@ -71,6 +73,8 @@ pub struct Library {
     idb_blobs: bool,
     /// The sync service that downloads remote-only assets, if one runs in this context.
     downloader: RefCell<Option<Weak<dyn synced::Downloader>>>,
+    /// Budget, pending reads, read leases (this context).
+    book: evict::Book,
     /// Posts change events to other contexts and hears theirs (absent where BroadcastChannel is).
     channel: Option<web_sys::BroadcastChannel>,
     /// Re-dispatches `change` events from other contexts here (kept alive with the library).
@@ -101,6 +105,7 @@ impl Library {
             write_budget: Cell::new(None),
             idb_blobs,
             downloader: RefCell::new(None),
+            book: evict::Book::default(),
             channel,
             _on_message: on_message,
         })
@@ -161,11 +166,34 @@ impl Library {
         let tags = validate::tags(opts.tags.as_deref().unwrap_or_default())?;
 
         let id = platform::new_asset_id();
+        let meta = (name, mime_type, tags);
+        let asset = match self.store_new(&id, &meta, src).await {
+            // A full disk: with a budget set, drop synced copies (oldest first) and retry once.
+            // A stream cannot be read twice, so it is not retried.
+            Err(LibraryError::QuotaExceeded(op)) => match src {
+                Source::Blob(b) if self.recover_quota(b.size()).await? => self.store_new(&id, &meta, src).await?,
+                _ => return Err(LibraryError::QuotaExceeded(op)),
+            },
+            other => other?,
+        };
+        self.emit(ChangeKind::Import, &asset.id);
+        // The import is durable; a failed budget check must not fail it (the next one retries).
+        let _ = self.after_growth(asset.size).await;
+        Ok(asset)
+    }
+
+    /// Writes the bytes and then the record of a new asset; on failure nothing is left.
+    async fn store_new(
+        &self,
+        id: &str,
+        (name, mime_type, tags): &(String, String, Vec<String>),
+        src: Source<'_>,
+    ) -> Result<MediaAsset, LibraryError> {
         let budget = self.write_budget.get();
         // No checksum here: hashing in WASM would slow the import on the app's thread (see
         // `checksum`); the sync service computes it before the first upload.
         let (size, storage, stored) = match (&self.opfs, src) {
-            (Some(dir), src) => (dir.write_new(&id, src, budget, None).await?, StorageKind::Opfs, None),
+            (Some(dir), src) => (dir.write_new(id, src, budget, None).await?, StorageKind::Opfs, None),
             (None, Source::Blob(blob)) => {
                 // Read through once (no WASM copy) so an unreadable source fails here, typed,
                 // before anything is stored; the simulated quota applies to the same stream.
@@ -178,7 +206,7 @@ impl Library {
             }
             (None, Source::Stream(_)) => {
                 // In pieces, each committed as it fills; the manifest goes in with the record.
-                let sink = pieces::PieceSink::new(self.catalog.db().clone(), &id, self.idb_blobs);
+                let sink = pieces::PieceSink::new(self.catalog.db().clone(), id, self.idb_blobs);
                 let (read, parts) = match budget {
                     Some(left) => {
                         let mut sink = Budget { inner: sink, left };
@@ -195,15 +223,15 @@ impl Library {
         };
         let now = platform::now_ms();
         let asset = MediaAsset {
-            handle_name: id.clone(),
-            id,
-            name,
-            mime_type,
+            handle_name: id.to_owned(),
+            id: id.to_owned(),
+            name: name.clone(),
+            mime_type: mime_type.clone(),
             size,
             created_at: now,
             updated_at: now,
             sha256: None,
-            tags,
+            tags: tags.clone(),
             storage,
             sync_status: SyncStatus::Pending,
             cloud_id: None,
@@ -219,7 +247,6 @@ impl Library {
             }
             return Err(e);
         }
-        self.emit(ChangeKind::Import, &asset.id);
         Ok(asset)
     }
 
@@ -257,13 +284,19 @@ impl Library {
 
     /// The asset's bytes as a `File` carrying its name and type (no copy: it wraps the
     /// stored OPFS file or IndexedDB blob).
+    /// With a budget set, the read counts for the LRU order and leases the bytes for a few
+    /// seconds (`evict::READ_LEASE_MS`), in every context, so the `File` can still be read.
     pub async fn file(&self, id: &str) -> Result<File, LibraryError> {
-        let mut asset = self.get(id).await?;
+        let id = validate::asset_id(id)?;
+        self.lease(&id).await;
+        let mut asset = self.get(&id).await?;
         if asset.storage == StorageKind::Remote {
             self.download_via_service(&asset.id).await?;
-            asset = self.get(id).await?;
+            asset = self.get(&id).await?;
         }
-        self.file_of(&asset).await
+        let file = self.file_of(&asset).await?;
+        self.note_access(&id);
+        Ok(file)
     }
 
     /// The bytes of a record already read, as a `File` carrying its name, type and import time.
@@ -360,13 +393,17 @@ impl Library {
     pub async fn sweep(&self, grace_ms: f64) -> Result<SweepReport, LibraryError> {
         let records: Vec<MediaAsset> = self.catalog.all().await?.into_iter().filter_map(Result::ok).collect();
         let has_record = |handle: &str| records.iter().any(|a| a.handle_name == handle);
+        let has_local_record =
+            |handle: &str| records.iter().any(|a| a.handle_name == handle && a.storage != StorageKind::Remote);
         let cutoff = platform::now_ms() - grace_ms;
         let mut report = SweepReport::default();
         let mut opfs_names = Vec::new();
         if let Some(dir) = &self.opfs {
             for name in dir.names().await? {
                 let is_temp = name.ends_with(TEMP_SUFFIX) || name.ends_with(".crswap");
-                let is_orphan = !is_temp && validate::asset_id(&name).is_ok() && !has_record(&name);
+                // Also the file of a record whose copy was evicted or freed (`remote`) when the
+                // removal after the commit failed or crashed.
+                let is_orphan = !is_temp && validate::asset_id(&name).is_ok() && !has_local_record(&name);
                 if !is_temp && !is_orphan {
                     opfs_names.push(name);
                     continue;
@@ -424,7 +461,17 @@ impl Library {
         let num = |k| platform::get(&est, k).as_f64().unwrap_or(0.0);
         let persisted =
             platform::call_async(&sm, "persisted", &[]).await.ok().and_then(|v| v.as_bool()).unwrap_or(false);
-        Ok(StorageInfo { usage: num("usage"), quota: num("quota"), persisted, storage })
+        let (budget, local) = self.budget_state(num("quota")).await?;
+        Ok(StorageInfo {
+            usage: num("usage"),
+            quota: num("quota"),
+            persisted,
+            storage,
+            budget,
+            local_bytes: local.local,
+            evictable_bytes: local.evictable,
+            pinned_bytes: local.pinned,
+        })
     }
 
     /// Asks the browser to keep this origin's data under storage pressure; `false` if refused
@@ -505,6 +552,14 @@ fn relay_changes(
             let Some(text) = ev.data().as_string() else { return };
             // Sync status messages share the channel; only `change` ones are relayed.
             let Ok(msg) = js_sys::JSON::parse(&text) else { return };
+            if let Some(detail) = evict::relayed_evict(&msg) {
+                let init = web_sys::CustomEventInit::new();
+                init.set_detail(&detail);
+                if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("evict", &init) {
+                    let _ = events.dispatch_event(&e);
+                }
+                return;
+            }
             let text_of = |k: &str| platform::get(&msg, k).as_string().unwrap_or_default();
             if text_of("t") != "change" {
                 return;
