@@ -46,8 +46,8 @@ impl BudgetSpec {
     }
 }
 
-/// What the library keeps about an asset on this device only (IndexedDB store `local`):
-/// never synced, never part of the record.
+/// What the library keeps about an asset on this device only (IndexedDB stores `local` for
+/// the pin and `access` for the last read): never synced, never part of the record.
 #[derive(Serialize, Deserialize, Default, Debug, Clone, Copy, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalState {

@@ -26,9 +26,12 @@ pub const BLOBS: &str = "blobs";
 pub const OUTBOX: &str = "outbox";
 /// Store of per-user sync state (cursor, confirmed deletes), keyed by user id (schema v2).
 pub const SYNC: &str = "sync";
-/// Store of what only this device keeps about an asset (`budget::LocalState`: pin, last
-/// read), keyed by asset id (schema v3).
+/// Store of what only this device keeps about an asset (`budget::LocalState`: the pin),
+/// keyed by asset id (schema v3).
 pub const LOCAL: &str = "local";
+/// Store of when each asset was last read here (ms), keyed by asset id (schema v3). Apart
+/// from `assets`, so writing a batch of reads never holds up the reads themselves.
+pub const ACCESS: &str = "access";
 /// Schema version; bump with a new step in `upgrade`.
 const VERSION: u32 = 3;
 
@@ -406,16 +409,23 @@ impl Catalog {
     /// and the budget only concern assets that load).
     pub async fn entries(&self) -> Result<Vec<Entry>, LibraryError> {
         let err = idb_err("reading the catalog");
-        let tx = self.tx(&[ASSETS, LOCAL], false)?;
+        let tx = self.tx(&[ASSETS, LOCAL, ACCESS], false)?;
         let assets = tx.object_store(ASSETS).map_err(&err)?.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
-        let local = tx.object_store(LOCAL).map_err(&err)?;
-        let keys = local.get_all_keys(None, None).map_err(&err)?.await.map_err(&err)?;
-        let values = local.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
-        let states: HashMap<String, LocalState> = keys
-            .into_iter()
-            .zip(values)
-            .filter_map(|(k, v)| Some((k.as_string()?, serde_wasm_bindgen::from_value(v).ok()?)))
-            .collect();
+        let mut states: HashMap<String, LocalState> = HashMap::new();
+        for store in [LOCAL, ACCESS] {
+            let store_ = tx.object_store(store).map_err(&err)?;
+            let keys = store_.get_all_keys(None, None).map_err(&err)?.await.map_err(&err)?;
+            let values = store_.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
+            for (k, v) in keys.into_iter().zip(values) {
+                let Some(k) = k.as_string() else { continue };
+                let state = states.entry(k).or_default();
+                if store == ACCESS {
+                    state.last_access = v.as_f64();
+                } else if let Ok(local) = serde_wasm_bindgen::from_value::<LocalState>(v) {
+                    state.pinned = local.pinned;
+                }
+            }
+        }
         Ok(assets
             .into_iter()
             .filter_map(|v| serde_wasm_bindgen::from_value::<MediaAsset>(v).ok())
@@ -448,24 +458,15 @@ impl Catalog {
         Ok(true)
     }
 
-    /// Records reads (`(id, ms)`) in one relaxed transaction: losing them in a crash only
-    /// makes the LRU order a little older. Ids deleted meanwhile are skipped.
+    /// Records reads (`(id, ms)`) in one relaxed transaction on the `access` store alone (one
+    /// put per asset, no read): losing them in a crash only makes the LRU order a little older.
+    /// A read recorded just after a delete leaves a stray time, which nothing reads.
     pub async fn touch(&self, reads: &[(String, f64)]) -> Result<(), LibraryError> {
         let err = idb_err("recording reads");
-        let tx = self.tx_with(&[ASSETS, LOCAL], true, false)?;
-        let assets = tx.object_store(ASSETS).map_err(&err)?;
-        let local = tx.object_store(LOCAL).map_err(&err)?;
+        let tx = self.tx_with(&[ACCESS], true, false)?;
+        let access = tx.object_store(ACCESS).map_err(&err)?;
         for (id, at) in reads {
-            let key = JsValue::from_str(id);
-            if assets.count(Some(Query::from(key.clone()))).map_err(&err)?.await.map_err(&err)? == 0 {
-                continue;
-            }
-            let v = local.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
-            let mut state: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
-            if state.last_access.is_none_or(|t| t < *at) {
-                state.last_access = Some(*at);
-                local.put(&state_to_js(&state)?, Some(&key)).map_err(&err)?.await.map_err(&err)?;
-            }
+            access.put(&JsValue::from_f64(*at), Some(&JsValue::from_str(id))).map_err(&err)?.await.map_err(&err)?;
         }
         finish(tx, "recording reads").await
     }
@@ -476,13 +477,21 @@ impl Catalog {
     /// was, or `None` if it changed meanwhile (read, pinned, edited, deleted).
     pub async fn evict_one(&self, id: &str, seen: f64) -> Result<Option<MediaAsset>, LibraryError> {
         let err = idb_err("evicting a local copy");
-        let tx = self.tx(&[ASSETS, LOCAL, BLOBS], true)?;
+        let tx = self.tx(&[ASSETS, LOCAL, ACCESS, BLOBS], true)?;
         let key = JsValue::from_str(id);
         let assets = tx.object_store(ASSETS).map_err(&err)?;
         let Some(v) = assets.get(key.clone()).map_err(&err)?.await.map_err(&err)? else { return Ok(None) };
         let asset = from_js(id, v)?;
-        let v = tx.object_store(LOCAL).map_err(&err)?.get(key).map_err(&err)?.await.map_err(&err)?;
-        let local: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
+        let v = tx.object_store(LOCAL).map_err(&err)?.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
+        let mut local: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
+        local.last_access = tx
+            .object_store(ACCESS)
+            .map_err(&err)?
+            .get(key)
+            .map_err(&err)?
+            .await
+            .map_err(&err)?
+            .and_then(|v| v.as_f64());
         let entry = Entry { asset, local };
         if !entry.evictable() || entry.last_used() != seen {
             return Ok(None);
@@ -568,6 +577,7 @@ fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
     }
     if old < 3 {
         db.create_object_store(LOCAL, ObjectStoreParams::new())?;
+        db.create_object_store(ACCESS, ObjectStoreParams::new())?;
     }
     Ok(())
 }

@@ -25,6 +25,9 @@ use crate::platform;
 pub const READ_LEASE_MS: f64 = 5_000.0;
 /// Reads are written to IndexedDB at most this often, in one transaction.
 pub const ACCESS_FLUSH_MS: f64 = 2_000.0;
+/// A read within this long of the last one recorded for the asset (in this context) is not
+/// written again: LRU order to the half minute, and one write per asset, not per read.
+pub const ACCESS_RESOLUTION_MS: f64 = 30_000.0;
 /// How long the cached usage is trusted before it is read again (imports in other contexts).
 const USAGE_TTL_MS: f64 = 5_000.0;
 
@@ -52,8 +55,12 @@ pub struct Book {
     budget: Cell<Option<BudgetSpec>>,
     /// Reads not yet written: id -> ms.
     pending: Rc<RefCell<HashMap<String, f64>>>,
+    /// The last read recorded per asset in this context: id -> ms.
+    recorded: RefCell<HashMap<String, f64>>,
     flush_armed: Rc<Cell<bool>>,
     leases: Rc<RefCell<HashMap<String, Lease>>>,
+    /// Whether the one timer that ends expired leases is running.
+    janitor: Rc<Cell<bool>>,
     /// (local bytes, budget bytes, when read).
     usage: Cell<Option<(f64, Option<f64>, f64)>>,
     /// `READ_LEASE_MS`, unless a test shortened it.
@@ -101,17 +108,22 @@ impl Library {
             return;
         }
         let Some(held) = self.hold_asset(id).await else { return };
-        let leases = self.book.leases.clone();
-        leases.borrow_mut().insert(id.to_owned(), Lease { _held: held, until });
-        let id = id.to_owned();
+        self.book.leases.borrow_mut().insert(id.to_owned(), Lease { _held: held, until });
+        if self.book.janitor.replace(true) {
+            return;
+        }
+        // One timer for every lease (not one per read): ends the expired ones, stops when none is left.
+        let (leases, janitor) = (self.book.leases.clone(), self.book.janitor.clone());
+        let tick = self.book.lease_ms.get().unwrap_or(READ_LEASE_MS) / 4.0;
         wasm_bindgen_futures::spawn_local(async move {
             loop {
-                let left = leases.borrow().get(&id).map_or(0.0, |l| l.until - platform::now_ms());
-                if left <= 0.0 {
-                    leases.borrow_mut().remove(&id);
+                platform::sleep(tick).await;
+                let now = platform::now_ms();
+                leases.borrow_mut().retain(|_, l| l.until > now);
+                if leases.borrow().is_empty() {
+                    janitor.set(false);
                     return;
                 }
-                platform::sleep(left).await;
             }
         });
     }
@@ -121,7 +133,16 @@ impl Library {
         if self.book.budget.get().is_none() {
             return;
         }
-        self.book.pending.borrow_mut().insert(id.to_owned(), platform::now_ms());
+        let now = platform::now_ms();
+        {
+            let mut recorded = self.book.recorded.borrow_mut();
+            match recorded.get_mut(id) {
+                Some(at) if now - *at < ACCESS_RESOLUTION_MS => return,
+                Some(at) => *at = now,
+                None => drop(recorded.insert(id.to_owned(), now)),
+            }
+        }
+        self.book.pending.borrow_mut().insert(id.to_owned(), now);
         if self.book.flush_armed.replace(true) {
             return;
         }

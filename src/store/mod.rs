@@ -288,15 +288,28 @@ impl Library {
     /// seconds (`evict::READ_LEASE_MS`), in every context, so the `File` can still be read.
     pub async fn file(&self, id: &str) -> Result<File, LibraryError> {
         let id = validate::asset_id(id)?;
-        self.lease(&id).await;
-        let mut asset = self.get(&id).await?;
-        if asset.storage == StorageKind::Remote {
-            self.download_via_service(&asset.id).await?;
-            asset = self.get(&id).await?;
+        // The lease and the record are fetched together (a lock request is an IPC round trip
+        // on the first read of an asset); an eviction that slipped in between shows as missing
+        // bytes under a record read before it, and the record is read again.
+        let ((), first) = futures_util::future::join(self.lease(&id), self.get(&id)).await;
+        let mut asset = first?;
+        for attempt in 0..2 {
+            if asset.storage == StorageKind::Remote {
+                self.download_via_service(&asset.id).await?;
+                asset = self.get(&id).await?;
+            }
+            match self.file_of(&asset).await {
+                Err(LibraryError::BytesMissing(_)) if attempt == 0 && self.budget().is_some() => {
+                    asset = self.get(&id).await?;
+                }
+                other => {
+                    let file = other?;
+                    self.note_access(&id);
+                    return Ok(file);
+                }
+            }
         }
-        let file = self.file_of(&asset).await?;
-        self.note_access(&id);
-        Ok(file)
+        Err(LibraryError::BytesMissing(id))
     }
 
     /// The bytes of a record already read, as a `File` carrying its name, type and import time.
