@@ -3,7 +3,7 @@
 import init, {
   importFileToLibrary, listAssets, getAsset, getAssetFile, deleteAsset, updateAsset,
   estimate, requestPersistence, defaultLibrary, MediaLibrary,
-  type SyncErrorInfo, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
+  type SyncErrorInfo, type EvictReport, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
 } from 'opfs-media';
 import { MediaSyncService, type MediaSyncOptions } from 'opfs-media/sync';
 
@@ -31,7 +31,18 @@ export async function example(file: File): Promise<void> {
   const persisted: boolean = await requestPersistence();
   await deleteAsset(id);
 
-  const lib: MediaLibrary = await MediaLibrary.open({ name: 'drafts', storage: 'auto' });
+  const lib: MediaLibrary = await MediaLibrary.open({ name: 'drafts', storage: 'auto', budget: { maxBytes: 500e6 } });
+  const budgetReport: EvictReport = await lib.setBudget({ quotaFraction: 0.5 });
+  const dropped: string[] = budgetReport.evicted;
+  await lib.setBudget(null);
+  await lib.pin(id);
+  await lib.unpin(id);
+  const pins: string[] = await lib.pinnedIds();
+  const evicted: EvictReport = await lib.evict();
+  const budgetInfo = await lib.estimate();
+  const budgetBytes: number | undefined | null = budgetInfo.budget;
+  const localNumbers: number[] = [budgetInfo.localBytes, budgetInfo.evictableBytes, budgetInfo.pinnedBytes];
+  console.log(dropped, pins, evicted.bytes, evicted.reason, budgetBytes, localNumbers);
   const imported: MediaAsset = await lib.importFile(file);
   const checksum: string = await lib.checksum(imported.id);
   lib.addEventListener('change', (e: Event) => console.log((e as CustomEvent).detail));
