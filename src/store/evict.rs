@@ -218,6 +218,14 @@ impl Library {
         }
     }
 
+    /// For a downloader that commits bytes itself rather than through `store_download` (a
+    /// chunked, resumable one): call after the record says the bytes are here. Counts the
+    /// download as a read and enforces the budget (never failing: the download is durable).
+    pub async fn downloaded(&self, id: &str, bytes: f64) {
+        self.note_access(id);
+        let _ = self.after_growth(bytes).await;
+    }
+
     /// Evicts down to the budget now (JS `evict()`); nothing without a budget.
     pub async fn evict_to_budget(&self) -> Result<EvictReport, LibraryError> {
         match self.budget_bytes().await {
