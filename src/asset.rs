@@ -216,11 +216,11 @@ fn fraction_ms(digits: &str) -> Option<i64> {
 #[derive(Tsify, Deserialize, Default, Debug, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportOptions {
-    /// Display name; defaults to the `File`'s name (a plain `Blob` needs it or gets `untitled`).
+    /// Display name; defaults to the `File`'s name (a plain `Blob` or a stream needs it or gets `untitled`).
     #[serde(default)]
     #[tsify(optional)]
     pub name: Option<String>,
-    /// MIME type; defaults to the Blob's `type`.
+    /// MIME type; defaults to the Blob's `type` (for a stream: `application/octet-stream`).
     #[serde(default, rename = "type")]
     #[tsify(optional)]
     pub mime_type: Option<String>,
@@ -296,6 +296,14 @@ pub struct StorageInfo {
     pub persisted: bool,
     /// Where this library keeps new bytes.
     pub storage: StorageKind,
+    /// The library's local budget in bytes (`null`: none set, nothing is ever evicted).
+    pub budget: Option<f64>,
+    /// Bytes of this library's assets stored on this device.
+    pub local_bytes: f64,
+    /// Of those, bytes eviction may drop (synced, not pinned).
+    pub evictable_bytes: f64,
+    /// Of those, bytes of pinned assets.
+    pub pinned_bytes: f64,
 }
 
 #[cfg(test)]

@@ -98,6 +98,8 @@ impl LibraryError {
         match self {
             Self::Invalid(v) => match v {
                 ValidationError::NotABlob(_) => "NOT_A_BLOB",
+                ValidationError::StreamLocked(_) => "STREAM_LOCKED",
+                ValidationError::NotBytes(_) => "NOT_BYTES",
                 ValidationError::EmptyName => "EMPTY_NAME",
                 ValidationError::NameTooLong(_) => "NAME_TOO_LONG",
                 ValidationError::NameHasControl(_) => "NAME_HAS_CONTROL_CHARACTER",

@@ -12,6 +12,7 @@ use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use crate::asset::{AssetPatch, ImportOptions, ListFilter};
+use crate::budget::BudgetSpec;
 use crate::error::LibraryError;
 use crate::store::{Library, StoragePreference};
 use crate::validate::ValidationError;
@@ -38,6 +39,11 @@ pub struct LibraryOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub sweep_grace_ms: Option<f64>,
+    /// A local budget: `{ maxBytes }` or `{ quotaFraction }`. Without it nothing is ever
+    /// evicted. Opening a library already open in this realm with a budget sets it there.
+    #[serde(default)]
+    #[tsify(optional)]
+    pub budget: Option<crate::budget::BudgetSpec>,
 }
 
 /// Options for `MediaLibrary.sweep`.
@@ -51,6 +57,16 @@ pub struct SweepOptions {
 }
 
 const DEFAULT_GRACE_MS: f64 = 3_600_000.0;
+
+#[wasm_bindgen(typescript_custom_section)]
+const IMPORT_SOURCE_TS: &str = r#"
+/**
+ * What an import reads: a `File`/`Blob`, or a stream of bytes (a `fetch` body, a
+ * `MediaRecorder`'s chunks piped through a stream), written to storage as it arrives.
+ * Chunks may be `Uint8Array`s, other typed arrays, `ArrayBuffer`s or `Blob`s.
+ */
+export type ImportSource = Blob | ReadableStream<ArrayBufferView | ArrayBuffer | Blob>;
+"#;
 
 /// Turns a library error into a JS `Error` with a stable `name` and `code`.
 pub fn to_js_error(e: LibraryError) -> JsValue {
@@ -77,6 +93,11 @@ pub(crate) fn options<T: DeserializeOwned + Default>(what: &'static str, v: Opti
 pub(crate) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| to_js_error(LibraryError::Storage { op: "encoding a result", detail: e.to_string() }))
+}
+
+fn budget_arg(v: Option<JsValue>) -> Result<BudgetSpec, JsValue> {
+    let spec: BudgetSpec = options("budget", v)?;
+    spec.validate().map_err(|e| to_js_error(e.into()))
 }
 
 pub(crate) fn id_arg(v: &JsValue) -> Result<String, JsValue> {
@@ -118,11 +139,12 @@ impl MediaLibrary {
         self.inner.uses_sync_access_handle()
     }
 
-    /// Imports a `File`/`Blob`; resolves with the full record once bytes and record are durable.
+    /// Imports a `File`/`Blob`, or a `ReadableStream` of bytes (pass `name` and `type` in the
+    /// options); resolves with the full record once bytes and record are durable.
     #[wasm_bindgen(js_name = importFile, unchecked_return_type = "MediaAsset")]
     pub async fn import_file(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ImportSource")] file: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let opts: ImportOptions = self::options("import options", options)?;
@@ -204,7 +226,46 @@ impl MediaLibrary {
         self.inner.request_persistence().await
     }
 
-    /// Listens for `change` events (`event.detail = { kind: 'import'|'update'|'delete', id }`).
+    /// Sets this context's local budget (`{ maxBytes }` or `{ quotaFraction }`), or removes it
+    /// with `null`; evicts down to it at once. Resolves with what was evicted.
+    #[wasm_bindgen(js_name = setBudget, unchecked_return_type = "EvictReport")]
+    pub async fn set_budget(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "BudgetSpec | null")] budget: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let spec: Option<BudgetSpec> = match budget.is_null() || budget.is_undefined() {
+            true => None,
+            false => Some(budget_arg(Some(budget))?),
+        };
+        self.inner.set_budget(spec);
+        to_js(&self.inner.evict_to_budget().await.map_err(to_js_error)?)
+    }
+
+    /// Evicts synced, unpinned local copies (least recently used first) until the budget
+    /// fits; nothing without a budget. Resolves with what was evicted.
+    #[wasm_bindgen(unchecked_return_type = "EvictReport")]
+    pub async fn evict(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.evict_to_budget().await.map_err(to_js_error)?)
+    }
+
+    /// Pins an asset: its local copy is never evicted (persisted, for every context).
+    pub async fn pin(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
+        self.inner.set_pinned(&id_arg(&id)?, true).await.map_err(to_js_error)
+    }
+
+    /// Unpins an asset: it may be evicted again once synced.
+    pub async fn unpin(&self, #[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) -> Result<(), JsValue> {
+        self.inner.set_pinned(&id_arg(&id)?, false).await.map_err(to_js_error)
+    }
+
+    /// Ids of the pinned assets.
+    #[wasm_bindgen(js_name = pinnedIds, unchecked_return_type = "string[]")]
+    pub async fn pinned_ids(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.pinned_ids().await.map_err(to_js_error)?)
+    }
+
+    /// Listens for `change` events (`event.detail = { kind: 'import'|'update'|'delete', id }`)
+    /// and `evict` events (`event.detail = { evicted: string[], bytes, reason }`).
     #[wasm_bindgen(js_name = addEventListener)]
     pub fn add_event_listener(&self, kind: &str, listener: &js_sys::Function) -> Result<(), JsValue> {
         self.inner.events().add_event_listener_with_callback(kind, listener)
@@ -252,15 +313,23 @@ pub(crate) async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, Js
             return Err(to_js_error(ValidationError::BadOptions { what: "library options", detail }.into()));
         }
     };
+    let budget = match opts.budget {
+        Some(spec) => Some(spec.validate().map_err(|e| to_js_error(e.into()))?),
+        None => None,
+    };
     let name = opts.name.as_deref().unwrap_or("default");
     let key = (name.to_owned(), pref);
     // One instance per name and preference in a realm, so a sync service and the app share
     // it: the service can then answer `getFile` of a remote-only asset with a download.
     let found = OPEN.with(|o| o.borrow().iter().find(|(k, _)| *k == key).and_then(|(_, l)| l.upgrade()));
     if let Some(open) = found {
+        if budget.is_some() {
+            open.set_budget(budget);
+        }
         return Ok(open);
     }
     let lib = Library::open(name, pref).await.map_err(to_js_error)?;
+    lib.set_budget(budget);
     if opts.sweep_on_open.unwrap_or(true) {
         lib.sweep(opts.sweep_grace_ms.unwrap_or(DEFAULT_GRACE_MS)).await.map_err(to_js_error)?;
     }
@@ -307,11 +376,12 @@ pub async fn default_library_handle() -> Result<MediaLibrary, JsValue> {
     default_library().await.map(|inner| MediaLibrary { inner })
 }
 
-/// Imports a `File`/`Blob` into the default library; resolves with the new asset id once the
-/// bytes (OPFS, or IndexedDB where OPFS is missing) and the record are durable.
+/// Imports a `File`/`Blob`, or a `ReadableStream` of bytes, into the default library; resolves
+/// with the new asset id once the bytes (OPFS, or IndexedDB where OPFS is missing) and the
+/// record are durable.
 #[wasm_bindgen(js_name = importFileToLibrary)]
 pub async fn import_file_to_library(
-    #[wasm_bindgen(unchecked_param_type = "Blob")] file: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ImportSource")] file: JsValue,
     #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions")] options: Option<JsValue>,
 ) -> Result<String, JsValue> {
     let opts: ImportOptions = self::options("import options", options)?;

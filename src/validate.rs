@@ -16,8 +16,14 @@ pub const MAX_LIBRARY_NAME_BYTES: usize = 64;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ValidationError {
     /// The value handed in as a file is not a `Blob`/`File`.
-    #[error("expected a File or Blob, got {0}; pass the File from an <input type=file>, a drop event or `new File([...], name)`")]
+    #[error("expected a File, Blob or ReadableStream, got {0}; pass the File from an <input type=file>, a drop event, `new File([...], name)` or a stream of bytes (e.g. a fetch body)")]
     NotABlob(String),
+    /// The stream to import is locked (another reader holds it) or already consumed.
+    #[error("the ReadableStream to import is locked or already read ({0}); pass a fresh stream nobody else reads (tee() it to read it twice)")]
+    StreamLocked(String),
+    /// The stream to import yielded a chunk that is not bytes.
+    #[error("the stream being imported yielded {0}, not bytes; enqueue Uint8Array, ArrayBuffer, typed-array or Blob chunks (e.g. pipe text through a TextEncoderStream)")]
+    NotBytes(String),
     /// The display name is empty or only white space.
     #[error("the file name is empty; pass a non-empty `name` in the import options")]
     EmptyName,
@@ -80,6 +86,15 @@ pub fn asset_id(id: &str) -> Result<String, ValidationError> {
     uuid::Uuid::try_parse(id)
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| ValidationError::MalformedId(truncate(id)))
+}
+
+/// The creation time (ms since the epoch) a UUID v7 id carries, `None` for other ids.
+pub fn uuid_v7_ms(id: &str) -> Option<f64> {
+    let u = uuid::Uuid::try_parse(id).ok()?;
+    (u.get_version_num() == 7).then(|| u.get_timestamp()).flatten().map(|t| {
+        let (secs, nanos) = t.to_unix();
+        secs as f64 * 1000.0 + f64::from(nanos / 1_000_000)
+    })
 }
 
 /// Checks a tag list: at most [`MAX_TAGS`], each 1..=[`MAX_TAG_BYTES`] bytes without
@@ -149,6 +164,13 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuid_v7_time_is_read_back() {
+        assert_eq!(uuid_v7_ms("0190f0c2-7a0e-7cc0-8000-000000000001"), Some(1_722_026_195_470.0));
+        assert_eq!(uuid_v7_ms("6ba7b810-9dad-11d1-80b4-00c04fd430c8"), None, "v1");
+        assert_eq!(uuid_v7_ms("nope"), None);
+    }
 
     #[test]
     fn ordinary_names_pass() {

@@ -4,7 +4,7 @@
 //
 // URL parameters: `device` names the local library (a "new device" is a fresh one),
 // `api` the server (default: port 8787 on this host), `user` the demo user.
-import init, { MediaLibrary, estimate } from '../pkg/web/opfs_media.js';
+import init, { MediaLibrary } from '../pkg/web/opfs_media.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -42,6 +42,7 @@ const render = () => (rendering = rendering.then(renderNow, renderNow));
 
 async function renderNow() {
   const assets = await lib.list();
+  const pinned = new Set(await lib.pinnedIds());
   // A thumbnail's object URL points at the local file: drop it when that file goes (deleted,
   // or its local copy freed), or a later download would show the stale, unreadable one.
   const local = new Set(assets.filter((a) => a.storage !== 'remote').map((a) => a.id));
@@ -70,17 +71,26 @@ async function renderNow() {
     badge.className = `badge ${a.syncStatus}`;
     badge.textContent = a.syncStatus;
     badge.title = a.syncError ? `${a.syncError.status} ${a.syncError.code}` : '';
+    const pin = document.createElement('button');
+    pin.className = `pin${pinned.has(a.id) ? ' on' : ''}`;
+    pin.textContent = '📌';
+    pin.title = pinned.has(a.id) ? 'pinned: never evicted (click to unpin)' : 'pin: keep on this device';
+    pin.onclick = async (e) => { e.stopPropagation(); await (pinned.has(a.id) ? lib.unpin(a.id) : lib.pin(a.id)); };
     const del = document.createElement('button');
     del.textContent = '✕';
     del.title = 'delete (everywhere, once synced)';
     del.onclick = async (e) => { e.stopPropagation(); await lib.delete(a.id); };
-    li.append(img, name, badge, del);
+    li.append(img, name, badge, pin, del);
     li.onclick = () => draw(a.id).catch((err) => { $('status').textContent = `${err.name}: ${err.message}`; });
     rows.push(li);
   }
   list.replaceChildren(...rows);
-  const info = await estimate().catch(() => null);
-  $('status').textContent = `${assets.length} item(s)` + (info ? ` · ${(info.usage / 1e6).toFixed(1)} MB used of ${(info.quota / 1e9).toFixed(1)} GB · ${info.storage}` : '');
+  const info = await lib.estimate().catch(() => null);
+  $('status').textContent = `${assets.length} item(s), ${local.size} on this device` + (info ? ` · ${(info.usage / 1e6).toFixed(1)} MB used of ${(info.quota / 1e9).toFixed(1)} GB · ${info.storage}` : '');
+  const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
+  $('local').textContent = info
+    ? `local: ${mb(info.localBytes)}${info.budget == null ? ' (no budget)' : ` of ${mb(info.budget)} budget`} · evictable ${mb(info.evictableBytes)} · pinned ${mb(info.pinnedBytes)}`
+    : '';
 }
 
 async function draw(id) {
@@ -109,7 +119,24 @@ async function importAll(files) {
 }
 
 await init();
-lib = await MediaLibrary.open({ name: DEVICE });
+// The local budget (MB), kept per device; set in the page and in the sync worker, which
+// reads and downloads too (each context leases what it reads).
+const BUDGET_KEY = `opfs-media-demo-budget:${DEVICE}`;
+const budgetMb = () => { const v = localStorage.getItem(BUDGET_KEY); return v === null || v === '' ? null : Number(v); };
+const budgetSpec = () => (budgetMb() == null ? null : { maxBytes: budgetMb() * 1e6 });
+lib = await MediaLibrary.open({ name: DEVICE, ...(budgetSpec() ? { budget: budgetSpec() } : {}) });
+$('budget').value = budgetMb() ?? '';
+$('budget').onchange = async (e) => {
+  localStorage.setItem(BUDGET_KEY, e.target.value);
+  worker.postMessage({ type: 'budget', budget: budgetSpec() });
+  await lib.setBudget(budgetSpec()).catch((err) => { $('status').textContent = `${err.name}: ${err.message}`; });
+  render();
+};
+lib.addEventListener('evict', (e) => {
+  const d = e.detail;
+  $('sync').textContent = `evicted the local copies of ${d.evicted.length} synced item(s), ${(d.bytes / 1e6).toFixed(1)} MB (${d.reason})`;
+  render();
+});
 $('device').textContent = `device "${DEVICE}" · user "${USER}"`;
 // Fires for this page's imports and, over a BroadcastChannel, for the worker's sync writes.
 lib.addEventListener('change', () => render());
@@ -129,7 +156,7 @@ $('newdevice').onclick = () => {
   window.open(url, '_blank');
 };
 await render();
-worker.postMessage({ type: 'init', api: API, library: DEVICE, user: USER });
+worker.postMessage({ type: 'init', api: API, library: DEVICE, user: USER, budget: budgetSpec() });
 document.body.dataset.ready = 'true';
 
 fetch(`${API}/api/media/capabilities`).then((r) => r.json()).then((c) => {

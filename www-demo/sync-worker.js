@@ -1,10 +1,11 @@
 // The demo's sync worker: MediaSyncService runs here, off the main thread. The page imports
 // into the same library; this worker hears of it (BroadcastChannel) and uploads, pulls what
 // other devices added, and downloads on request. Messages in: init, offline, syncNow,
-// download, free. Messages out: status, progress, error, downloaded.
-import init, { MediaSyncService } from '../pkg/sync/opfs_media.js';
+// download, free, budget. Messages out: status, progress, error, downloaded.
+import init, { MediaLibrary, MediaSyncService } from '../pkg/sync/opfs_media.js';
 
 let sync = null;
+let lib = null;
 const post = (m) => self.postMessage(m);
 
 self.onmessage = async (e) => {
@@ -12,6 +13,8 @@ self.onmessage = async (e) => {
   try {
     if (m.type === 'init') {
       await init();
+      // The same library instance the service uses (one per name in this realm), with the budget.
+      lib = await MediaLibrary.open({ name: m.library, ...(m.budget ? { budget: m.budget } : {}) });
       sync = new MediaSyncService({
         apiBaseUrl: m.api,
         library: m.library,
@@ -31,6 +34,8 @@ self.onmessage = async (e) => {
     } else if (m.type === 'download') {
       await sync.downloadAsset(m.id);
       post({ type: 'downloaded', id: m.id });
+    } else if (m.type === 'budget') {
+      await lib.setBudget(m.budget);
     } else if (m.type === 'free') {
       post({ type: 'freed', count: await sync.freeLocalCopies() });
     }

@@ -1,15 +1,22 @@
 //! The IndexedDB catalog: asset records (+ indexes) and, where OPFS is missing, the bytes.
 //! Writes use `durability: "strict"` so a resolved import survives a crash or power loss.
 
-use idb::{Database, DatabaseEvent, Factory, IndexParams, KeyPath, ObjectStoreParams, Query, Transaction};
+use idb::{
+    Database, DatabaseEvent, Factory, IndexParams, KeyPath, KeyRange, ObjectStore, ObjectStoreParams, Query,
+    Transaction,
+};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, IdbDatabase, IdbTransaction};
 
-use crate::asset::MediaAsset;
+use std::collections::HashMap;
+
+use crate::asset::{MediaAsset, StorageKind};
+use crate::budget::{Entry, LocalState};
 use crate::error::LibraryError;
 use crate::platform::error_parts;
 use crate::store::outbox::{coalesce, OutboxEntry, OutboxOp, UploadProgress};
+use crate::store::pieces;
 
 /// Store of `MediaAsset` records, keyed by `id`.
 pub const ASSETS: &str = "assets";
@@ -19,8 +26,14 @@ pub const BLOBS: &str = "blobs";
 pub const OUTBOX: &str = "outbox";
 /// Store of per-user sync state (cursor, confirmed deletes), keyed by user id (schema v2).
 pub const SYNC: &str = "sync";
+/// Store of what only this device keeps about an asset (`budget::LocalState`: the pin),
+/// keyed by asset id (schema v3).
+pub const LOCAL: &str = "local";
+/// Store of when each asset was last read here (ms), keyed by asset id (schema v3). Apart
+/// from `assets`, so writing a batch of reads never holds up the reads themselves.
+pub const ACCESS: &str = "access";
 /// Schema version; bump with a new step in `upgrade`.
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 
 /// An edit of one record; returns whether it changed it.
 pub type RecordEdit = Box<dyn FnOnce(&mut MediaAsset) -> bool>;
@@ -89,7 +102,20 @@ impl Catalog {
             let _ = upgrade(&db, old);
         });
         let db = req.await.map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB cannot be opened: {e}")))?;
-        Ok(Self { db: db.into() })
+        let db: IdbDatabase = db.into();
+        // A newer version opening elsewhere (an updated tab) must not wait for this one.
+        db.set_onversionchange(Some(&js_sys::Function::new_no_args("this.close()")));
+        Ok(Self { db })
+    }
+
+    /// The raw connection, for writers that need `'static` promises (streamed pieces).
+    pub(crate) fn db(&self) -> &IdbDatabase {
+        &self.db
+    }
+
+    /// A second handle on the same connection (for batched writes that outlive a borrow).
+    pub(crate) fn share(&self) -> Catalog {
+        Catalog { db: self.db.clone() }
     }
 
     /// Closes the connection (lets tests delete the database).
@@ -316,13 +342,25 @@ impl Catalog {
     pub async fn blob(&self, key: &str) -> Result<Option<Blob>, LibraryError> {
         let err = idb_err("reading stored bytes");
         let tx = self.tx(&[BLOBS], false)?;
-        let v = tx.object_store(BLOBS).map_err(&err)?.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
+        let store = tx.object_store(BLOBS).map_err(&err)?;
+        let v = store.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
         let Some(v) = v else { return Ok(None) };
         if let Some(b) = v.dyn_ref::<Blob>() {
             return Ok(Some(b.clone()));
         }
-        // Stored as an ArrayBuffer (engines that cannot store Blobs): wrap it, no copy in WASM.
-        Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(&v))
+        // Stored in pieces (a streamed import): one Blob over all of them, in key order.
+        let parts: js_sys::Array = match pieces::parts_of(&v) {
+            Some(n) => {
+                let got = store.get_all(Some(piece_query(key)?), None).map_err(&err)?.await.map_err(&err)?;
+                if got.len() != n as usize {
+                    return Ok(None);
+                }
+                got.into_iter().collect()
+            }
+            None => js_sys::Array::of1(&v),
+        };
+        // Stored as ArrayBuffers (engines that cannot store Blobs): wrap them, no copy in WASM.
+        Blob::new_with_blob_sequence(&parts)
             .map(Some)
             .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: error_parts(&e).1 })
     }
@@ -337,7 +375,13 @@ impl Catalog {
         sync_as: Option<Option<String>>,
     ) -> Result<(), LibraryError> {
         let err = idb_err("deleting from the catalog");
-        let tx = self.tx(&[ASSETS, BLOBS, OUTBOX], true)?;
+        let tx = self.tx(&[ASSETS, BLOBS, OUTBOX, LOCAL], true)?;
+        tx.object_store(LOCAL)
+            .map_err(&err)?
+            .delete(Query::from(JsValue::from_str(id)))
+            .map_err(&err)?
+            .await
+            .map_err(&err)?;
         match sync_as {
             Some(user) => record_change(&tx, id, OutboxOp::Delete, user).await?,
             None => {
@@ -352,12 +396,7 @@ impl Catalog {
             .await
             .map_err(&err)?;
         if let Some(k) = blob_key {
-            tx.object_store(BLOBS)
-                .map_err(&err)?
-                .delete(Query::from(JsValue::from_str(k)))
-                .map_err(&err)?
-                .await
-                .map_err(&err)?;
+            delete_bytes(&tx.object_store(BLOBS).map_err(&err)?, k, &err).await?;
         }
         finish(tx, "deleting from the catalog").await
     }
@@ -366,12 +405,7 @@ impl Catalog {
     pub async fn delete_blob(&self, key: &str) -> Result<(), LibraryError> {
         let err = idb_err("deleting stored bytes");
         let tx = self.tx(&[BLOBS], true)?;
-        tx.object_store(BLOBS)
-            .map_err(&err)?
-            .delete(Query::from(JsValue::from_str(key)))
-            .map_err(&err)?
-            .await
-            .map_err(&err)?;
+        delete_bytes(&tx.object_store(BLOBS).map_err(&err)?, key, &err).await?;
         finish(tx, "deleting stored bytes").await
     }
 
@@ -397,6 +431,133 @@ impl Catalog {
         tx.object_store(ASSETS).map_err(&err)?.put(value, None).map_err(&err)?.await.map_err(&err)?;
         finish(tx, "saving to the catalog").await
     }
+}
+
+impl Catalog {
+    /// Every parsable record with its local state (corrupt records are left out: eviction
+    /// and the budget only concern assets that load).
+    pub async fn entries(&self) -> Result<Vec<Entry>, LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[ASSETS, LOCAL, ACCESS], false)?;
+        let assets = tx.object_store(ASSETS).map_err(&err)?.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
+        let mut states: HashMap<String, LocalState> = HashMap::new();
+        for store in [LOCAL, ACCESS] {
+            let store_ = tx.object_store(store).map_err(&err)?;
+            let keys = store_.get_all_keys(None, None).map_err(&err)?.await.map_err(&err)?;
+            let values = store_.get_all(None, None).map_err(&err)?.await.map_err(&err)?;
+            for (k, v) in keys.into_iter().zip(values) {
+                let Some(k) = k.as_string() else { continue };
+                let state = states.entry(k).or_default();
+                if store == ACCESS {
+                    state.last_access = v.as_f64();
+                } else if let Ok(local) = serde_wasm_bindgen::from_value::<LocalState>(v) {
+                    state.pinned = local.pinned;
+                }
+            }
+        }
+        Ok(assets
+            .into_iter()
+            .filter_map(|v| serde_wasm_bindgen::from_value::<MediaAsset>(v).ok())
+            .map(|asset| Entry { local: states.get(&asset.id).copied().unwrap_or_default(), asset })
+            .collect())
+    }
+
+    /// The local state of `id` (default if none).
+    pub async fn local_state(&self, id: &str) -> Result<LocalState, LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[LOCAL], false)?;
+        let v = tx.object_store(LOCAL).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        Ok(v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default())
+    }
+
+    /// Pins or unpins `id`; `false` if there is no such asset.
+    pub async fn set_pinned(&self, id: &str, pinned: bool) -> Result<bool, LibraryError> {
+        let err = idb_err("saving a pin");
+        let tx = self.tx(&[ASSETS, LOCAL], true)?;
+        let key = JsValue::from_str(id);
+        if tx.object_store(ASSETS).map_err(&err)?.get(key.clone()).map_err(&err)?.await.map_err(&err)?.is_none() {
+            return Ok(false);
+        }
+        let local = tx.object_store(LOCAL).map_err(&err)?;
+        let v = local.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
+        let mut state: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
+        state.pinned = pinned;
+        local.put(&state_to_js(&state)?, Some(&key)).map_err(&err)?.await.map_err(&err)?;
+        finish(tx, "saving a pin").await?;
+        Ok(true)
+    }
+
+    /// Records reads (`(id, ms)`) in one relaxed transaction on the `access` store alone (one
+    /// put per asset, no read): losing them in a crash only makes the LRU order a little older.
+    /// A read recorded just after a delete leaves a stray time, which nothing reads.
+    pub async fn touch(&self, reads: &[(String, f64)]) -> Result<(), LibraryError> {
+        let err = idb_err("recording reads");
+        let tx = self.tx_with(&[ACCESS], true, false)?;
+        let access = tx.object_store(ACCESS).map_err(&err)?;
+        for (id, at) in reads {
+            access.put(&JsValue::from_f64(*at), Some(&JsValue::from_str(id))).map_err(&err)?.await.map_err(&err)?;
+        }
+        finish(tx, "recording reads").await
+    }
+
+    /// Drops the local copy of `id` if it is still evictable and unused since `seen` (its
+    /// `last_used` when the eviction was planned): the record becomes `remote` and, for
+    /// IndexedDB storage, the bytes go in the same transaction. Returns the record as it
+    /// was, or `None` if it changed meanwhile (read, pinned, edited, deleted).
+    pub async fn evict_one(&self, id: &str, seen: f64) -> Result<Option<MediaAsset>, LibraryError> {
+        let err = idb_err("evicting a local copy");
+        let tx = self.tx(&[ASSETS, LOCAL, ACCESS, BLOBS], true)?;
+        let key = JsValue::from_str(id);
+        let assets = tx.object_store(ASSETS).map_err(&err)?;
+        let Some(v) = assets.get(key.clone()).map_err(&err)?.await.map_err(&err)? else { return Ok(None) };
+        let asset = from_js(id, v)?;
+        let v = tx.object_store(LOCAL).map_err(&err)?.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
+        let mut local: LocalState = v.and_then(|v| serde_wasm_bindgen::from_value(v).ok()).unwrap_or_default();
+        local.last_access = tx
+            .object_store(ACCESS)
+            .map_err(&err)?
+            .get(key)
+            .map_err(&err)?
+            .await
+            .map_err(&err)?
+            .and_then(|v| v.as_f64());
+        let entry = Entry { asset, local };
+        if !entry.evictable() || entry.last_used() != seen {
+            return Ok(None);
+        }
+        let mut remote = entry.asset.clone();
+        remote.storage = StorageKind::Remote;
+        assets.put(&to_js(&remote)?, None).map_err(&err)?.await.map_err(&err)?;
+        if entry.asset.storage == StorageKind::Indexeddb {
+            delete_bytes(&tx.object_store(BLOBS).map_err(&err)?, &entry.asset.handle_name, &err).await?;
+        }
+        finish(tx, "evicting a local copy").await?;
+        Ok(Some(entry.asset))
+    }
+}
+
+fn state_to_js(state: &LocalState) -> Result<JsValue, LibraryError> {
+    state
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| LibraryError::Storage { op: "encoding local state", detail: e.to_string() })
+}
+
+/// The key range of the pieces of `key`.
+fn piece_query(key: &str) -> Result<Query, LibraryError> {
+    let (lower, upper) = pieces::piece_range(key);
+    KeyRange::bound(&lower.into(), &upper.into(), None, None)
+        .map(Query::from)
+        .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: e.to_string() })
+}
+
+/// Deletes the bytes stored under `key`: the value and any pieces of it.
+async fn delete_bytes(
+    store: &ObjectStore,
+    key: &str,
+    err: &impl Fn(idb::Error) -> LibraryError,
+) -> Result<(), LibraryError> {
+    store.delete(Query::from(JsValue::from_str(key))).map_err(err)?.await.map_err(err)?;
+    store.delete(piece_query(key)?).map_err(err)?.await.map_err(err)
 }
 
 /// Coalesces `op` with the entry pending for `id` and writes it with a fresh tag.
@@ -446,6 +607,10 @@ fn upgrade(db: &Database, old: u32) -> Result<(), idb::Error> {
         params.key_path(Some(KeyPath::new_single("id")));
         db.create_object_store(OUTBOX, params)?;
         db.create_object_store(SYNC, ObjectStoreParams::new())?;
+    }
+    if old < 3 {
+        db.create_object_store(LOCAL, ObjectStoreParams::new())?;
+        db.create_object_store(ACCESS, ObjectStoreParams::new())?;
     }
     Ok(())
 }

@@ -27,7 +27,7 @@ pub async fn sha256_of(blob: &Blob) -> Result<String, LibraryError> {
             return native(&subtle, blob).await;
         }
     }
-    let (_, sha) = copy(blob, &mut HashOnly, true).await.map_err(opfs::copy_err)?;
+    let (_, sha) = copy(blob.into(), &mut HashOnly, true).await.map_err(opfs::copy_err)?;
     Ok(sha.unwrap_or_default())
 }
 

@@ -1,5 +1,5 @@
-//! Streams a `Blob` into a sink chunk by chunk, hashing it (SHA-256) when asked.
-//! Chunks stay JS `Uint8Array`s; only a copy for the hasher enters WASM memory.
+//! Streams a `Blob` or a `ReadableStream` of bytes into a sink chunk by chunk, hashing it
+//! (SHA-256) when asked. Chunks stay JS `Uint8Array`s; only a copy for the hasher enters WASM memory.
 
 use std::collections::VecDeque;
 
@@ -14,11 +14,48 @@ use web_sys::{
 use crate::digest::Sha256State;
 use crate::platform;
 
+/// What a copy reads: a `Blob` (through its `stream()`) or a caller's `ReadableStream`.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    /// A `File` or `Blob`.
+    Blob(&'a Blob),
+    /// A stream of byte chunks (`fetch` bodies, recordings); read once.
+    Stream(&'a ReadableStream),
+}
+
+impl<'a> From<&'a Blob> for Source<'a> {
+    fn from(b: &'a Blob) -> Self {
+        Source::Blob(b)
+    }
+}
+
+impl Source<'_> {
+    fn reader(&self) -> Result<ReadableStreamDefaultReader, CopyFailure> {
+        match self {
+            Source::Blob(b) => {
+                if !platform::has_method(b, "stream") {
+                    let e = js_sys::Error::new("Blob.stream() is not available in this browser");
+                    return Err(CopyFailure::Read(e.into()));
+                }
+                Ok(b.stream().get_reader().unchecked_into())
+            }
+            Source::Stream(s) => match platform::call(s, "getReader", &[]) {
+                Ok(r) => Ok(r.unchecked_into()),
+                Err(e) => Err(CopyFailure::Locked(platform::error_parts(&e).1)),
+            },
+        }
+    }
+}
+
 /// Where a copy failed: reading the source or writing the destination.
 #[derive(Debug)]
 pub enum CopyFailure {
     /// The source stream errored (e.g. `NotReadableError`).
     Read(JsValue),
+    /// The source stream is locked to another reader (or was already consumed).
+    Locked(String),
+    /// The source stream yielded something that is not bytes (described).
+    NotBytes(String),
     /// The sink refused a chunk (e.g. `QuotaExceededError`).
     Write(JsValue),
 }
@@ -132,13 +169,21 @@ impl<S: ChunkSink> ChunkSink for Budget<S> {
 }
 
 /// Copies `source` into `sink` and returns `(bytes, lowercase hex SHA-256 if `hash`)`.
-/// On failure the sink is aborted before returning.
-pub async fn copy<S: ChunkSink>(source: &Blob, sink: &mut S, hash: bool) -> Result<(f64, Option<String>), CopyFailure> {
-    if !platform::has_method(source, "stream") {
-        return Err(CopyFailure::Read(js_sys::Error::new("Blob.stream() is not available in this browser").into()));
-    }
+/// On failure the source is cancelled and the sink aborted before returning.
+pub async fn copy<S: ChunkSink>(
+    source: Source<'_>,
+    sink: &mut S,
+    hash: bool,
+) -> Result<(f64, Option<String>), CopyFailure> {
     let mut hasher = hash.then(Sha256State::new);
-    let total = copy_stream(&source.stream(), sink, hasher.as_mut(), &mut |_| {}).await?;
+    let mut reader = match source.reader() {
+        Ok(r) => ChunkReader { reader: r, next: None },
+        Err(e) => {
+            sink.abort().await;
+            return Err(e);
+        }
+    };
+    let (total, _) = copy_some(&mut reader, sink, hasher.as_mut(), &mut |_| {}, None).await?;
     Ok((total, hasher.map(Sha256State::finish_hex)))
 }
 
@@ -168,7 +213,12 @@ pub async fn copy_some<S: ChunkSink>(
     match pump(reader, sink, hasher, progress, stop_after).await {
         Ok(done) => Ok(done),
         Err(e) => {
-            reader.cancel();
+            // Cancelling tells the source (a fetch, a recorder's pipe) that nobody reads any more.
+            reader.cancel(match e {
+                CopyFailure::Write(_) => "opfs-media: the copy failed while writing",
+                CopyFailure::NotBytes(_) => "opfs-media: the stream yielded a chunk that is not bytes",
+                _ => "opfs-media: the copy failed while reading",
+            });
             sink.abort().await;
             Err(e)
         }
@@ -195,17 +245,15 @@ impl ChunkReader {
         if platform::get(&step, "done").as_bool().unwrap_or(true) {
             return Ok(None);
         }
-        let chunk: Uint8Array = platform::get(&step, "value").dyn_into().map_err(|v| {
-            CopyFailure::Read(js_sys::Error::new(&format!("stream yielded a non-byte chunk: {v:?}")).into())
-        })?;
+        let chunk = as_bytes(platform::get(&step, "value")).await?;
         self.next = Some(JsFuture::from(self.reader.read()));
         Ok(Some(chunk))
     }
 
-    /// Gives up on the stream (a failed copy): the source stops producing.
-    pub fn cancel(&mut self) {
+    /// Gives up on the stream (a failed copy), telling the source why.
+    pub fn cancel(&mut self, why: &str) {
         self.next = None;
-        let _ = self.reader.cancel();
+        let _ = self.reader.cancel_with_reason(&js_sys::Error::new(why));
     }
 }
 
@@ -258,6 +306,38 @@ async fn pump<S: ChunkSink>(
     }
     sink.close().await.map_err(CopyFailure::Write)?;
     Ok((total, ended))
+}
+
+/// A chunk as a `Uint8Array` view (no copy), from a `Uint8Array`, another `ArrayBufferView`, an
+/// `ArrayBuffer`, or a `Blob` (what a `MediaRecorder` hands out; read whole: such chunks are
+/// small). Anything else is `NotBytes`: a string would otherwise be written as its UTF-8 text.
+async fn as_bytes(v: JsValue) -> Result<Uint8Array, CopyFailure> {
+    if let Some(u8s) = v.dyn_ref::<Uint8Array>() {
+        return Ok(u8s.clone());
+    }
+    if let Some(buf) = v.dyn_ref::<js_sys::ArrayBuffer>() {
+        return Ok(Uint8Array::new(buf));
+    }
+    if js_sys::ArrayBuffer::is_view(&v) {
+        let buffer = platform::get(&v, "buffer");
+        let at = platform::get(&v, "byteOffset").as_f64().unwrap_or(0.0) as u32;
+        let len = platform::get(&v, "byteLength").as_f64().unwrap_or(0.0) as u32;
+        return Ok(Uint8Array::new_with_byte_offset_and_length(&buffer, at, len));
+    }
+    if let Some(blob) = v.dyn_ref::<Blob>() {
+        let buf = JsFuture::from(blob.array_buffer()).await.map_err(CopyFailure::Read)?;
+        return Ok(Uint8Array::new(&buf));
+    }
+    let what = if v.is_null() {
+        "null".to_owned()
+    } else if v.is_undefined() {
+        "undefined".to_owned()
+    } else if let Some(s) = v.as_string() {
+        format!("a string of {} characters", s.chars().count())
+    } else {
+        format!("a value of type {}", v.js_typeof().as_string().unwrap_or_default())
+    };
+    Err(CopyFailure::NotBytes(what))
 }
 
 /// Feeds one chunk to the hasher through a reused WASM buffer. Not inlined: `pump` has one

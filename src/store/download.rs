@@ -150,7 +150,7 @@ impl Library {
                     op: "finishing a download",
                     detail: crate::platform::error_parts(&e).1,
                 })?;
-                dir.write_new(&asset.handle_name, &whole, None, None).await?;
+                dir.write_new(&asset.handle_name, (&whole).into(), None, None).await?;
                 self.drop_partial_download(asset).await?;
             }
         }

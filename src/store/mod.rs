@@ -5,8 +5,11 @@ pub mod catalog;
 pub mod checksum;
 pub mod copy;
 pub mod download;
+pub mod evict;
+pub mod locks;
 pub mod opfs;
 pub mod outbox;
+pub mod pieces;
 pub mod synced;
 
 use std::cell::{Cell, RefCell};
@@ -22,7 +25,7 @@ use crate::error::LibraryError;
 use crate::platform::{self, error_parts};
 use crate::validate::{self, ValidationError};
 use catalog::Catalog;
-use copy::{copy, Budget, HashOnly};
+use copy::{copy, Budget, HashOnly, Source};
 use opfs::{OpfsDir, TEMP_SUFFIX};
 use outbox::OutboxOp;
 
@@ -71,6 +74,8 @@ pub struct Library {
     idb_blobs: bool,
     /// The sync service that downloads remote-only assets, if one runs in this context.
     downloader: RefCell<Option<Weak<dyn synced::Downloader>>>,
+    /// Budget, pending reads, read leases (this context).
+    book: evict::Book,
     /// Posts change events to other contexts and hears theirs (absent where BroadcastChannel is).
     channel: Option<web_sys::BroadcastChannel>,
     /// Re-dispatches `change` events from other contexts here (kept alive with the library).
@@ -101,6 +106,7 @@ impl Library {
             write_budget: Cell::new(None),
             idb_blobs,
             downloader: RefCell::new(None),
+            book: evict::Book::default(),
             channel,
             _on_message: on_message,
         })
@@ -143,46 +149,90 @@ impl Library {
         &self.catalog
     }
 
-    /// Imports `source` (a `File` or `Blob`): bytes first, then the record. Durable when it
-    /// returns; on failure nothing is left behind and nothing already stored is touched.
+    /// Imports `source` (a `File`, a `Blob`, or a `ReadableStream` of bytes): bytes first, then
+    /// the record. Durable when it returns; on failure nothing is left behind and nothing
+    /// already stored is touched.
     pub async fn import(&self, source: &JsValue, opts: ImportOptions) -> Result<MediaAsset, LibraryError> {
-        let blob = as_blob(source)?;
-        let file_name = source.dyn_ref::<File>().map(File::name);
+        let src = import_source(source)?;
+        let (file_name, source_type) = match src {
+            Source::Blob(b) => (source.dyn_ref::<File>().map(File::name), b.type_()),
+            Source::Stream(_) => (None, String::new()),
+        };
         let name = match (&opts.name, &file_name) {
             (Some(n), _) => validate::display_name(n)?,
             (None, Some(n)) => validate::display_name(n)?,
             (None, None) => "untitled".to_owned(),
         };
-        let mime_type = validate::mime_type(opts.mime_type.as_deref().unwrap_or(&blob.type_()))?;
+        let mime_type = validate::mime_type(opts.mime_type.as_deref().unwrap_or(&source_type))?;
         let tags = validate::tags(opts.tags.as_deref().unwrap_or_default())?;
 
         let id = platform::new_asset_id();
+        let meta = (name, mime_type, tags);
+        let asset = match self.store_new(&id, &meta, src).await {
+            // A full disk: with a budget set, drop synced copies (oldest first) and retry once.
+            // A stream cannot be read twice, so it is not retried.
+            Err(LibraryError::QuotaExceeded(op)) => match src {
+                Source::Blob(b) if self.recover_quota(b.size()).await? => self.store_new(&id, &meta, src).await?,
+                _ => return Err(LibraryError::QuotaExceeded(op)),
+            },
+            other => other?,
+        };
+        self.emit(ChangeKind::Import, &asset.id);
+        // The import is durable; a failed budget check must not fail it (the next one retries).
+        let _ = self.after_growth(asset.size).await;
+        Ok(asset)
+    }
+
+    /// Writes the bytes and then the record of a new asset; on failure nothing is left.
+    async fn store_new(
+        &self,
+        id: &str,
+        (name, mime_type, tags): &(String, String, Vec<String>),
+        src: Source<'_>,
+    ) -> Result<MediaAsset, LibraryError> {
         let budget = self.write_budget.get();
         // No checksum here: hashing in WASM would slow the import on the app's thread (see
         // `checksum`); the sync service computes it before the first upload.
-        let (size, storage) = match &self.opfs {
-            Some(dir) => (dir.write_new(&id, blob, budget, None).await?, StorageKind::Opfs),
-            None => {
+        let (size, storage, stored) = match (&self.opfs, src) {
+            (Some(dir), src) => (dir.write_new(id, src, budget, None).await?, StorageKind::Opfs, None),
+            (None, Source::Blob(blob)) => {
                 // Read through once (no WASM copy) so an unreadable source fails here, typed,
                 // before anything is stored; the simulated quota applies to the same stream.
                 let read = match budget {
-                    Some(left) => copy(blob, &mut Budget { inner: HashOnly, left }, false).await,
-                    None => copy(blob, &mut HashOnly, false).await,
+                    Some(left) => copy(src, &mut Budget { inner: HashOnly, left }, false).await,
+                    None => copy(src, &mut HashOnly, false).await,
                 };
-                (read.map_err(opfs::copy_err)?.0, StorageKind::Indexeddb)
+                let size = read.map_err(opfs::copy_err)?.0;
+                (size, StorageKind::Indexeddb, Some(self.idb_value(blob).await?))
+            }
+            (None, Source::Stream(_)) => {
+                // In pieces, each committed as it fills; the manifest goes in with the record.
+                let sink = pieces::PieceSink::new(self.catalog.db().clone(), id, self.idb_blobs);
+                let (read, parts) = match budget {
+                    Some(left) => {
+                        let mut sink = Budget { inner: sink, left };
+                        (copy(src, &mut sink, false).await, sink.inner.parts)
+                    }
+                    None => {
+                        let mut sink = sink;
+                        (copy(src, &mut sink, false).await, sink.parts)
+                    }
+                };
+                let size = read.map_err(opfs::copy_err)?.0;
+                (size, StorageKind::Indexeddb, Some(pieces::manifest(parts)))
             }
         };
         let now = platform::now_ms();
         let asset = MediaAsset {
-            handle_name: id.clone(),
-            id,
-            name,
-            mime_type,
+            handle_name: id.to_owned(),
+            id: id.to_owned(),
+            name: name.clone(),
+            mime_type: mime_type.clone(),
             size,
             created_at: now,
             updated_at: now,
             sha256: None,
-            tags,
+            tags: tags.clone(),
             storage,
             sync_status: SyncStatus::Pending,
             cloud_id: None,
@@ -191,26 +241,26 @@ impl Library {
             cloud_version: None,
             sync_error: None,
         };
-        let stored = match storage {
-            StorageKind::Opfs | StorageKind::Remote => None,
-            StorageKind::Indexeddb if self.idb_blobs => Some(JsValue::from(blob)),
-            // Only on engines that refuse Blobs in IndexedDB: the bytes pass through JS
-            // memory (never WASM memory) once, as one ArrayBuffer.
-            StorageKind::Indexeddb => {
-                Some(wasm_bindgen_futures::JsFuture::from(blob.array_buffer()).await.map_err(|e| {
-                    let (name, msg) = error_parts(&e);
-                    LibraryError::from_dom("reading the file", &name, &msg)
-                })?)
-            }
-        };
         if let Err(e) = self.catalog.put(&asset, stored.as_ref(), Some(OutboxOp::Upload)).await {
-            if let Some(dir) = &self.opfs {
-                let _ = dir.remove(&asset.handle_name).await;
+            match &self.opfs {
+                Some(dir) => drop(dir.remove(&asset.handle_name).await),
+                None => drop(pieces::delete_pieces(self.catalog.db(), &asset.handle_name).await),
             }
             return Err(e);
         }
-        self.emit(ChangeKind::Import, &asset.id);
         Ok(asset)
+    }
+
+    /// The value that stores `blob` in IndexedDB: the Blob itself, or (only on engines that
+    /// refuse Blobs there) its bytes as one `ArrayBuffer`, through JS memory, never WASM memory.
+    async fn idb_value(&self, blob: &Blob) -> Result<JsValue, LibraryError> {
+        if self.idb_blobs {
+            return Ok(blob.into());
+        }
+        wasm_bindgen_futures::JsFuture::from(blob.array_buffer()).await.map_err(|e| {
+            let (name, msg) = error_parts(&e);
+            LibraryError::from_dom("reading the file", &name, &msg)
+        })
     }
 
     /// Every asset matching `filter`, oldest first. A corrupt record fails the call with
@@ -235,13 +285,32 @@ impl Library {
 
     /// The asset's bytes as a `File` carrying its name and type (no copy: it wraps the
     /// stored OPFS file or IndexedDB blob).
+    /// With a budget set, the read counts for the LRU order and leases the bytes for a few
+    /// seconds (`evict::READ_LEASE_MS`), in every context, so the `File` can still be read.
     pub async fn file(&self, id: &str) -> Result<File, LibraryError> {
-        let mut asset = self.get(id).await?;
-        if asset.storage == StorageKind::Remote {
-            self.download_via_service(&asset.id).await?;
-            asset = self.get(id).await?;
+        let id = validate::asset_id(id)?;
+        // The lease and the record are fetched together (a lock request is an IPC round trip
+        // on the first read of an asset); an eviction that slipped in between shows as missing
+        // bytes under a record read before it, and the record is read again.
+        let ((), first) = futures_util::future::join(self.lease(&id), self.get(&id)).await;
+        let mut asset = first?;
+        for attempt in 0..2 {
+            if asset.storage == StorageKind::Remote {
+                self.download_via_service(&asset.id).await?;
+                asset = self.get(&id).await?;
+            }
+            match self.file_of(&asset).await {
+                Err(LibraryError::BytesMissing(_)) if attempt == 0 && self.budget().is_some() => {
+                    asset = self.get(&id).await?;
+                }
+                other => {
+                    let file = other?;
+                    self.note_access(&id);
+                    return Ok(file);
+                }
+            }
         }
-        self.file_of(&asset).await
+        Err(LibraryError::BytesMissing(id))
     }
 
     /// The bytes of a record already read, as a `File` carrying its name, type and import time.
@@ -339,6 +408,8 @@ impl Library {
     pub async fn sweep(&self, grace_ms: f64) -> Result<SweepReport, LibraryError> {
         let records: Vec<MediaAsset> = self.catalog.all().await?.into_iter().filter_map(Result::ok).collect();
         let has_record = |handle: &str| records.iter().any(|a| a.handle_name == handle);
+        let has_local_record =
+            |handle: &str| records.iter().any(|a| a.handle_name == handle && a.storage != StorageKind::Remote);
         let cutoff = platform::now_ms() - grace_ms;
         let mut report = SweepReport::default();
         let mut opfs_names = Vec::new();
@@ -349,7 +420,9 @@ impl Library {
                 let stale_piece = name.contains(download::PIECE_MARK)
                     && !records.iter().any(|a| a.storage == StorageKind::Remote && piece_of(a));
                 let is_temp = name.ends_with(TEMP_SUFFIX) || name.ends_with(".crswap") || stale_piece;
-                let is_orphan = !is_temp && validate::asset_id(&name).is_ok() && !has_record(&name);
+                // Also the file of a record whose copy was evicted or freed (`remote`) when the
+                // removal after the commit failed or crashed.
+                let is_orphan = !is_temp && validate::asset_id(&name).is_ok() && !has_local_record(&name);
                 if !is_temp && !is_orphan {
                     opfs_names.push(name);
                     continue;
@@ -363,9 +436,21 @@ impl Library {
         }
         let blob_keys = self.catalog.keys(catalog::BLOBS).await?;
         for key in &blob_keys {
-            if !has_record(key) {
-                self.catalog.delete_blob(key).await?;
-                report.removed_orphans.push(key.clone());
+            match pieces::owner_of_piece(key) {
+                // A piece of a streamed import: an orphan once its import is old (the id's
+                // UUID v7 time) and left no record; another tab may be streaming it right now.
+                Some(owner) => {
+                    let old = validate::uuid_v7_ms(owner).is_none_or(|t| t <= cutoff);
+                    if !has_record(owner) && old && !report.removed_temp.iter().any(|t| t == owner) {
+                        self.catalog.delete_blob(owner).await?;
+                        report.removed_temp.push(owner.to_owned());
+                    }
+                }
+                None if !has_record(key) => {
+                    self.catalog.delete_blob(key).await?;
+                    report.removed_orphans.push(key.clone());
+                }
+                None => {}
             }
         }
         for a in &records {
@@ -395,7 +480,17 @@ impl Library {
         let num = |k| platform::get(&est, k).as_f64().unwrap_or(0.0);
         let persisted =
             platform::call_async(&sm, "persisted", &[]).await.ok().and_then(|v| v.as_bool()).unwrap_or(false);
-        Ok(StorageInfo { usage: num("usage"), quota: num("quota"), persisted, storage })
+        let (budget, local) = self.budget_state(num("quota")).await?;
+        Ok(StorageInfo {
+            usage: num("usage"),
+            quota: num("quota"),
+            persisted,
+            storage,
+            budget,
+            local_bytes: local.local,
+            evictable_bytes: local.evictable,
+            pinned_bytes: local.pinned,
+        })
     }
 
     /// Asks the browser to keep this origin's data under storage pressure; `false` if refused
@@ -476,6 +571,14 @@ fn relay_changes(
             let Some(text) = ev.data().as_string() else { return };
             // Sync status messages share the channel; only `change` ones are relayed.
             let Ok(msg) = js_sys::JSON::parse(&text) else { return };
+            if let Some(detail) = evict::relayed_evict(&msg) {
+                let init = web_sys::CustomEventInit::new();
+                init.set_detail(&detail);
+                if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("evict", &init) {
+                    let _ = events.dispatch_event(&e);
+                }
+                return;
+            }
             let text_of = |k: &str| platform::get(&msg, k).as_string().unwrap_or_default();
             if text_of("t") != "change" {
                 return;
@@ -506,16 +609,21 @@ pub fn open_channel(name: &str) -> Option<web_sys::BroadcastChannel> {
     web_sys::BroadcastChannel::new(&channel_name(name)).ok()
 }
 
-/// The value as a `Blob`, or a clear error naming what it was.
-fn as_blob(v: &JsValue) -> Result<&Blob, LibraryError> {
-    v.dyn_ref::<Blob>().ok_or_else(|| {
-        let what = if v.is_null() {
-            "null".to_owned()
-        } else if v.is_undefined() {
-            "undefined".to_owned()
-        } else {
-            v.js_typeof().as_string().unwrap_or_default()
-        };
-        ValidationError::NotABlob(what).into()
-    })
+/// The value as an import source (a `Blob`, or anything with a `getReader()`: a
+/// `ReadableStream`, from this realm or another), or a clear error naming what it was.
+fn import_source(v: &JsValue) -> Result<Source<'_>, LibraryError> {
+    if let Some(b) = v.dyn_ref::<Blob>() {
+        return Ok(Source::Blob(b));
+    }
+    if platform::has_method(v, "getReader") {
+        return Ok(Source::Stream(v.unchecked_ref()));
+    }
+    let what = if v.is_null() {
+        "null".to_owned()
+    } else if v.is_undefined() {
+        "undefined".to_owned()
+    } else {
+        v.js_typeof().as_string().unwrap_or_default()
+    };
+    Err(ValidationError::NotABlob(what).into())
 }

@@ -10,7 +10,10 @@ use web_sys::{
 
 use crate::error::LibraryError;
 use crate::platform::{self, error_parts};
-use crate::store::copy::{copy, copy_some, Budget, ChunkReader, ChunkSink, CopyFailure, SyncHandleSink, WriterSink};
+use crate::store::copy::{
+    copy, copy_some, Budget, ChunkReader, ChunkSink, CopyFailure, Source, SyncHandleSink, WriterSink,
+};
+use crate::validate::ValidationError;
 
 /// Suffix of files still being written; committed files are named by asset id alone.
 pub const TEMP_SUFFIX: &str = ".tmp";
@@ -71,7 +74,7 @@ impl OpfsDir {
     pub async fn write_new(
         &self,
         name: &str,
-        source: &Blob,
+        source: Source<'_>,
         budget: Option<u64>,
         expect_sha256: Option<&str>,
     ) -> Result<f64, LibraryError> {
@@ -98,7 +101,7 @@ impl OpfsDir {
     async fn write_into(
         &self,
         handle: &FileSystemFileHandle,
-        source: &Blob,
+        source: Source<'_>,
         budget: Option<u64>,
         hash: bool,
     ) -> Result<(f64, Option<String>), LibraryError> {
@@ -106,8 +109,10 @@ impl OpfsDir {
             WriteMode::Writable => {
                 let stream =
                     JsFuture::from(handle.create_writable()).await.map_err(dom_err("opening a file for writing"))?;
-                if budget.is_none() && !hash && has_native_stream(source) {
-                    return write_whole(handle, &stream, source).await.map(|size| (size, None));
+                if let Source::Blob(blob) = source {
+                    if budget.is_none() && !hash && has_native_stream(blob) {
+                        return write_whole(handle, &stream, blob).await.map(|size| (size, None));
+                    }
                 }
                 let writer: WritableStreamDefaultWriter = stream
                     .unchecked_into::<web_sys::WritableStream>()
@@ -139,7 +144,7 @@ impl OpfsDir {
             detail: "temporary file vanished".into(),
         })?;
         let target = self.file_handle(name, true).await?;
-        self.write_into(&target, &written, None, false).await?;
+        self.write_into(&target, Source::Blob(&written), None, false).await?;
         let _ = self.remove(tmp).await;
         Ok(())
     }
@@ -258,7 +263,7 @@ impl<S: ChunkSink> ChunkSink for KeepOnAbort<S> {
 }
 
 async fn run_copy<S: ChunkSink>(
-    source: &Blob,
+    source: Source<'_>,
     sink: S,
     budget: Option<u64>,
     hash: bool,
@@ -327,6 +332,8 @@ fn has_native_stream(source: &Blob) -> bool {
 /// Maps a failed copy to the library's vocabulary.
 pub fn copy_err(f: CopyFailure) -> LibraryError {
     match f {
+        CopyFailure::Locked(why) => ValidationError::StreamLocked(why).into(),
+        CopyFailure::NotBytes(what) => ValidationError::NotBytes(what).into(),
         CopyFailure::Read(e) => {
             let (name, msg) = error_parts(&e);
             LibraryError::SourceUnreadable(format!("{name}: {msg}"))

@@ -83,7 +83,27 @@ impl Library {
 
     /// Stores downloaded bytes for the remote-only record `id` after checking them against
     /// the record's SHA-256. A mismatch stores nothing and leaves the record as it was.
+    ///
+    /// With a budget set: the bytes are leased against eviction for a few seconds (the reader
+    /// that asked for them gets them), the download counts as a read, a full disk frees synced
+    /// copies and retries once, and the budget is enforced afterwards.
     pub async fn store_download(&self, id: &str, bytes: &Blob) -> Result<MediaAsset, LibraryError> {
+        self.lease(id).await;
+        let stored = match self.store_download_once(id, bytes).await {
+            Err(LibraryError::QuotaExceeded(op)) => {
+                if !self.recover_quota(bytes.size()).await? {
+                    return Err(LibraryError::QuotaExceeded(op));
+                }
+                self.store_download_once(id, bytes).await?
+            }
+            other => other?,
+        };
+        self.note_access(id);
+        let _ = self.after_growth(bytes.size()).await;
+        Ok(stored)
+    }
+
+    async fn store_download_once(&self, id: &str, bytes: &Blob) -> Result<MediaAsset, LibraryError> {
         let asset = self.get(id).await?;
         if asset.storage != StorageKind::Remote {
             return Ok(asset);
@@ -92,7 +112,7 @@ impl Library {
         let kind = self.storage_kind();
         let stored = match &self.opfs {
             Some(dir) => {
-                dir.write_new(&asset.handle_name, bytes, None, Some(&expected)).await?;
+                dir.write_new(&asset.handle_name, bytes.into(), None, Some(&expected)).await?;
                 None
             }
             None => {

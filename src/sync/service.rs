@@ -340,11 +340,14 @@ impl Service {
         stored
     }
 
-    /// Frees the local copies of synced assets; returns how many were freed.
+    /// Frees the local copies of synced assets, except pinned ones; returns how many were
+    /// freed. A plain pass over the library: unlike the budget's eviction (`evict()`) it does
+    /// not wait for readers in other contexts.
     pub async fn free_local_copies(&self) -> Result<u32, ServiceError> {
+        let pinned: BTreeSet<String> = self.lib.pinned_ids().await?.into_iter().collect();
         let mut n = 0;
         for a in self.lib.list(&Default::default()).await? {
-            if self.lib.free_local_copy(&a.id).await? {
+            if !pinned.contains(&a.id) && self.lib.free_local_copy(&a.id).await? {
                 n += 1;
             }
         }

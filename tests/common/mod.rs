@@ -10,6 +10,13 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, File, FilePropertyBag, FileSystemDirectoryHandle};
 
+pub mod budget;
+pub mod stream;
+#[allow(unused_imports)] // used through `library_suite!`, not by the sync suites
+pub use budget::{budget_evicts_least_recently_used, held_and_read_assets_are_not_evicted};
+#[allow(unused_imports)]
+pub use stream::{stream_failures_leave_nothing, stream_import_roundtrip, sweep_removes_stale_pieces};
+
 /// A 1x1 red PNG.
 pub const PNG_1X1: &[u8] = &[
     0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
@@ -711,6 +718,11 @@ macro_rules! library_suite {
             opfs_sweep_removes_orphans_and_reports_missing, idb_sweep_removes_orphans_and_reports_missing => sweep_removes_orphans_and_reports_missing;
             opfs_old_and_corrupt_records, idb_old_and_corrupt_records => old_and_corrupt_records;
             opfs_concurrent_imports, idb_concurrent_imports => concurrent_imports;
+            opfs_stream_import_roundtrip, idb_stream_import_roundtrip => stream_import_roundtrip;
+            opfs_stream_failures_leave_nothing, idb_stream_failures_leave_nothing => stream_failures_leave_nothing;
+            opfs_sweep_removes_stale_pieces, idb_sweep_removes_stale_pieces => sweep_removes_stale_pieces;
+            opfs_budget_evicts_least_recently_used, idb_budget_evicts_least_recently_used => budget_evicts_least_recently_used;
+            opfs_held_and_read_assets_are_not_evicted, idb_held_and_read_assets_are_not_evicted => held_and_read_assets_are_not_evicted;
         }
 
         #[wasm_bindgen_test]

@@ -3,7 +3,7 @@
 import init, {
   importFileToLibrary, listAssets, getAsset, getAssetFile, deleteAsset, updateAsset,
   estimate, requestPersistence, defaultLibrary, MediaLibrary,
-  type SyncErrorInfo, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
+  type SyncErrorInfo, type EvictReport, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
 } from 'opfs-media';
 import { MediaSyncService, type MediaSyncOptions, type SyncProgress, type TransferProgress } from 'opfs-media/sync';
 
@@ -11,6 +11,12 @@ export async function example(file: File): Promise<void> {
   await init();
   const id: string = await importFileToLibrary(file);
   await importFileToLibrary(new Blob(['x']), { name: 'x.txt', type: 'text/plain', tags: ['a'] });
+  // A stream of bytes: a fetch body, or recorded chunks (Blobs) piped through a stream.
+  const body: ReadableStream<Uint8Array> | null = (await fetch('/clip.webm')).body;
+  if (body) await importFileToLibrary(body, { name: 'clip.webm', type: 'video/webm' });
+  const recorded = new ReadableStream<Blob>({ start(c) { c.enqueue(new Blob(['chunk'])); c.close(); } });
+  const clip: MediaAsset = await (await defaultLibrary()).importFile(recorded, { name: 'rec.webm' });
+  console.log(clip.size);
   const asset: MediaAsset = await getAsset(id);
   const status: SyncStatus = asset.syncStatus;
   const where: StorageKind = asset.storage;
@@ -25,7 +31,18 @@ export async function example(file: File): Promise<void> {
   const persisted: boolean = await requestPersistence();
   await deleteAsset(id);
 
-  const lib: MediaLibrary = await MediaLibrary.open({ name: 'drafts', storage: 'auto' });
+  const lib: MediaLibrary = await MediaLibrary.open({ name: 'drafts', storage: 'auto', budget: { maxBytes: 500e6 } });
+  const budgetReport: EvictReport = await lib.setBudget({ quotaFraction: 0.5 });
+  const dropped: string[] = budgetReport.evicted;
+  await lib.setBudget(null);
+  await lib.pin(id);
+  await lib.unpin(id);
+  const pins: string[] = await lib.pinnedIds();
+  const evicted: EvictReport = await lib.evict();
+  const budgetInfo = await lib.estimate();
+  const budgetBytes: number | undefined | null = budgetInfo.budget;
+  const localNumbers: number[] = [budgetInfo.localBytes, budgetInfo.evictableBytes, budgetInfo.pinnedBytes];
+  console.log(dropped, pins, evicted.bytes, evicted.reason, budgetBytes, localNumbers);
   const imported: MediaAsset = await lib.importFile(file);
   const checksum: string = await lib.checksum(imported.id);
   lib.addEventListener('change', (e: Event) => console.log((e as CustomEvent).detail));

@@ -28,8 +28,11 @@ pub(super) async fn fetch(svc: &Shared, asset: &MediaAsset) -> Result<MediaAsset
         return whole(svc, asset).await;
     }
     let (id, size) = (asset.id.as_str(), asset.size);
+    // While it downloads, the budget's eviction leaves this asset alone (store/evict.rs).
+    let _hold = svc.lib.hold_asset(id).await;
     let mut part = svc.lib.partial_download(asset).await?;
     let mut attempt = 0;
+    let mut recovered = false;
     let result = loop {
         let step = if part.len < size { resume(svc, asset, &mut part).await } else { Ok(()) };
         let failure = match step {
@@ -39,6 +42,14 @@ pub(super) async fn fetch(svc: &Shared, asset: &MediaAsset) -> Result<MediaAsset
             }
             Err(f) => f,
         };
+        // A full disk: with a budget, synced copies make room (oldest first) and the download
+        // continues once from what it kept.
+        if let Failure::Final(ServiceError::Library(LibraryError::QuotaExceeded(_))) = &failure {
+            if !recovered && svc.lib.recover_quota(size - part.len).await.unwrap_or(false) {
+                recovered = true;
+                continue;
+            }
+        }
         attempt += 1;
         match failure {
             Failure::Retry(_) if attempt < ATTEMPTS && !svc.disposed.get() => {
@@ -53,6 +64,8 @@ pub(super) async fn fetch(svc: &Shared, asset: &MediaAsset) -> Result<MediaAsset
     };
     if result.is_ok() {
         svc.transfer_progress(id, Direction::Download, size, size);
+        // Counts as a read, and may take the library over its budget.
+        svc.lib.downloaded(id, size).await;
     }
     svc.transfer_ended(id, &outcome);
     result
