@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the release package and runs the import and sync benchmarks in headless Chromium
-# (the sync one against a release reference server it starts). Arguments go to the import bench.
+# Builds the release package and runs the import, sync, large-file and budget benchmarks in
+# headless Chromium (the sync ones against a release reference server they start). Arguments
+# go to the import bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,3 +9,5 @@ bash scripts/build-pkg.sh
 node bench/run.mjs "$@"
 cargo build --release -q -p opfs-media-server
 node bench/sync-run.mjs
+node bench/large-run.mjs
+node bench/budget-run.mjs

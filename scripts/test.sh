@@ -51,5 +51,7 @@ node_tests node --test tests/e2e/*.mjs
 step "bench smoke run (tiny workload; the real numbers come from npm run bench)"
 node bench/run.mjs --runs 1 --big-mb 4 --small-n 10
 node bench/sync-run.mjs --runs 1 --big-mb 4 --small-n 20 --server target/debug/opfs-media-server
+node bench/large-run.mjs --runs 1 --sizes 20 --server target/debug/opfs-media-server
+node bench/budget-run.mjs --runs 1 --n 20 --reads 100
 
 step "all tests passed"

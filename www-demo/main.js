@@ -20,6 +20,16 @@ worker.onmessage = (e) => {
   const m = e.data;
   if (m.type === 'progress') {
     $('sync').textContent = `sync: ${m.synced} synced · ${m.pending + m.syncing} to go · ${m.error} failed`;
+    // Bytes: a large upload moves chunk by chunk, and resumes where it stopped.
+    const moving = m.transfers.filter((t) => t.loaded < t.total);
+    $('transfer').hidden = moving.length === 0;
+    if (moving.length) {
+      const loaded = moving.reduce((n, t) => n + t.loaded, 0);
+      const total = moving.reduce((n, t) => n + t.total, 0);
+      $('bytes').value = loaded / total;
+      const mb = (n) => (n / 1e6).toFixed(1);
+      $('bytes-text').textContent = moving.map((t) => `${t.direction === 'upload' ? '↑' : '↓'} ${mb(t.loaded)} / ${mb(t.total)} MB`).join(' · ');
+    }
   } else if (m.type === 'error') {
     $('sync').textContent = `sync: ${m.name} (${m.code}) ${m.message ?? ''}`;
     pendingDownloads.get(m.id)?.reject(new Error(m.message));
