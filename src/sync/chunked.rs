@@ -125,6 +125,10 @@ pub enum Reply {
     Other(Outcome),
 }
 
+/// The code an attempt ends with when the server no longer has the extension (a `404` to a
+/// create): the caller falls back to a single `POST`.
+pub const EXTENSION_GONE: &str = "RESUMABLE_UPLOADS_UNAVAILABLE";
+
 /// How many times one attempt re-learns the offset before handing back to the engine's
 /// backoff (a server that keeps moving the offset must not spin the client).
 const MAX_RESYNCS: u32 = 4;
@@ -289,12 +293,7 @@ impl ChunkedUpload {
             Reply::OffsetMismatch { offset } => self.resync(offset),
             Reply::NotFound if sent.is_none() => {
                 // The endpoint itself is missing: the server dropped the extension.
-                self.finish(Outcome::Failed {
-                    status: 404,
-                    code: "RESUMABLE_UPLOADS_UNAVAILABLE".into(),
-                    current: None,
-                    retry_after: None,
-                })
+                self.finish(failed(404, EXTENSION_GONE))
             }
             Reply::NotFound => {
                 // Expired, cancelled, or committed by an append whose reply was lost.

@@ -713,6 +713,45 @@ pub async fn large_upload_cut_midway_resumes_from_the_servers_offset() {
     up.dispose();
 }
 
+pub async fn stop_and_start_pause_a_large_upload_mid_file() {
+    let user = User::new();
+    let (name, lib) = library().await;
+    let size = 40 * 1024 * 1024;
+    let data = random_bytes(size, 14);
+    let id = import(&lib, &data, "take.mov").await;
+    let base = large_server();
+    let opts = options(&name, &user, base);
+    Reflect::set(&opts, &"autoSync".into(), &true.into()).unwrap();
+    let svc = MediaSyncService::new(opts.into()).unwrap();
+    // Pause once the first chunk is confirmed and the second is on its way.
+    within(
+        async {
+            while wire_at(base, "uploads", &id).await.1 <= CHUNK {
+                platform::sleep(5.0).await;
+            }
+        },
+        60_000,
+        "the second chunk on the wire",
+    )
+    .await;
+    svc.stop();
+    platform::sleep(300.0).await;
+    let paused = wire_at(base, "uploads", &id).await.1;
+    platform::sleep(700.0).await;
+    assert_eq!(wire_at(base, "uploads", &id).await.1, paused, "nothing is sent while stopped");
+    assert_ne!(status_of(&lib, &id).await, "synced");
+    svc.start();
+    until_status(&lib, &id, "synced", 60_000).await;
+    let (bodies, bytes, _) = wire_at(base, "uploads", &id).await;
+    wasm_bindgen_test::console_log!(
+        "MEASURED stop/start of a {size}-byte upload: {bodies} requests, {bytes} bytes on the wire"
+    );
+    assert!(bytes <= size + CHUNK, "{bytes} bytes for {size}: the upload started over after start()");
+    let (_, body) = server_get_at(base, &format!("/api/media/assets/{id}"), &user).await;
+    assert!(body == data, "server bytes differ");
+    svc.dispose();
+}
+
 pub async fn large_download_cut_midway_resumes_with_range() {
     if !common::engine_has_opfs() {
         wasm_bindgen_test::console_log!(
@@ -839,6 +878,7 @@ macro_rules! sync_suite {
             early_answers_to_uploads_reach_the_browser,
             large_upload_cut_midway_resumes_from_the_servers_offset,
             large_download_cut_midway_resumes_with_range,
+            stop_and_start_pause_a_large_upload_mid_file,
             a_server_without_the_extension_takes_large_files_in_one_post,
         );
     };

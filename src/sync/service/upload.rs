@@ -38,12 +38,16 @@ pub(super) async fn in_chunks(
     let Some(id) = req.asset_id() else { return Outcome::Network };
     let size = up.body.size() as u64;
     let outcome = run(svc, generation, req, up, chunk, token, abort).await;
-    let outcome = outcome.unwrap_or_else(|e| Outcome::Failed {
-        status: 0,
-        code: e.code().to_owned(),
-        current: None,
-        retry_after: None,
-    });
+    let outcome = match outcome {
+        // The server dropped the extension since its capabilities were read: the next
+        // attempt goes in one POST (the engine retries it at once).
+        Ok(Outcome::Failed { code, .. }) if code == chunked::EXTENSION_GONE => {
+            svc.limits.borrow_mut().sessions = None;
+            Outcome::Network
+        }
+        Ok(o) => o,
+        Err(e) => Outcome::Failed { status: 0, code: e.code().to_owned(), current: None, retry_after: None },
+    };
     if matches!(outcome, Outcome::Ok(_)) {
         svc.transfer_progress(id, Direction::Upload, size as f64, size as f64);
     }
