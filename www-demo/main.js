@@ -87,6 +87,7 @@ async function renderNow() {
     pin.title = pinned.has(a.id) ? 'pinned: never evicted (click to unpin)' : 'pin: keep on this device';
     pin.onclick = async (e) => { e.stopPropagation(); await (pinned.has(a.id) ? lib.unpin(a.id) : lib.pin(a.id)); };
     const del = document.createElement('button');
+    del.className = 'delete';
     del.textContent = '✕';
     del.title = 'delete (everywhere, once synced)';
     del.onclick = async (e) => { e.stopPropagation(); await lib.delete(a.id); };

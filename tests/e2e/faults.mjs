@@ -86,9 +86,12 @@ test('a page closed while its upload is on the wire: another page finishes it, o
     assert.deepEqual(listed.assets.map((x) => x.id), [id], 'one object on the server');
     const served = Buffer.from(await (await fetch(`${api.url}/api/media/assets/${id}`, { headers: { authorization: `Bearer dev:${user}` } })).arrayBuffer());
     assert.equal(createHash('sha256').update(served).digest('hex'), sha, 'the server has the file, byte for byte');
+    // The file goes in resumable chunks (the server has the extension): the cut request's
+    // chunk is sent again, nothing confirmed is, so the wire carries the file once plus what
+    // the cut request had sent; every other request completed.
     const after = await wire(proxy, id);
-    assert.deepEqual({ bodies: after.bodies, complete: after.complete }, { bodies: 2, complete: 1 }, `the cut body and one whole one: ${JSON.stringify(after)}`);
-    assert.ok(after.bytes <= 2 * size, `at most the file twice on the wire: ${after.bytes}`);
+    assert.equal(after.complete, after.bodies - 1, `only the cut request is incomplete: ${JSON.stringify(after)}`);
+    assert.ok(after.bytes <= size + cut.bytes, `the file once plus the cut part: ${after.bytes} for ${size} + ${cut.bytes}`);
     console.log(`closed mid-upload at ${cut.bytes} of ${size} bytes; on the wire in all: ${after.bytes} bytes in ${after.bodies} bodies`);
   } finally {
     await browser.close();

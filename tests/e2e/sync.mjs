@@ -78,7 +78,7 @@ test('demo sync: two devices, server bytes, delete, server outage, offline toggl
     await b.screenshot({ path: 'target/e2e/sync-b-drawn.png' });
 
     // Delete on A: gone on B after its next pull.
-    await a.click('li:has-text("split.png") button');
+    await a.click('li:has-text("split.png") button:has-text("✕")');
     await a.waitForSelector('li:has-text("split.png")', { state: 'detached' });
     await b.waitForSelector('li:has-text("split.png")', { state: 'detached', timeout: 20000 });
 
