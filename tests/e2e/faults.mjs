@@ -88,10 +88,11 @@ test('a page closed while its upload is on the wire: another page finishes it, o
     assert.equal(createHash('sha256').update(served).digest('hex'), sha, 'the server has the file, byte for byte');
     // The file goes in resumable chunks (the server has the extension): the cut request's
     // chunk is sent again, nothing confirmed is, so the wire carries the file once plus what
-    // the cut request had sent; every other request completed.
+    // the cut request had sent (at most one chunk, 16 MiB; its socket buffers still reach the
+    // proxy after the close); every other request completed.
     const after = await wire(proxy, id);
     assert.equal(after.complete, after.bodies - 1, `only the cut request is incomplete: ${JSON.stringify(after)}`);
-    assert.ok(after.bytes <= size + cut.bytes, `the file once plus the cut part: ${after.bytes} for ${size} + ${cut.bytes}`);
+    assert.ok(after.bytes <= size + 16 * 1024 * 1024, `the file once plus at most the cut chunk: ${after.bytes} for ${size}`);
     console.log(`closed mid-upload at ${cut.bytes} of ${size} bytes; on the wire in all: ${after.bytes} bytes in ${after.bodies} bodies`);
   } finally {
     await browser.close();
