@@ -81,14 +81,15 @@ const ops = {
     const lib = await MediaLibrary.open({ name: LIB, storage: 'opfs' });
     const file = await lib.getFile(id);
     const t = performance.now();
+    const baselineId = crypto.randomUUID();
     const r = await fetch(`${api}/api/media/assets`, {
       method: 'POST', body: file,
-      headers: { Authorization: `Bearer dev:${user}`, 'Content-Type': file.type, 'X-Asset-Id': crypto.randomUUID(),
+      headers: { Authorization: `Bearer dev:${user}`, 'Content-Type': file.type, 'X-Asset-Id': baselineId,
         'X-Asset-Name': 'film.mp4', 'X-Content-SHA256': sha256 },
     });
     if (!r.ok) throw new Error(`baseline upload: HTTP ${r.status} ${await r.text()}`);
     await r.json();
-    return { ms: performance.now() - t };
+    return { ms: performance.now() - t, id: baselineId };
   },
   async cleanup() {
     await ready;
