@@ -80,6 +80,8 @@ async fn run(
         m = ChunkedUpload::new(size, chunk, None);
     }
     svc.transfer_progress(id, Direction::Upload, m.confirmed() as f64, size as f64);
+    // The next chunk, read and digested while the current one is on the wire.
+    let mut ahead: Option<Prepared> = None;
     let mut action = m.next_action();
     loop {
         if abort.is_some_and(AbortSignal::aborted) || svc.generation.get() != generation {
@@ -117,22 +119,30 @@ async fn run(
                 None
             }
             Action::Append { offset, len, last } => {
-                let part = slice(&up.body, offset, offset + len)?;
-                let bytes = checksum::read_all(&part).await?;
-                let digest = checksum::digest_of(&bytes).await?;
+                let p = match ahead.take() {
+                    Some(p) if p.offset == offset && p.len == len => p,
+                    _ => Prepared::read(&up.body, offset, len).await?,
+                };
                 let mut aside = hash.clone();
                 let reply = if last {
                     // The final chunk carries the whole file's digest: hash it first.
-                    checksum::feed(&mut aside, &bytes);
+                    checksum::feed(&mut aside, &p.bytes);
                     let whole = aside.clone().finish_hex();
-                    let append = chunked::append_request(id, offset, &digest, Some(&whole));
-                    exchange(svc, &append, req, token, Some(&part), abort).await
+                    let append = chunked::append_request(id, offset, &p.digest, Some(&whole));
+                    exchange(svc, &append, req, token, Some(&p.part), abort).await
                 } else {
-                    // Hash while the chunk is on the wire (the request starts on first poll).
-                    let append = chunked::append_request(id, offset, &digest, None);
-                    let sending = exchange(svc, &append, req, token, Some(&part), abort);
-                    let hashing = async { checksum::feed(&mut aside, &bytes) };
-                    join(sending, hashing).await.0
+                    // While the chunk is on the wire (the request starts on first poll): hash
+                    // it, and read and digest the next one, so its request can leave at once.
+                    let append = chunked::append_request(id, offset, &p.digest, None);
+                    let sending = exchange(svc, &append, req, token, Some(&p.part), abort);
+                    let next = offset + len;
+                    let meanwhile = async {
+                        checksum::feed(&mut aside, &p.bytes);
+                        Prepared::read(&up.body, next, chunk.min(size - next)).await.ok()
+                    };
+                    let (reply, prepared) = join(sending, meanwhile).await;
+                    ahead = prepared;
+                    reply
                 };
                 let next = m.on_reply(reply);
                 if m.commit_chunk(offset, len) {
@@ -152,6 +162,24 @@ async fn run(
             }
             _ => m.next_action(),
         };
+    }
+}
+
+/// A chunk read into JS memory with its SHA-256, ready to send.
+struct Prepared {
+    offset: u64,
+    len: u64,
+    part: Blob,
+    bytes: js_sys::ArrayBuffer,
+    digest: [u8; 32],
+}
+
+impl Prepared {
+    async fn read(body: &Blob, offset: u64, len: u64) -> Result<Self, LibraryError> {
+        let part = slice(body, offset, offset + len)?;
+        let bytes = checksum::read_all(&part).await?;
+        let digest = checksum::digest_of(&bytes).await?;
+        Ok(Self { offset, len, part, bytes, digest })
     }
 }
 
