@@ -16,7 +16,7 @@
 use serde::Deserialize;
 
 use super::engine::{Meta, Outcome, RemoteAsset, Reply as EngineReply};
-use super::protocol::{Body, HttpRequest, WireAsset};
+use super::protocol::{Body, HttpRequest, WireAsset, WireErrorBody};
 pub use crate::store::outbox::UploadProgress;
 
 /// The server's `resumableUploads` capability.
@@ -371,18 +371,6 @@ struct WireUpload {
     offset: u64,
     #[serde(default)]
     appending: bool,
-}
-
-#[derive(Deserialize)]
-struct WireErrorBody {
-    error: WireError,
-}
-
-#[derive(Deserialize)]
-struct WireError {
-    code: String,
-    #[serde(default)]
-    details: Option<serde_json::Value>,
 }
 
 /// Decodes a reply to a create or an append. `engine_outcome` is what the same status and

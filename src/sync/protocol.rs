@@ -66,16 +66,17 @@ struct WireChangePage {
     has_more: bool,
 }
 
+/// The protocol's error body: `{ "error": { "code", "message", "details"? } }`.
 #[derive(Deserialize)]
-struct WireErrorBody {
-    error: WireError,
+pub(crate) struct WireErrorBody {
+    pub(crate) error: WireError,
 }
 
 #[derive(Deserialize)]
-struct WireError {
-    code: String,
+pub(crate) struct WireError {
+    pub(crate) code: String,
     #[serde(default)]
-    details: Option<serde_json::Value>,
+    pub(crate) details: Option<serde_json::Value>,
 }
 
 /// The part of `GET /api/media/capabilities` the client uses.
