@@ -93,7 +93,7 @@ impl OpfsDir {
             Err(e) => Err(e),
         };
         if result.is_err() {
-            let _ = self.remove(&tmp).await;
+            self.remove_after_failure(&tmp).await;
         }
         result
     }
@@ -183,6 +183,19 @@ impl OpfsDir {
             }
         };
         copied.map_err(copy_err)
+    }
+
+    /// Removes the temporary file of a failed write. The browser may still hold it for a
+    /// moment after the writable was aborted (its removal then fails, e.g. with
+    /// `NoModificationAllowedError`), so it is tried again a few times before giving up to the
+    /// sweep, which removes stale temporary files.
+    async fn remove_after_failure(&self, name: &str) {
+        for wait_ms in [0.0, 20.0, 60.0, 150.0, 400.0] {
+            platform::sleep(wait_ms).await;
+            if self.remove(name).await.is_ok() {
+                return;
+            }
+        }
     }
 
     /// Renames `from` to `to` (see `commit`).

@@ -128,7 +128,8 @@ pub async fn stream_failures_leave_nothing(storage: &str) {
 
     assert_eq!(Array::from(&lib.list(None).await.unwrap()).length(), 0, "no record");
     if lib.storage() == "opfs" {
-        assert!(opfs_names(lib.library()).await.is_empty(), "no file, no temp file");
+        let names = opfs_names(lib.library()).await;
+        assert!(names.is_empty(), "no file, no temp file: {names:?}");
     }
     assert!(blob_keys(lib.library()).await.is_empty(), "no piece left");
     assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
