@@ -86,7 +86,11 @@ fn meta(h: &HeaderMap) -> Result<UploadMeta, ApiError> {
 /// Reads and drops up to [`DRAIN_MAX_BYTES`] of `body` for at most [`DRAIN_MAX_TIME`], so an
 /// answer given before the body was read reaches the client (docs/protocol.md, upload).
 pub async fn drain(body: Body) {
-    let mut stream = body.into_data_stream();
+    drain_stream(body.into_data_stream()).await;
+}
+
+/// [`drain`] for a body already being read.
+async fn drain_stream(mut stream: axum::body::BodyDataStream) {
     let mut read = 0u64;
     let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
         while let Some(Ok(chunk)) = stream.next().await {
@@ -238,7 +242,13 @@ async fn stream_to_store(s: &AppState, path: &Path, body: Body) -> Result<(u64, 
                 size += chunk.len() as u64;
                 hasher.update(&chunk);
                 if size > s.max_upload_bytes {
-                    too_large(s.max_upload_bytes)
+                    // Answered before the body ended (a chunked body, no Content-Length to
+                    // refuse up front): drain the rest, or closing the connection with unread
+                    // bytes resets it and the client never reads the 413 (seen in
+                    // server-faults.mjs, 3 runs in 8).
+                    let _ = writer.abort().await;
+                    drain_stream(stream).await;
+                    return Err(too_large(s.max_upload_bytes));
                 } else {
                     match writer.wait_for_capacity(4).await {
                         Ok(()) => {

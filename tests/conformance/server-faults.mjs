@@ -19,7 +19,7 @@ import { readdirSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { uuidv7 } from './uuid.mjs';
 import { SERVER_BIN, startReferenceServer } from '../lib/reference-server.mjs';
 
@@ -46,6 +46,9 @@ async function start(extra = []) {
   base = server.url;
 }
 const stop = (signal) => server.stop(signal);
+// A test that fails before its stop() must not leave a server running: the process would
+// never exit, and CI would hang instead of failing.
+after(() => server?.proc.kill('SIGKILL'));
 
 // Every object in the store, by its key.
 async function objects() {
@@ -75,8 +78,9 @@ function rawUpload(id, { contentLength, chunked = false }) {
     chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${contentLength}`, '', ''].join('\r\n');
   sock.write(head);
   let reply = '';
+  let failure = '';
   sock.on('data', (d) => { reply += d; });
-  sock.on('error', () => {});
+  sock.on('error', (e) => { failure ||= `${e.code ?? ''} ${e.message}`; });
   sock.setMaxListeners(0);
   // Resolves true once written, false if the connection ended first (never hangs on a
   // server that stopped reading and closed).
@@ -85,7 +89,7 @@ function rawUpload(id, { contentLength, chunked = false }) {
     sock.once('close', () => ok(false));
     sock.write(chunked ? Buffer.concat([Buffer.from(`${buf.length.toString(16)}\r\n`), buf, Buffer.from('\r\n')]) : buf, (err) => ok(!err));
   });
-  return { sock, send, reply: () => reply, closed: new Promise((ok) => sock.on('close', ok)) };
+  return { sock, send, reply: () => reply, failure: () => failure, closed: new Promise((ok) => sock.on('close', ok)) };
 }
 
 async function listed() {
@@ -161,7 +165,7 @@ test('a chunked body over the size limit: 413 PAYLOAD_TOO_LARGE, nothing stored'
   await Promise.race([up.closed, new Promise((r) => setTimeout(r, 3000))]);
   up.sock.destroy();
   const reply = up.reply();
-  assert.match(reply, /^HTTP\/1\.1 413/, `reply: ${reply.slice(0, 200)}`);
+  assert.match(reply, /^HTTP\/1\.1 413/, `reply after ${sent} body bytes: ${reply.slice(0, 200)} (socket: ${up.failure() || 'no error'})`);
   assert.match(reply, /PAYLOAD_TOO_LARGE/);
   let left = await mine(victim);
   for (let i = 0; i < 50 && left.length; i++) { await new Promise((r) => setTimeout(r, 100)); left = await mine(victim); }
