@@ -98,8 +98,9 @@ fn options_nested<T: DeserializeOwned + Default>(
     // ignores `deny_unknown_fields`: a misspelt option must be an error, so check the keys here.
     let text = js_sys::JSON::stringify(&v).map_err(|e| bad(crate::platform::error_parts(&e).1))?;
     let v = js_sys::JSON::parse(&String::from(text)).map_err(|e| bad(crate::platform::error_parts(&e).1))?;
+    // (An array's keys are its indices: `["x"]` is refused, `[]` is no options.)
     let keys = |v: &JsValue| -> Vec<String> {
-        let obj = v.dyn_ref::<js_sys::Object>().filter(|_| !js_sys::Array::is_array(v));
+        let obj = v.dyn_ref::<js_sys::Object>();
         obj.map(|o| js_sys::Object::keys(o).iter().filter_map(|k| k.as_string()).collect()).unwrap_or_default()
     };
     let unknown = |v: &JsValue, fields| crate::strict::unknown_key(keys(v).iter().map(String::as_str), fields);

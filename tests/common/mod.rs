@@ -634,6 +634,7 @@ pub async fn bad_library_options() {
         r#"{"storage":"floppy"}"#,
         r#"{"nmae":"typo"}"#,
         r#"{"budget":{"maxBytes":1,"maxByte":1}}"#,
+        r#"["x"]"#,
     ] {
         let r = MediaLibrary::open(Some(js_sys::JSON::parse(json).unwrap())).await.map(|_| ());
         let code = if json.contains("name\":") { "INVALID_LIBRARY_NAME" } else { "INVALID_OPTIONS" };
