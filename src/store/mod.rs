@@ -519,21 +519,45 @@ impl Library {
     /// services and UIs in other tabs and workers see it. `sync` marks changes the sync
     /// service made itself (it skips those).
     pub(crate) fn emit_change(&self, kind: ChangeKind, id: &str, sync: bool) {
-        let detail = change_detail(kind.as_str(), id, sync);
-        let init = web_sys::CustomEventInit::new();
-        init.set_detail(&detail);
-        if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
-            // Listener exceptions are reported by the browser, not thrown into us.
-            let _ = self.events.dispatch_event(&ev);
-        }
-        if let Some(ch) = &self.channel {
-            // As JSON text: every engine's BroadcastChannel carries strings; the sync service
-            // parses these with serde (`service::Wire::Change`).
-            let msg = change_detail(kind.as_str(), id, sync);
-            let _ = js_sys::Reflect::set(&msg, &"t".into(), &"change".into());
-            if let Ok(text) = js_sys::JSON::stringify(&msg) {
-                let _ = ch.post_message(&text);
+        self.emit_changes(kind, std::slice::from_ref(&id), sync);
+    }
+
+    /// `emit_change` for several records at once: a `change` event here for each, and one
+    /// message on the channel for all of them (`{ t: "changes", kind, ids, sync }`), which
+    /// other contexts turn back into one event each. The sync service's write-back changes
+    /// hundreds of records at a time; a message each cost every context on the channel a
+    /// task and a parse per record.
+    pub(crate) fn emit_changes<S: AsRef<str>>(&self, kind: ChangeKind, ids: &[S], sync: bool) {
+        for id in ids {
+            let init = web_sys::CustomEventInit::new();
+            init.set_detail(&change_detail(kind.as_str(), id.as_ref(), sync));
+            if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
+                // Listener exceptions are reported by the browser, not thrown into us.
+                let _ = self.events.dispatch_event(&ev);
             }
+        }
+        let Some(ch) = &self.channel else { return };
+        // As JSON text: every engine's BroadcastChannel carries strings; the sync service
+        // parses these with serde (`service::Wire::Change`, `Wire::Changes`).
+        let msg = match ids {
+            [] => return,
+            [id] => {
+                let msg = change_detail(kind.as_str(), id.as_ref(), sync);
+                let _ = js_sys::Reflect::set(&msg, &"t".into(), &"change".into());
+                msg
+            }
+            _ => {
+                let msg = js_sys::Object::new();
+                let list: js_sys::Array = ids.iter().map(|id| JsValue::from_str(id.as_ref())).collect();
+                let _ = js_sys::Reflect::set(&msg, &"t".into(), &"changes".into());
+                let _ = js_sys::Reflect::set(&msg, &"kind".into(), &kind.as_str().into());
+                let _ = js_sys::Reflect::set(&msg, &"ids".into(), &list);
+                let _ = js_sys::Reflect::set(&msg, &"sync".into(), &sync.into());
+                msg
+            }
+        };
+        if let Ok(text) = js_sys::JSON::stringify(&msg) {
+            let _ = ch.post_message(&text);
         }
     }
 }
@@ -580,16 +604,23 @@ fn relay_changes(
                 return;
             }
             let text_of = |k: &str| platform::get(&msg, k).as_string().unwrap_or_default();
-            if text_of("t") != "change" {
-                return;
-            }
+            let ids: Vec<String> = match text_of("t").as_str() {
+                "change" => vec![text_of("id")],
+                "changes" => {
+                    js_sys::Array::from(&platform::get(&msg, "ids")).iter().filter_map(|v| v.as_string()).collect()
+                }
+                _ => return,
+            };
             let sync = platform::get(&msg, "sync").as_bool().unwrap_or(false);
-            let detail = change_detail(&text_of("kind"), &text_of("id"), sync);
-            let _ = js_sys::Reflect::set(&detail, &"remote".into(), &true.into());
-            let init = web_sys::CustomEventInit::new();
-            init.set_detail(&detail);
-            if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
-                let _ = events.dispatch_event(&e);
+            let kind = text_of("kind");
+            for id in ids {
+                let detail = change_detail(&kind, &id, sync);
+                let _ = js_sys::Reflect::set(&detail, &"remote".into(), &true.into());
+                let init = web_sys::CustomEventInit::new();
+                init.set_detail(&detail);
+                if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
+                    let _ = events.dispatch_event(&e);
+                }
             }
         });
     ch.set_onmessage(Some(cb.as_ref().unchecked_ref()));

@@ -61,9 +61,7 @@ impl Library {
             return Ok((Vec::new(), Vec::new()));
         }
         let (changed, swapped) = self.catalog.apply_batch(batch, strict).await?;
-        for id in &changed {
-            self.emit_change(ChangeKind::Update, id, true);
-        }
+        self.emit_changes(ChangeKind::Update, &changed, true);
         Ok((changed, swapped))
     }
 

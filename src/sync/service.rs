@@ -405,13 +405,12 @@ impl Service {
         }
     }
 
-    fn status_changed(&self, id: &str, status: SyncStatus, error: Option<SyncError>, broadcast: bool) {
+    /// Reports a status change here: the `statuschange` event and this context's waiters
+    /// (other contexts hear of it from the write-back's `Wire::Statuses`).
+    fn status_changed(&self, id: &str, status: SyncStatus, error: Option<SyncError>) {
         let detail = serde_json::json!({ "id": id, "status": status, "error": error });
         self.emit("statuschange", &json_to_js(&detail));
-        self.notify(&Note::Status { id: id.to_owned(), status, error: error.clone() });
-        if broadcast {
-            self.post(&Wire::Status { id: id.to_owned(), status, error });
-        }
+        self.notify(&Note::Status { id: id.to_owned(), status, error });
     }
 
     fn wants_to_sync(&self) -> bool {

@@ -690,6 +690,59 @@ pub async fn dropped_library_leaves_no_listener() {
     assert_eq!(*errors.borrow(), Vec::<String>::new());
 }
 
+/// The sync service's write-back changes many records in one batch: other contexts get one
+/// channel message for the batch, and each of their libraries turns it back into one
+/// `change` event per record (`remote: true`), as they did with a message each.
+pub async fn batched_changes_reach_other_contexts_once_each() {
+    use wasm_bindgen::closure::Closure;
+    let name = unique("batched");
+    let here = Library::open(&name, opfs_media::store::StoragePreference::Auto).await.unwrap();
+    let there = Library::open(&name, opfs_media::store::StoragePreference::Auto).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3u8 {
+        let source: JsValue = file(&bytes(100, i + 1), &format!("b{i}.png"), "image/png").into();
+        ids.push(here.import(&source, Default::default()).await.unwrap().id);
+    }
+    platform::sleep(100.0).await; // the imports' own messages pass first
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<(String, bool)>::new()));
+    let sink = events.clone();
+    let on_change = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        let d = field(&e, "detail");
+        if field(&d, "kind").as_string().as_deref() == Some("update") {
+            sink.borrow_mut().push((field(&d, "id").as_string().unwrap(), field(&d, "remote").as_bool() == Some(true)));
+        }
+    });
+    there.events().add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref()).unwrap();
+    let messages = std::rc::Rc::new(std::cell::RefCell::new(0u32));
+    let count = messages.clone();
+    let raw = web_sys::BroadcastChannel::new(&opfs_media::store::channel_name(&name)).unwrap();
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |_| *count.borrow_mut() += 1);
+    raw.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    let mut batch = opfs_media::store::catalog::Batch::default();
+    for id in &ids {
+        batch.edits.push((
+            id.clone(),
+            Box::new(|r: &mut opfs_media::MediaAsset| {
+                r.tags.push("seen".into());
+                true
+            }),
+        ));
+    }
+    let (changed, _) = here.apply_synced(batch, false).await.unwrap();
+    assert_eq!(changed, ids);
+    let deadline = platform::now_ms() + 5_000.0;
+    while events.borrow().len() < ids.len() && platform::now_ms() < deadline {
+        platform::sleep(10.0).await;
+    }
+    platform::sleep(100.0).await;
+    let seen = events.borrow().clone();
+    assert_eq!(seen, ids.iter().map(|id| (id.clone(), true)).collect::<Vec<_>>(), "one remote event per record");
+    assert_eq!(*messages.borrow(), 1, "one channel message for the batch");
+    raw.close();
+    there.close();
+    here.close();
+}
+
 /// Declares one shared test per storage backend.
 #[macro_export]
 macro_rules! on_both_backends {
@@ -747,6 +800,10 @@ macro_rules! library_suite {
         #[wasm_bindgen_test]
         async fn dropped_library_leaves_no_listener() {
             common::dropped_library_leaves_no_listener().await
+        }
+        #[wasm_bindgen_test]
+        async fn batched_changes_reach_other_contexts_once_each() {
+            common::batched_changes_reach_other_contexts_once_each().await
         }
         #[wasm_bindgen_test]
         async fn bad_library_options() {

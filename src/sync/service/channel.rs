@@ -29,11 +29,22 @@ pub(super) enum Wire {
         #[serde(default)]
         sync: bool,
     },
+    /// Several records changed at once (`Library::emit_changes`).
+    Changes {
+        kind: String,
+        ids: Vec<String>,
+        #[serde(default)]
+        sync: bool,
+    },
     Status {
         id: String,
         status: SyncStatus,
         #[serde(default)]
         error: Option<SyncError>,
+    },
+    /// The status changes of one write-back, in order (one message instead of one each).
+    Statuses {
+        list: Vec<StatusNote>,
     },
     Idle {
         tokens: Vec<String>,
@@ -41,6 +52,15 @@ pub(super) enum Wire {
     SyncNow {
         token: String,
     },
+}
+
+/// One status change in `Wire::Statuses`.
+#[derive(Serialize, serde::Deserialize, Debug, Clone)]
+pub(super) struct StatusNote {
+    pub(super) id: String,
+    pub(super) status: SyncStatus,
+    #[serde(default)]
+    pub(super) error: Option<SyncError>,
 }
 
 impl Service {
@@ -94,9 +114,22 @@ impl Service {
                     self.kick();
                 }
             }
+            Wire::Changes { ids, sync, .. } => {
+                if !sync {
+                    self.dirty_ids.borrow_mut().extend(ids);
+                    self.kick();
+                }
+            }
             Wire::Status { id, status, error } => {
                 if !self.leading.get() {
-                    self.status_changed(&id, status, error, false);
+                    self.status_changed(&id, status, error);
+                }
+            }
+            Wire::Statuses { list } => {
+                if !self.leading.get() {
+                    for s in list {
+                        self.status_changed(&s.id, s.status, s.error);
+                    }
                 }
             }
             Wire::Idle { tokens } => {

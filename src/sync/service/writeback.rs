@@ -13,6 +13,7 @@ use crate::store::ChangeKind;
 use crate::sync::bridge::{self, UserSyncState};
 use crate::sync::engine::{Event, SyncError};
 
+use super::channel::StatusNote;
 use super::leader::Leader;
 use super::*;
 
@@ -147,13 +148,24 @@ pub(super) async fn flush(svc: &Shared, leader: &mut Leader) -> Result<(), Servi
             leader.tags.insert(id, tag);
         }
     }
+    // Reported here, and to other contexts in one message for the whole write-back.
+    let mut notes = Vec::new();
     for (id, status) in std::mem::take(&mut leader.unreported) {
         let error = leader.engine.state().assets.get(&id).and_then(|a| a.error.clone());
         if status == SyncStatus::Error {
             let e = error.clone().unwrap_or(SyncError { status: 0, code: "UNKNOWN".into() });
             svc.emit("error", &error_detail(Some(&id), &ServiceError::Server { status: e.status, code: e.code }));
         }
-        svc.status_changed(&id, status, error, true);
+        svc.status_changed(&id, status, error.clone());
+        notes.push(StatusNote { id, status, error });
+    }
+    match notes.len() {
+        0 => {}
+        1 => {
+            let StatusNote { id, status, error } = notes.remove(0);
+            svc.post(&Wire::Status { id, status, error });
+        }
+        _ => svc.post(&Wire::Statuses { list: notes }),
     }
     let now = UserSyncState::of(leader.engine.state());
     if now != leader.saved {
