@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cursor;
 pub mod db;
 pub mod error;
+pub mod groupcommit;
 pub mod localfile;
 pub mod ratelimit;
 pub mod request;
