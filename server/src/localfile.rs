@@ -30,6 +30,8 @@ pub struct LocalWrite {
     in_flight: Option<JoinHandle<std::io::Result<File>>>,
     /// Directories made for this object (their parents are flushed too).
     created_dir: bool,
+    /// Bytes handed to the file so far.
+    written: u64,
 }
 
 impl LocalWrite {
@@ -47,6 +49,7 @@ impl LocalWrite {
             file: None,
             in_flight: None,
             created_dir: false,
+            written: 0,
         }
     }
 
@@ -75,9 +78,12 @@ impl LocalWrite {
                 f
             }
         };
+        let offset = self.written;
+        self.written += file_len(&batch);
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let mut file = file;
             write_batch(&mut file, &batch)?;
+            start_writeback(&file, offset, file_len(&batch));
             Ok(file)
         }));
         Ok(())
@@ -157,6 +163,27 @@ fn write_batch(file: &mut File, batch: &[Bytes]) -> std::io::Result<()> {
         IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
+}
+
+fn file_len(batch: &[Bytes]) -> u64 {
+    batch.iter().map(|b| b.len() as u64).sum()
+}
+
+/// Starts writing `len` bytes at `offset` to disk without waiting (Linux `sync_file_range`),
+/// so the disk works while the next batch arrives and the final `fdatasync` has little left
+/// to do: the upload takes about as long as the slower of the network and the disk, not their
+/// sum. Only a hint: durability still comes from `fdatasync` (which this does not replace).
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a plain syscall on an open descriptor; no memory is passed.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
 }
 
 /// Flushes a directory's entries (a rename or a new file in it) to disk.
