@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the release package and runs the import, sync, large-file and budget benchmarks in
-# headless Chromium (the sync ones against a release reference server they start). Arguments
-# go to the import bench.
+# headless Chromium (the sync ones against a release reference server they start), then the
+# reference server's own throughput against the raw disk (no browser). Arguments go to the
+# import bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,3 +12,4 @@ cargo build --release -q -p opfs-media-server
 node bench/sync-run.mjs
 node bench/large-run.mjs
 node bench/budget-run.mjs
+node bench/server-run.mjs

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-/// Bytes gathered before they go to the file.
-pub const BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes gathered before they go to the file (small enough that a cut upload has visibly
+/// started its staging file after a few hundred KB, as scripts/test-server-faults.sh checks).
+pub const BATCH_BYTES: usize = 512 * 1024;
 
 /// An object being written under a local storage root.
 pub struct LocalWrite {
