@@ -12,7 +12,7 @@
 // (a child process that reads and drops each body), so a slow client shows up as such.
 // Prints a table (median of --runs, min-max) and writes target/bench/server.json.
 // Usage: node bench/server-run.mjs [--runs 3] [--mb 1024] [--small-n 2000] [--small-kb 100]
-//   [--clients 50] [--server target/release/opfs-media-server] [--port 18790]
+//   [--clients 50] [--server target/release/opfs-media-server] [--port 18790] [--perf FILE]
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,8 +33,13 @@ const MiB = 1 << 20;
 const dir = `${process.cwd()}/target/bench/server-${process.pid}`;
 rmSync(dir, { recursive: true, force: true });
 mkdirSync(`${dir}/raw`, { recursive: true });
-const api = spawn(SERVER, ['--bind', `127.0.0.1:${PORT}`, '--database-url', `sqlite://${dir}/db.sqlite?mode=rwc`,
-  '--storage-url', `file://${dir}/objects`, '--max-upload-bytes', String(MB * MiB + 1)], { stdio: ['ignore', 'ignore', 'inherit'] });
+// --perf FILE: the server runs under `perf record -g` (profile in FILE, `perf report -i FILE --no-children`).
+const PERF = arg('--perf');
+const serverArgs = ['--bind', `127.0.0.1:${PORT}`, '--database-url', `sqlite://${dir}/db.sqlite?mode=rwc`,
+  '--storage-url', `file://${dir}/objects`, '--max-upload-bytes', String(MB * MiB + 1)];
+const api = PERF
+  ? spawn('perf', ['record', '-F', '999', '-g', '-o', PERF, '--', SERVER, ...serverArgs], { stdio: ['ignore', 'ignore', 'inherit'] })
+  : spawn(SERVER, serverArgs, { stdio: ['ignore', 'ignore', 'inherit'] });
 // The sink: reads each body and drops it, answering 201 (what the client alone can send).
 const sink = spawn(process.execPath, ['-e', `require('http').createServer((q, s) => { q.on('data', () => {});
   q.on('end', () => { s.writeHead(201, { 'content-type': 'application/json' }); s.end('{}'); }); }).listen(${PORT + 1}, '127.0.0.1')`],
