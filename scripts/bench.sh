@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the release package, reports its size per entry point (bench/size-run.mjs), and runs
+# Builds the release package, reports its size per entry point (bench/size-run.mjs), runs
 # the import, sync, large-file and budget benchmarks in headless Chromium (the sync ones
-# against a release reference server they start). Arguments go to the import bench.
+# against a release reference server they start), then the reference server's own
+# throughput against the raw disk (no browser). Arguments go to the import bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,3 +13,4 @@ cargo build --release -q -p opfs-media-server
 node bench/sync-run.mjs
 node bench/large-run.mjs
 node bench/budget-run.mjs
+node bench/server-run.mjs

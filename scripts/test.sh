@@ -54,5 +54,6 @@ node bench/run.mjs --runs 1 --big-mb 4 --small-n 10
 node bench/sync-run.mjs --runs 1 --big-mb 4 --small-n 20 --server target/debug/opfs-media-server
 node bench/large-run.mjs --runs 1 --sizes 20 --server target/debug/opfs-media-server
 node bench/budget-run.mjs --runs 1 --n 20 --reads 100
+node bench/server-run.mjs --runs 1 --mb 16 --small-n 50 --server target/debug/opfs-media-server
 
 step "all tests passed"

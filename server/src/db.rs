@@ -30,6 +30,8 @@ pub struct AssetRow {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// New assets' group commit (SQLite only: [`crate::groupcommit`]).
+    group: Option<crate::groupcommit::Group>,
 }
 
 /// Result of trying to insert a new asset.
@@ -87,7 +89,8 @@ impl Db {
         // One migration set for both engines: the schema sticks to SQL they share
         // (TEXT, BIGINT, ON CONFLICT ... RETURNING). Split the folder if that stops holding.
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let group = sqlite.then(|| crate::groupcommit::Group::start(pool.clone()));
+        Ok(Self { pool, group })
     }
 
     /// One asset of `user` (tombstones included).
@@ -96,7 +99,7 @@ impl Db {
         sqlx::query(&q).bind(user).bind(id).fetch_optional(&self.pool).await?.as_ref().map(row).transpose()
     }
 
-    async fn get_in(
+    pub(crate) async fn get_in(
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         user: &str,
         id: &str,
@@ -122,33 +125,20 @@ impl Db {
         self.insert_finishing(a, None).await
     }
 
-    /// Inserts a new asset unless the id exists for this user; with `lease`, the upload
-    /// session `(a.user_id, a.id)` held under that lease ends in the same transaction (the
-    /// asset appears and the session disappears at once, whichever answer is given).
-    pub async fn insert_finishing(&self, a: &AssetRow, lease: Option<&str>) -> Result<Insert, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        if let Some(token) = lease {
-            let gone = sqlx::query("DELETE FROM upload_sessions WHERE user_id = $1 AND id = $2 AND lease_token = $3")
-                .bind(&a.user_id)
-                .bind(&a.id)
-                .bind(token)
-                .execute(&mut *tx)
-                .await?;
-            if gone.rows_affected() != 1 {
-                return Ok(Insert::SessionGone);
-            }
-        }
-        if let Some(existing) = Self::get_in(&mut tx, &a.user_id, &a.id).await? {
-            if lease.is_some() {
-                tx.commit().await?;
-            }
+    /// The insert of [`Self::insert_finishing`] inside `tx`: the existing row, or the new one
+    /// with the user's next sequence number (a unique violation is the caller's to answer).
+    pub(crate) async fn insert_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        a: &AssetRow,
+    ) -> Result<Insert, sqlx::Error> {
+        if let Some(existing) = Self::get_in(tx, &a.user_id, &a.id).await? {
             return Ok(Insert::Exists(existing));
         }
-        let seq = Self::next_seq(&mut tx, &a.user_id).await?;
+        let seq = Self::next_seq(tx, &a.user_id).await?;
         let q = format!(
             "INSERT INTO assets ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
         );
-        let inserted = sqlx::query(&q)
+        sqlx::query(&q)
             .bind(&a.user_id)
             .bind(&a.id)
             .bind(&a.name)
@@ -161,19 +151,47 @@ impl Db {
             .bind(a.updated_at)
             .bind(1i64)
             .bind(seq)
-            .execute(&mut *tx)
-            .await;
-        match inserted {
-            Ok(_) => {
+            .execute(&mut **tx)
+            .await?;
+        Ok(Insert::Created(AssetRow {
+            version: 1,
+            seq,
+            deleted_at: None,
+            thumb_path: None,
+            thumb_failed: None,
+            ..a.clone()
+        }))
+    }
+
+    /// Inserts a new asset unless the id exists for this user; with `lease`, the upload
+    /// session `(a.user_id, a.id)` held under that lease ends in the same transaction (the
+    /// asset appears and the session disappears at once, whichever answer is given).
+    pub async fn insert_finishing(&self, a: &AssetRow, lease: Option<&str>) -> Result<Insert, sqlx::Error> {
+        if let (Some(group), None) = (&self.group, lease) {
+            return group.insert(a.clone()).await;
+        }
+        let mut tx = self.pool.begin().await?;
+        if let Some(token) = lease {
+            let gone = sqlx::query("DELETE FROM upload_sessions WHERE user_id = $1 AND id = $2 AND lease_token = $3")
+                .bind(&a.user_id)
+                .bind(&a.id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await?;
+            if gone.rows_affected() != 1 {
+                return Ok(Insert::SessionGone);
+            }
+        }
+        match Self::insert_in(&mut tx, a).await {
+            Ok(Insert::Exists(existing)) => {
+                if lease.is_some() {
+                    tx.commit().await?;
+                }
+                Ok(Insert::Exists(existing))
+            }
+            Ok(created) => {
                 tx.commit().await?;
-                Ok(Insert::Created(AssetRow {
-                    version: 1,
-                    seq,
-                    deleted_at: None,
-                    thumb_path: None,
-                    thumb_failed: None,
-                    ..a.clone()
-                }))
+                Ok(created)
             }
             // A concurrent upload of the same id won the race: report what it stored.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {

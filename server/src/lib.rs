@@ -6,6 +6,8 @@ pub mod auth;
 pub mod cursor;
 pub mod db;
 pub mod error;
+pub mod groupcommit;
+pub mod localfile;
 pub mod ratelimit;
 pub mod request;
 pub mod resumable;
@@ -61,6 +63,9 @@ pub struct AppState {
     pub api_prefix: Arc<str>,
     /// The resumable-upload extension (`None`: off, its endpoints 404 and capabilities omit it).
     pub resumable: Option<Arc<resumable::Resumable>>,
+    /// The directory behind `store` when it is local (`file://`): uploads then write there
+    /// themselves, flushed to disk before they commit ([`localfile`]). `None`: through `store`.
+    pub local_root: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -89,6 +94,7 @@ impl AppState {
             thumbs: Arc::default(),
             body_idle_timeout: Duration::from_secs(30),
             resumable: None,
+            local_root: None,
         })
     }
 

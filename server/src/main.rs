@@ -142,7 +142,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::create_dir_all(dir)?;
     }
     let db = Db::connect(&cli.cfg.database_url).await?;
-    let storage::Storage { store, staging } = storage::open_storage(&cli.cfg.storage_url)?;
+    let storage::Storage { store, staging, local } = storage::open_storage(&cli.cfg.storage_url)?;
     let local_root = storage::local_root(&cli.cfg.storage_url);
     let resumable = match cli.cfg.no_resumable_uploads {
         true => None,
@@ -165,6 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     state.api_prefix = api_prefix.clone();
     state.body_idle_timeout = Duration::from_secs(cli.cfg.body_idle_timeout_secs.max(1));
     state.resumable = resumable.clone();
+    state.local_root = local;
     // Expired upload sessions: swept as often as sessions can expire (at most a minute apart).
     if let Some(r) = resumable {
         let (db, grace) = (db.clone(), Duration::from_secs(cli.cfg.sweep_grace_secs));

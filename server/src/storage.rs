@@ -26,6 +26,8 @@ pub struct Storage {
     pub store: Arc<dyn ObjectStore>,
     /// Upload-session bytes (a staging directory, or S3 multipart uploads).
     pub staging: Staging,
+    /// The directory behind `store` (canonical), for `file://` storage.
+    pub local: Option<std::path::PathBuf>,
 }
 
 /// Like [`open`], with the session storage of the same backend.
@@ -34,7 +36,11 @@ pub fn open_storage(url: &str) -> Result<Storage, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create storage dir {dir:?}: {e}"))?;
         let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| e.to_string())?;
         let root = std::fs::canonicalize(dir).map_err(|e| format!("storage dir {dir:?}: {e}"))?;
-        return Ok(Storage { store: Arc::new(store), staging: Staging::Local { root } });
+        return Ok(Storage {
+            store: Arc::new(store),
+            staging: Staging::Local { root: root.clone() },
+            local: Some(root),
+        });
     }
     if let Some(rest) = url.strip_prefix("s3://") {
         let mut b = AmazonS3Builder::from_env().with_url(url);
@@ -47,7 +53,7 @@ pub fn open_storage(url: &str) -> Result<Storage, String> {
         let prefix = rest.split_once('/').map_or("", |(_, p)| p.trim_matches('/'));
         let store: Arc<dyn ObjectStore> =
             if prefix.is_empty() { s3.clone() } else { Arc::new(PrefixStore::new(AmazonS3::clone(&s3), prefix)) };
-        return Ok(Storage { store, staging: Staging::S3 { s3, prefix: prefix.to_owned() } });
+        return Ok(Storage { store, staging: Staging::S3 { s3, prefix: prefix.to_owned() }, local: None });
     }
     Err(format!("unsupported storage URL {url:?}: use file://<dir> or s3://<bucket>[/prefix]"))
 }

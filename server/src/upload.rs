@@ -17,6 +17,7 @@ use crate::api::{asset_json, valid_name, valid_tags, with_etag};
 use crate::auth::User;
 use crate::db::{AssetRow, Insert};
 use crate::error::ApiError;
+use crate::localfile::LocalWrite;
 use crate::request::{content_type, header, parse_id, pct_decode, safe_uint};
 use crate::{now_ms, AppState};
 
@@ -225,11 +226,51 @@ pub fn body_timeout(after: Duration) -> ApiError {
     )
 }
 
-/// Streams the body into `path`, hashing and counting; memory stays at one part buffer. A
-/// body that breaks off, stalls or grows too large aborts the upload (its staging data goes).
+/// Where a POST's bytes go: a local file written and flushed by [`LocalWrite`], or any other
+/// store's multipart upload.
+enum Sink {
+    Local(LocalWrite),
+    Store(WriteMultipart),
+}
+
+impl Sink {
+    async fn put(&mut self, chunk: bytes::Bytes) -> Result<(), ApiError> {
+        match self {
+            Sink::Local(w) => w.put(chunk).await.map_err(ApiError::internal),
+            Sink::Store(w) => {
+                w.wait_for_capacity(4).await?;
+                w.put(chunk);
+                Ok(())
+            }
+        }
+    }
+
+    async fn abort(self) {
+        match self {
+            Sink::Local(w) => w.abort().await,
+            Sink::Store(w) => {
+                let _ = w.abort().await;
+            }
+        }
+    }
+
+    /// Every byte stored (for local files: flushed to disk under the object's name).
+    async fn finish(self) -> Result<(), ApiError> {
+        match self {
+            Sink::Local(w) => w.finish().await.map_err(ApiError::internal),
+            Sink::Store(w) => w.finish().await.map(drop).map_err(Into::into),
+        }
+    }
+}
+
+/// Streams the body into `path`, hashing and counting; memory stays at one part buffer (two
+/// write batches for local files). A body that breaks off, stalls or grows too large aborts
+/// the upload (its staging data goes).
 async fn stream_to_store(s: &AppState, path: &Path, body: Body) -> Result<(u64, String), ApiError> {
-    let upload = s.store.put_multipart(path).await?;
-    let mut writer = WriteMultipart::new(upload);
+    let mut sink = match &s.local_root {
+        Some(root) => Sink::Local(LocalWrite::new(root, path.as_ref())),
+        None => Sink::Store(WriteMultipart::new(s.store.put_multipart(path).await?)),
+    };
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut stream = body.into_data_stream();
@@ -246,23 +287,20 @@ async fn stream_to_store(s: &AppState, path: &Path, body: Body) -> Result<(u64, 
                     // refuse up front): drain the rest, or closing the connection with unread
                     // bytes resets it and the client never reads the 413 (seen in
                     // server-faults.mjs, 3 runs in 8).
-                    let _ = writer.abort().await;
+                    sink.abort().await;
                     drain_stream(stream).await;
                     return Err(too_large(s.max_upload_bytes));
                 } else {
-                    match writer.wait_for_capacity(4).await {
-                        Ok(()) => {
-                            writer.put(chunk);
-                            continue;
-                        }
-                        Err(e) => e.into(),
+                    match sink.put(chunk).await {
+                        Ok(()) => continue,
+                        Err(e) => e,
                     }
                 }
             }
         };
-        let _ = writer.abort().await;
+        sink.abort().await;
         return Err(failed);
     }
-    writer.finish().await?;
+    sink.finish().await?;
     Ok((size, hex::encode(hasher.finalize())))
 }

@@ -97,7 +97,21 @@ impl Staging {
                 if let Some(dir) = to.parent() {
                     tokio::fs::create_dir_all(dir).await.map_err(ApiError::internal)?;
                 }
-                tokio::fs::hard_link(&from, &to).await.map_err(ApiError::internal)
+                tokio::fs::hard_link(&from, &to).await.map_err(ApiError::internal)?;
+                // The new name on disk before the row commits (the bytes are: every chunk
+                // was flushed before its offset was recorded).
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || {
+                    let dir = to.parent().unwrap_or(&root);
+                    crate::localfile::sync_dir(dir)?;
+                    if dir != root {
+                        crate::localfile::sync_dir(&root)?;
+                    }
+                    Ok::<_, std::io::Error>(())
+                })
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(ApiError::internal)
             }
         }
     }
