@@ -197,3 +197,37 @@ pub async fn batch_call_errors_and_module_function() {
         interop::delete_asset(id.into()).await.unwrap();
     }
 }
+
+/// A record the catalog refuses (a put that throws, as a value IndexedDB cannot store does)
+/// fails the group's transaction: the others are then committed one by one and only the
+/// refused file fails, its bytes removed.
+pub async fn batch_group_failure_commits_the_rest_alone(storage: &str) {
+    let Some(lib) = open(storage).await else { return };
+    let poison = Function::new_no_args(
+        "const proto = IDBObjectStore.prototype, original = proto.put;
+        proto.put = function (value) {
+            if (this.name === 'assets' && value && value.name === 'poison.bin') throw new DOMException('refused for the test', 'DataError');
+            return original.apply(this, arguments);
+        };
+        return () => { proto.put = original; };",
+    );
+    let unpoison: Function = poison.call0(&JsValue::NULL).unwrap().unchecked_into();
+    let names = ["a.bin", "b.bin", "poison.bin", "c.bin"];
+    let files: Array =
+        names.iter().enumerate().map(|(i, n)| JsValue::from(file(&bytes(5000, i as u8), n, ""))).collect();
+    let stop = count_asset_writes();
+    let out = lib.import_files(files.into(), None).await;
+    let (count, _) = stop_counting(&stop);
+    unpoison.call0(&JsValue::NULL).unwrap();
+    let out = Array::from(&out.unwrap());
+    assert_eq!(count, 1 + 4, "the group, then each file alone");
+    assert_js_error(Err::<(), _>(field(&out.get(2), "error")), "StorageError", "STORAGE_FAILED");
+    let ids: Vec<String> = [0, 1, 3].iter().map(|&i| asset_of(&field(&out.get(i), "asset")).id).collect();
+    let listed: Vec<String> = Array::from(&lib.list(None).await.unwrap()).iter().map(|a| asset_of(&a).id).collect();
+    assert_eq!(listed, ids);
+    assert_eq!(lib.library().catalog().outbox().await.unwrap().len(), 3);
+    if lib.storage() == "opfs" {
+        assert_eq!(opfs_names(lib.library()).await, ids, "the refused file's bytes are removed");
+    }
+    assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
+}

@@ -14,7 +14,10 @@ pub mod batch;
 pub mod budget;
 pub mod stream;
 #[allow(unused_imports)]
-pub use batch::{batch_call_errors_and_module_function, batch_commits_in_one_transaction, batch_failures_stand_alone};
+pub use batch::{
+    batch_call_errors_and_module_function, batch_commits_in_one_transaction, batch_failures_stand_alone,
+    batch_group_failure_commits_the_rest_alone,
+};
 #[allow(unused_imports)] // used through `library_suite!`, not by the sync suites
 pub use budget::{budget_evicts_least_recently_used, held_and_read_assets_are_not_evicted};
 #[allow(unused_imports)]
@@ -728,6 +731,7 @@ macro_rules! library_suite {
             opfs_held_and_read_assets_are_not_evicted, idb_held_and_read_assets_are_not_evicted => held_and_read_assets_are_not_evicted;
             opfs_batch_commits_in_one_transaction, idb_batch_commits_in_one_transaction => batch_commits_in_one_transaction;
             opfs_batch_failures_stand_alone, idb_batch_failures_stand_alone => batch_failures_stand_alone;
+            opfs_batch_group_failure_commits_the_rest_alone, idb_batch_group_failure_commits_the_rest_alone => batch_group_failure_commits_the_rest_alone;
         }
 
         #[wasm_bindgen_test]
