@@ -179,7 +179,7 @@ impl MediaLibrary {
     pub async fn import_files(
         &self,
         #[wasm_bindgen(unchecked_param_type = "Iterable<ImportSource> | ArrayLike<ImportSource>")] files: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions | ImportOptions[]")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions | (ImportOptions | null | undefined)[]")] options: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         import_files_into(&self.inner, files, options).await
     }
@@ -191,7 +191,7 @@ impl MediaLibrary {
         #[wasm_bindgen(unchecked_optional_param_type = "ListFilter")] filter: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let filter: ListFilter = options("list filter", filter)?;
-        to_js(&self.inner.list(&filter).await.map_err(to_js_error)?)
+        self.inner.list_js(&filter).await.map_err(to_js_error)
     }
 
     /// One asset's record; rejects with `NotFoundError` for an unknown id.
@@ -426,7 +426,8 @@ pub async fn import_file_to_library(
 #[wasm_bindgen(js_name = importFilesToLibrary, unchecked_return_type = "ImportResult[]")]
 pub async fn import_files_to_library(
     #[wasm_bindgen(unchecked_param_type = "Iterable<ImportSource> | ArrayLike<ImportSource>")] files: JsValue,
-    #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions | ImportOptions[]")] options: Option<JsValue>,
+    #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions | (ImportOptions | null | undefined)[]")]
+    options: Option<JsValue>,
 ) -> Result<JsValue, JsValue> {
     let lib = default_library().await?;
     import_files_into(&lib, files, options).await

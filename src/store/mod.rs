@@ -7,6 +7,7 @@ pub mod checksum;
 pub mod copy;
 pub mod download;
 pub mod evict;
+pub mod listing;
 pub mod locks;
 pub mod opfs;
 pub mod outbox;

@@ -12,6 +12,7 @@ use web_sys::{Blob, File, FilePropertyBag, FileSystemDirectoryHandle};
 
 pub mod batch;
 pub mod budget;
+pub mod listing;
 pub mod stream;
 #[allow(unused_imports)]
 pub use batch::{
@@ -20,6 +21,8 @@ pub use batch::{
 };
 #[allow(unused_imports)] // used through `library_suite!`, not by the sync suites
 pub use budget::{budget_evicts_least_recently_used, held_and_read_assets_are_not_evicted};
+#[allow(unused_imports)]
+pub use listing::list_matches_parsed_records;
 #[allow(unused_imports)]
 pub use stream::{stream_failures_leave_nothing, stream_import_roundtrip, sweep_removes_stale_pieces};
 
@@ -731,6 +734,7 @@ macro_rules! library_suite {
             opfs_held_and_read_assets_are_not_evicted, idb_held_and_read_assets_are_not_evicted => held_and_read_assets_are_not_evicted;
             opfs_batch_commits_in_one_transaction, idb_batch_commits_in_one_transaction => batch_commits_in_one_transaction;
             opfs_batch_failures_stand_alone, idb_batch_failures_stand_alone => batch_failures_stand_alone;
+            opfs_list_matches_parsed_records, idb_list_matches_parsed_records => list_matches_parsed_records;
             opfs_batch_group_failure_commits_the_rest_alone, idb_batch_group_failure_commits_the_rest_alone => batch_group_failure_commits_the_rest_alone;
         }
 
