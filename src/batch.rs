@@ -40,7 +40,7 @@ enum Slot<W> {
     /// Bytes written (`W` says where), record not committed yet.
     Written(W),
     /// Bytes and record are durable.
-    Stored(MediaAsset),
+    Stored(Box<MediaAsset>),
 }
 
 /// The outcomes of a batch, kept in input order while the store drives it.
@@ -67,7 +67,7 @@ impl<W> BatchState<W> {
 
     /// File `i` is durable with this record.
     pub fn stored(&mut self, i: usize, asset: MediaAsset) {
-        self.slots[i] = Some(Slot::Stored(asset));
+        self.slots[i] = Some(Slot::Stored(Box::new(asset)));
     }
 
     /// The written files, grouped for commit: input order, at most `MAX_GROUP` per group.
@@ -97,7 +97,7 @@ impl<W> BatchState<W> {
         self.slots
             .into_iter()
             .map(|s| match s {
-                Some(Slot::Stored(a)) => Ok(a),
+                Some(Slot::Stored(a)) => Ok(*a),
                 Some(Slot::Failed(e)) => Err(e),
                 Some(Slot::Written(_)) | None => Err(lost()),
             })
