@@ -21,16 +21,16 @@ use crate::platform::error_parts;
 /// key. `ListFilter::matches` is mirrored here for the kept ones (a browser test compares both).
 const SCAN: &str = r#"
 const STORAGE = ['opfs', 'indexeddb', 'remote'], STATUS = ['pending', 'syncing', 'synced', 'error'];
-const KEYS = new Set(['id', 'handleName', 'name', 'type', 'size', 'createdAt', 'updatedAt', 'sha256', 'tags',
-  'storage', 'syncStatus', 'cloudId', 'cloudUrl', 'userId', 'cloudVersion', 'syncError']);
 const str = (v) => typeof v === 'string';
 const opt = (v, f) => v === undefined || f(v);
 const syncError = (e) => e !== null && typeof e === 'object' && !Array.isArray(e) && Object.keys(e).length === 2
   && Number.isInteger(e.status) && e.status >= 0 && e.status <= 65535 && str(e.code);
 const canonical = (r) => {
   if (r === null || typeof r !== 'object' || Array.isArray(r)) return false;
-  for (const k in r) if (!KEYS.has(k)) return false;
-  return str(r.id) && str(r.handleName) && str(r.name) && str(r.type) && typeof r.size === 'number'
+  // No other key: the own keys are the 11 required ones plus the optional ones present.
+  const optional = (r.sha256 !== undefined) + (r.cloudId !== undefined) + (r.cloudUrl !== undefined)
+    + (r.userId !== undefined) + (r.cloudVersion !== undefined) + (r.syncError !== undefined);
+  return Object.keys(r).length === 11 + optional && str(r.id) && str(r.handleName) && str(r.name) && str(r.type) && typeof r.size === 'number'
     && Number.isFinite(r.createdAt) && Number.isFinite(r.updatedAt) && opt(r.sha256, str)
     && Array.isArray(r.tags) && r.tags.every(str) && STORAGE.includes(r.storage) && STATUS.includes(r.syncStatus)
     && opt(r.cloudId, str) && opt(r.cloudUrl, str) && opt(r.userId, str)
