@@ -27,10 +27,10 @@ const syncError = (e) => e !== null && typeof e === 'object' && !Array.isArray(e
   && Number.isInteger(e.status) && e.status >= 0 && e.status <= 65535 && str(e.code);
 const canonical = (r) => {
   if (r === null || typeof r !== 'object' || Array.isArray(r)) return false;
-  // No other key: the own keys are the 11 required ones plus the optional ones present.
+  // No other key: the own keys are the 10 required ones plus the optional ones present.
   const optional = (r.sha256 !== undefined) + (r.cloudId !== undefined) + (r.cloudUrl !== undefined)
     + (r.userId !== undefined) + (r.cloudVersion !== undefined) + (r.syncError !== undefined);
-  return Object.keys(r).length === 11 + optional && str(r.id) && str(r.handleName) && str(r.name) && str(r.type) && typeof r.size === 'number'
+  return Object.keys(r).length === 10 + optional && str(r.id) && str(r.handleName) && str(r.name) && str(r.type) && typeof r.size === 'number'
     && Number.isFinite(r.createdAt) && Number.isFinite(r.updatedAt) && opt(r.sha256, str)
     && Array.isArray(r.tags) && r.tags.every(str) && STORAGE.includes(r.storage) && STATUS.includes(r.syncStatus)
     && opt(r.cloudId, str) && opt(r.cloudUrl, str) && opt(r.userId, str)
