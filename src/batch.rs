@@ -10,9 +10,8 @@ use crate::validate::ValidationError;
 /// most one group's files for the sweep, and one transaction never holds thousands of puts.
 pub const MAX_GROUP: usize = 1000;
 
-/// Files whose bytes are written at once (OPFS `createWritable`s or sync access handles).
-/// Measured in `bench/` (500 x 100 KB, Chromium): 4 in flight beat 1 in a page and a worker;
-/// more added nothing on 2 cores.
+/// Files whose bytes are written at once (OPFS `createWritable`s or sync access handles):
+/// `store::batch` runs this many lanes.
 pub const WRITES_IN_FLIGHT: usize = 4;
 
 /// The options of each of `n` files: one object shared by all, or one per file (an array of

@@ -1,12 +1,17 @@
 //! Batch imports: each file's bytes written (a few at once), then the records of all of them
 //! committed together in one strict IndexedDB transaction; each file stands or falls alone.
 
-use futures_util::stream::{self, StreamExt};
+use std::cell::RefCell;
+
+use futures_util::future::join4;
 use wasm_bindgen::JsValue;
 
 use super::{new_record, prepare, ChangeKind, Library, Meta, Written};
 use crate::asset::{ImportOptions, MediaAsset};
 use crate::batch::{BatchState, WRITES_IN_FLIGHT};
+
+// The pool below has `join4` lanes.
+const _: () = assert!(WRITES_IN_FLIGHT == 4);
 use crate::error::LibraryError;
 use crate::platform;
 use crate::store::copy::Source;
@@ -32,27 +37,32 @@ impl Library {
         opts: Vec<Result<ImportOptions, ValidationError>>,
     ) -> Vec<Result<MediaAsset, LibraryError>> {
         let n = sources.len();
-        let mut state = BatchState::<Pending>::new(n);
+        let state = BatchState::<Pending>::new(n);
         // Ids sorted and handed out in input order: the batch's records share one `createdAt`,
         // so `list()` (by time, then id) shows them in the order they were given.
         let mut ids: Vec<String> = (0..n).map(|_| platform::new_asset_id()).collect();
         ids.sort();
-        let writes = sources.iter().zip(opts).zip(ids).enumerate().map(|(i, ((source, opts), id))| async move {
-            let pending = async {
-                let (src, meta) = prepare(source, &opts?)?;
-                let written = self.write_recovering(&id, src).await?;
-                Ok::<_, LibraryError>(Pending { id, meta, written })
-            };
-            (i, pending.await)
-        });
-        let done: Vec<(usize, Result<Pending, LibraryError>)> =
-            stream::iter(writes).buffered(WRITES_IN_FLIGHT).collect().await;
-        for (i, r) in done {
-            match r {
-                Ok(p) => state.written(i, p),
-                Err(e) => state.fail(i, e),
+        // `WRITES_IN_FLIGHT` lanes, each taking the next file when its last one is done (a plain
+        // pool: `buffered` streams cost the package several KB for the same schedule).
+        let jobs: Vec<_> = sources.iter().zip(opts).zip(ids).collect();
+        let jobs = RefCell::new(jobs.into_iter().enumerate());
+        let state = RefCell::new(state);
+        let lane = || async {
+            loop {
+                let Some((i, ((source, opts), id))) = jobs.borrow_mut().next() else { return };
+                let pending = async {
+                    let (src, meta) = prepare(source, &opts?)?;
+                    let written = self.write_recovering(&id, src).await?;
+                    Ok::<_, LibraryError>(Pending { id, meta, written })
+                };
+                match pending.await {
+                    Ok(p) => state.borrow_mut().written(i, p),
+                    Err(e) => state.borrow_mut().fail(i, e),
+                }
             }
-        }
+        };
+        join4(lane(), lane(), lane(), lane()).await;
+        let mut state = state.into_inner();
         let mut added = 0.0;
         for group in state.commit_groups() {
             added += self.commit_group(&mut state, &group).await;
