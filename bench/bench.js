@@ -153,16 +153,23 @@ async function importRows(p, ctx, dir, db) {
   const dexie = new Dexie(`bench-dexie-${ctx}`);
   dexie.version(1).stores({ assets: 'id' });
   await dexie.open();
+  // The same with the guarantee opfs-media gives (a strict commit), to tell durability's part.
+  const dexieStrict = new Dexie(`bench-dexie-strict-${ctx}`, { chromeTransactionDurability: 'strict' });
+  dexieStrict.version(1).stores({ assets: 'id' });
+  await dexieStrict.open();
   const kv = idbKeyval.createStore(`bench-kv-${ctx}`, 'assets');
   const records = () => small.map((f) => ({ ...meta(crypto.randomUUID(), f), blob: f }));
   t = await alternate(p.runs, {
     dexie: async () => { const r = records(); const ms = await timeIt(() => dexie.table('assets').bulkPut(r)); await dexie.table('assets').clear(); return ms; },
+    dexieStrict: async () => { const r = records(); const ms = await timeIt(() => dexieStrict.table('assets').bulkPut(r)); await dexieStrict.table('assets').clear(); return ms; },
     kv: async () => { const r = records(); const ms = await timeIt(() => idbKeyval.setMany(r.map((x) => [x.id, x]), kv)); await idbKeyval.clear(kv); return ms; },
     batch: batch(small),
   });
   rows.push(row(ctx, `importFiles vs peer, ${p.smallN} x ${p.smallKb} KB`, 'Dexie 4 bulkPut (blob + metadata)', t.dexie, t.batch, { max: 1.0, strict: true }));
+  rows.push(row(ctx, `importFiles vs peer, ${p.smallN} x ${p.smallKb} KB`, 'Dexie 4 bulkPut, durability strict', t.dexieStrict, t.batch, null));
   rows.push(row(ctx, `importFiles vs peer, ${p.smallN} x ${p.smallKb} KB`, 'idb-keyval setMany (blob + metadata)', t.kv, t.batch, null));
   dexie.close();
+  dexieStrict.close();
   return rows;
 }
 
