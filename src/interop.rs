@@ -151,7 +151,8 @@ impl MediaLibrary {
         self.inner.storage_kind().as_str().to_owned()
     }
 
-    /// Whether OPFS writes use a sync access handle (dedicated workers).
+    /// Whether this context writes OPFS through sync access handles (dedicated workers): streams
+    /// always, whole files where the worker lacks `createWritable`.
     #[wasm_bindgen(getter, js_name = usesSyncAccessHandle)]
     pub fn uses_sync_access_handle(&self) -> bool {
         self.inner.uses_sync_access_handle()

@@ -128,7 +128,8 @@ impl Library {
         }
     }
 
-    /// Whether OPFS writes use a sync access handle (dedicated worker) rather than `createWritable`.
+    /// Whether this context has sync access handles (dedicated worker): streams are written
+    /// through them, and whole files where `createWritable` is missing.
     pub fn uses_sync_access_handle(&self) -> bool {
         self.opfs.as_ref().is_some_and(|o| o.mode() == opfs::WriteMode::SyncHandle)
     }
