@@ -41,7 +41,7 @@ async function fill(opfs, api, user, name) {
 // Under the capped quota: a 3 MB import does not fit, evicts synced copies and succeeds;
 // then one more finds nothing to evict and fails cleanly. With `batch`, both go through
 // `importFiles` (its per-file error reported as `{ error }`).
-async function overQuota(batch) {
+async function overQuota(opfs, batch) {
   const bytes = (n, seed) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 255; return b; };
   const lib = globalThis.lib;
   const importOne = async (file) => {
