@@ -38,6 +38,7 @@ bash scripts/test-server-faults.sh
 
 step "npm package build + TypeScript types (tsc --noEmit over tests/types/example.ts)"
 bash scripts/build-pkg.sh
+node bench/size-run.mjs # package size against issue 14's targets: a report, a miss does not fail
 node_modules/.bin/tsc -p tests/types/tsconfig.json
 
 step "the npm tarball in a fresh Vite app (build + dev, page + module worker, both entry points), a tsc project, and real tldraw and Excalidraw apps with the recipes"

@@ -157,21 +157,30 @@ pub struct MediaAsset {
 }
 
 /// Accepts a number (ms since epoch) or an ISO-8601 string, as older apps stored either.
+/// A visitor, not an untagged enum: those buffer the value through serde's `Content`, whose
+/// code was ~10 KB of the package per deserializer.
 fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Num(f64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Num(n) if n.is_finite() => Ok(n),
-        // Not formatted into the message: float formatting is kilobytes of the package.
-        Raw::Num(_) => Err(serde::de::Error::custom("timestamp is not a finite number")),
-        Raw::Text(s) => {
-            parse_iso8601_ms(&s).ok_or_else(|| serde::de::Error::custom(format!("timestamp {s:?} is not ISO-8601")))
+    struct Timestamp;
+    impl serde::de::Visitor<'_> for Timestamp {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a timestamp (ms since epoch or an ISO-8601 string)")
+        }
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<f64, E> {
+            // Not formatted into the message: float formatting is kilobytes of the package.
+            n.is_finite().then_some(n).ok_or_else(|| E::custom("timestamp is not a finite number"))
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<f64, E> {
+            Ok(n as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<f64, E> {
+            Ok(n as f64)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<f64, E> {
+            parse_iso8601_ms(s).ok_or_else(|| E::custom(format!("timestamp {s:?} is not ISO-8601")))
         }
     }
+    d.deserialize_any(Timestamp)
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (what `Date.prototype.toISOString` writes).
@@ -338,11 +347,27 @@ mod tests {
 
     #[test]
     fn bad_timestamps_are_rejected() {
-        for ts in [r#""yesterday""#, r#""2023-13-01T00:00:00Z""#, "null"] {
+        for ts in [r#""yesterday""#, r#""2023-13-01T00:00:00Z""#, "null", "true", "[1]", "{}"] {
             let rec = format!(
                 r#"{{"id":"x","handleName":"x","name":"n","type":"t","size":0,"createdAt":{ts},"updatedAt":1}}"#
             );
             assert!(serde_json::from_str::<MediaAsset>(&rec).is_err(), "{ts}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_integers_floats_or_iso() {
+        for (ts, ms) in [
+            ("-5", -5.0),
+            ("18446744073709551615", u64::MAX as f64),
+            ("1.5", 1.5),
+            ("1e3", 1000.0),
+            (r#""1970-01-01T00:00:02Z""#, 2000.0),
+        ] {
+            let rec = format!(
+                r#"{{"id":"x","handleName":"x","name":"n","type":"t","size":0,"createdAt":{ts},"updatedAt":1}}"#
+            );
+            assert_eq!(serde_json::from_str::<MediaAsset>(&rec).unwrap().created_at, ms, "{ts}");
         }
     }
 

@@ -91,21 +91,52 @@ pub fn to_js_error(e: LibraryError) -> JsValue {
 }
 
 pub(crate) fn options<T: DeserializeOwned + Default>(what: &'static str, v: Option<JsValue>) -> Result<T, JsValue> {
-    parse_options(what, v).map_err(|e| to_js_error(e.into()))
+    options_nested(what, v, &[])
 }
 
-fn parse_options<T: DeserializeOwned + Default>(what: &'static str, v: Option<JsValue>) -> Result<T, ValidationError> {
+/// `options`, also checking the keys of the nested option objects that `nested` names (field,
+/// its struct's `strict::fields`).
+fn options_nested<T: DeserializeOwned + Default>(
+    what: &'static str,
+    v: Option<JsValue>,
+    nested: &[(&str, &'static [&'static str])],
+) -> Result<T, JsValue> {
+    parse_options(what, v, nested).map_err(|e| to_js_error(e.into()))
+}
+
+/// `options_nested`, refusing with the `ValidationError` (a batch keeps it for one file).
+fn parse_options<T: DeserializeOwned + Default>(
+    what: &'static str,
+    v: Option<JsValue>,
+    nested: &[(&str, &'static [&'static str])],
+) -> Result<T, ValidationError> {
     let Some(v) = v.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(T::default());
     };
     if !v.is_object() {
         return Err(ValidationError::BadOptions { what, detail: "expected an object".into() });
     }
-    // Through JSON rather than serde-wasm-bindgen, which ignores `deny_unknown_fields`:
-    // a misspelt option must be an error, not silently dropped.
     let bad = |detail: String| ValidationError::BadOptions { what, detail };
+    // JSON semantics (NaN -> null, toJSON, undefined dropped), then serde-wasm-bindgen, which
+    // ignores `deny_unknown_fields`: a misspelt option must be an error, so check the keys here.
     let text = js_sys::JSON::stringify(&v).map_err(|e| bad(crate::platform::error_parts(&e).1))?;
-    serde_json::from_str(&String::from(text)).map_err(|e| bad(e.to_string()))
+    let v = js_sys::JSON::parse(&String::from(text)).map_err(|e| bad(crate::platform::error_parts(&e).1))?;
+    // (An array's keys are its indices: `["x"]` is refused, `[]` is no options.)
+    let keys = |v: &JsValue| -> Vec<String> {
+        let obj = v.dyn_ref::<js_sys::Object>();
+        obj.map(|o| js_sys::Object::keys(o).iter().filter_map(|k| k.as_string()).collect()).unwrap_or_default()
+    };
+    let unknown = |v: &JsValue, fields| crate::strict::unknown_key(keys(v).iter().map(String::as_str), fields);
+    if let Some(detail) = unknown(&v, crate::strict::fields::<T>()) {
+        return Err(bad(detail));
+    }
+    for (field, fields) in nested {
+        let inner = js_sys::Reflect::get(&v, &JsValue::from_str(field)).unwrap_or(JsValue::UNDEFINED);
+        if let Some(detail) = unknown(&inner, fields) {
+            return Err(bad(detail));
+        }
+    }
+    serde_wasm_bindgen::from_value(v).map_err(|e| bad(e.to_string()))
 }
 
 pub(crate) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
@@ -135,7 +166,8 @@ impl MediaLibrary {
     pub async fn open(
         #[wasm_bindgen(unchecked_optional_param_type = "LibraryOptions")] options: Option<JsValue>,
     ) -> Result<MediaLibrary, JsValue> {
-        let opts: LibraryOptions = self::options("library options", options)?;
+        let budget = ("budget", crate::strict::fields::<BudgetSpec>());
+        let opts: LibraryOptions = options_nested("library options", options, &[budget])?;
         open_library(opts).await.map(|inner| MediaLibrary { inner })
     }
 
@@ -447,7 +479,7 @@ async fn import_files_into(lib: &Library, files: JsValue, options: Option<JsValu
         Some(v) if js_sys::Array::is_array(&v) => {
             let each = js_sys::Array::from(&v)
                 .iter()
-                .map(|o| parse_options::<ImportOptions>("import options", Some(o)))
+                .map(|o| parse_options::<ImportOptions>("import options", Some(o), &[]))
                 .collect();
             (None, Some(each))
         }

@@ -14,6 +14,7 @@ pub mod interop;
 pub mod interop_sync;
 pub mod platform;
 pub mod store;
+pub mod strict;
 pub mod sync;
 pub mod validate;
 

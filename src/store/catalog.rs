@@ -258,34 +258,72 @@ impl Catalog {
 
     /// Applies record edits (as in `update_record`) and outbox swaps (see `Batch::swaps`) in one
     /// transaction, `strict` or relaxed. Returns the ids of records that changed and, per
-    /// swap, whether it happened.
+    /// swap, whether it happened. Edits and swaps apply in order, as if one after the other.
+    ///
+    /// Pipelined: every read is issued before the first is awaited, and writes are awaited
+    /// only at the end (the transaction runs its requests in order), so a batch of N costs a
+    /// few round trips to the database instead of 4N; the sync service's write-back of 1,000
+    /// uploads was a chain of ~4,000.
     pub async fn apply_batch(&self, batch: Batch, strict: bool) -> Result<(Vec<String>, Vec<bool>), LibraryError> {
         let err = idb_err("saving sync results");
         let tx = self.tx_with(&[ASSETS, OUTBOX], true, strict)?;
         let assets = tx.object_store(ASSETS).map_err(&err)?;
+        let outbox = tx.object_store(OUTBOX).map_err(&err)?;
+        let mut record_ids: Vec<&str> = batch.edits.iter().map(|(id, _)| id.as_str()).collect();
+        record_ids.sort_unstable();
+        record_ids.dedup();
+        let mut entry_ids: Vec<&str> = batch.swaps.iter().map(|(id, _, _)| id.as_str()).collect();
+        entry_ids.sort_unstable();
+        entry_ids.dedup();
+        let mut record_reads = Vec::with_capacity(record_ids.len());
+        for id in &record_ids {
+            record_reads.push(assets.get(JsValue::from_str(id)).map_err(&err)?);
+        }
+        let mut entry_reads = Vec::with_capacity(entry_ids.len());
+        for id in &entry_ids {
+            entry_reads.push(outbox.get(JsValue::from_str(id)).map_err(&err)?);
+        }
+        let mut records: HashMap<String, Option<MediaAsset>> = HashMap::with_capacity(record_ids.len());
+        for (id, read) in record_ids.iter().zip(record_reads) {
+            let record = match read.await.map_err(&err)? {
+                Some(v) => Some(from_js(id, v)?),
+                None => None,
+            };
+            records.insert((*id).to_owned(), record);
+        }
+        let mut entries: HashMap<String, Option<OutboxEntry>> = HashMap::with_capacity(entry_ids.len());
+        for (id, read) in entry_ids.iter().zip(entry_reads) {
+            let entry = read.await.map_err(&err)?.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+            entries.insert((*id).to_owned(), entry);
+        }
+        // Awaited at the end; the transaction runs them in the order they were made.
+        let (mut puts, mut deletes) = (Vec::new(), Vec::new());
         let mut changed = Vec::new();
         for (id, edit) in batch.edits {
-            let Some(v) = assets.get(JsValue::from_str(&id)).map_err(&err)?.await.map_err(&err)? else { continue };
-            let mut asset = from_js(&id, v)?;
-            if edit(&mut asset) {
-                assets.put(&to_js(&asset)?, None).map_err(&err)?.await.map_err(&err)?;
+            let Some(Some(asset)) = records.get_mut(&id) else { continue };
+            if edit(asset) {
+                puts.push(assets.put(&to_js(asset)?, None).map_err(&err)?);
                 changed.push(id);
             }
         }
-        let outbox = tx.object_store(OUTBOX).map_err(&err)?;
-        let mut swapped = Vec::new();
+        let mut swapped = Vec::with_capacity(batch.swaps.len());
         for (id, expect, new) in batch.swaps {
-            let key = JsValue::from_str(&id);
-            let current = outbox.get(key.clone()).map_err(&err)?.await.map_err(&err)?;
-            let current: Option<OutboxEntry> = current.and_then(|v| serde_wasm_bindgen::from_value(v).ok());
+            let Some(current) = entries.get_mut(&id) else { continue };
             let matches = current.as_ref().map(|e| e.tag.as_str()) == expect.as_deref();
             if matches {
                 match &new {
-                    Some(entry) => drop(outbox.put(&entry_to_js(entry)?, None).map_err(&err)?.await.map_err(&err)?),
-                    None => outbox.delete(Query::from(key)).map_err(&err)?.await.map_err(&err)?,
+                    Some(entry) => puts.push(outbox.put(&entry_to_js(entry)?, None).map_err(&err)?),
+                    None => deletes.push(outbox.delete(Query::from(JsValue::from_str(&id))).map_err(&err)?),
                 }
+                *current = new;
             }
             swapped.push(matches);
+        }
+        for put in puts {
+            put.await.map_err(&err)?;
+        }
+        for delete in deletes {
+            delete.await.map_err(&err)?;
         }
         finish(tx, "saving sync results").await?;
         Ok((changed, swapped))

@@ -384,18 +384,20 @@ impl Engine {
             self.dirty = true;
             out.push(self.send(InFlight::Pull, Request::Changes { cursor: self.state.cursor.clone() }));
         }
+        // Only as many as there are free slots: this runs on every completion, so it must not
+        // copy the whole outbox each time (1,000 queued uploads made that quadratic).
+        let free = self.cfg.concurrency.saturating_sub(self.busy.len());
         let ready: Vec<(String, Op)> = self
             .state
             .outbox
             .iter()
             .filter(|(id, _)| !self.busy.contains(*id))
             .filter(|(id, _)| self.backoff.get(*id).is_none_or(|b| b.not_before <= now))
+            .filter(|(id, op)| **op == Op::Delete || self.state.assets.contains_key(*id))
+            .take(free)
             .map(|(id, op)| (id.clone(), *op))
             .collect();
         for (id, op) in ready {
-            if self.busy.len() >= self.cfg.concurrency {
-                break;
-            }
             let req = match op {
                 Op::Delete => Request::Delete { id: id.clone() },
                 Op::Upload => {

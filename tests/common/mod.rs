@@ -637,7 +637,14 @@ pub async fn missing_opfs_falls_back() {
 }
 
 pub async fn bad_library_options() {
-    for json in [r#"{"name":"../evil"}"#, r#"{"name":""}"#, r#"{"storage":"floppy"}"#, r#"{"nmae":"typo"}"#] {
+    for json in [
+        r#"{"name":"../evil"}"#,
+        r#"{"name":""}"#,
+        r#"{"storage":"floppy"}"#,
+        r#"{"nmae":"typo"}"#,
+        r#"{"budget":{"maxBytes":1,"maxByte":1}}"#,
+        r#"["x"]"#,
+    ] {
         let r = MediaLibrary::open(Some(js_sys::JSON::parse(json).unwrap())).await.map(|_| ());
         let code = if json.contains("name\":") { "INVALID_LIBRARY_NAME" } else { "INVALID_OPTIONS" };
         assert_js_error(r, "InvalidInputError", code);

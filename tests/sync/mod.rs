@@ -855,6 +855,43 @@ pub async fn early_answers_to_uploads_reach_the_browser() {
     assert_eq!(conflict, Some((409, "ID_CONFLICT".into())), "another body under a stored id");
 }
 
+/// CORS preflights the counting proxy has seen so far (all paths).
+async fn preflights() -> u32 {
+    let url = format!("{}/__wire/preflights", server());
+    let res: web_sys::Response = JsFuture::from(
+        platform::call(&platform::global(), "fetch", &[&url.into()]).unwrap().unchecked_into::<js_sys::Promise>(),
+    )
+    .await
+    .expect("the wire proxy answers")
+    .unchecked_into();
+    let json = JsFuture::from(res.json().unwrap()).await.unwrap();
+    field(&json, "count").as_f64().expect("a count") as u32
+}
+
+/// Uploads reuse the browser's CORS preflight answer (the test page is on another origin
+/// than the server, as an app with `apiBaseUrl` on an API host is): one preflight at most for
+/// a run of uploads, not one per upload. (Chromium skips its preflight cache for requests
+/// sent with `cache: 'no-store'`, which doubled the round trips of every small upload.)
+pub async fn uploads_do_not_each_pay_a_cors_preflight() {
+    let (name, lib) = library().await;
+    let user = User::new();
+    let first = import(&lib, &common::bytes(1_000, 1), "warm.png").await;
+    let svc = service(&name, &user);
+    within(svc.upload_asset(first.into(), None), 20_000, "the first upload").await.unwrap();
+    let before = preflights().await;
+    let mut ids = Vec::new();
+    for i in 0..6u8 {
+        ids.push(import(&lib, &common::bytes(2_000, i + 2), &format!("p{i}.png")).await);
+    }
+    within(svc.sync_now(None), 30_000, "syncNow").await.unwrap();
+    for id in &ids {
+        assert_eq!(status_of(&lib, id).await, "synced");
+    }
+    let paid = preflights().await - before;
+    assert!(paid <= 1, "6 uploads paid {paid} CORS preflights");
+    svc.dispose();
+}
+
 /// Declares every sync test in the including file (page or worker suite).
 #[macro_export]
 macro_rules! sync_suite {
@@ -880,6 +917,7 @@ macro_rules! sync_suite {
             large_download_cut_midway_resumes_with_range,
             stop_and_start_pause_a_large_upload_mid_file,
             a_server_without_the_extension_takes_large_files_in_one_post,
+            uploads_do_not_each_pay_a_cors_preflight,
         );
     };
     ($($name:ident),* $(,)?) => {

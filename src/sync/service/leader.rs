@@ -148,6 +148,10 @@ pub(super) async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()
     svc.generation.set(svc.generation.get() + 1);
     let generation = svc.generation.get();
     *svc.aborter.borrow_mut() = AbortController::new().ok();
+    // `load` reads everything: a full refresh asked for before it starts is served by it (one
+    // asked for while it runs stays set). Reading the whole catalog twice in a row cost
+    // `syncNow()` a main-thread stall with 1,000 queued uploads.
+    svc.full_refresh.set(false);
     let mut leader = load(svc, user).await?;
     read_capabilities(svc).await;
     svc.leading.set(true);

@@ -94,10 +94,15 @@ impl Service {
         }
     }
 
-    /// Reports the asset counts by status (with the byte totals).
+    /// Reports the asset counts by status (with the byte totals), when they changed: the loop
+    /// calls this on every turn, and most turns change nothing.
     pub(super) fn report_counts(&self, counts: serde_json::Value) {
         if let serde_json::Value::Object(c) = counts {
-            self.transfers.borrow_mut().counts = c;
+            let mut t = self.transfers.borrow_mut();
+            if t.counts == c {
+                return;
+            }
+            t.counts = c;
         }
         self.emit_progress();
     }

@@ -18,12 +18,20 @@ use super::*;
 
 pub(super) fn progress(svc: &Service, leader: &Leader) {
     let st = leader.engine.state();
-    let count = |s| st.assets.values().filter(|a| a.status == s).count();
+    let mut n = [0usize; 4];
+    for a in st.assets.values() {
+        n[match a.status {
+            SyncStatus::Pending => 0,
+            SyncStatus::Syncing => 1,
+            SyncStatus::Synced => 2,
+            SyncStatus::Error => 3,
+        }] += 1;
+    }
     let detail = serde_json::json!({
-        "pending": count(SyncStatus::Pending),
-        "syncing": count(SyncStatus::Syncing),
-        "synced": count(SyncStatus::Synced),
-        "error": count(SyncStatus::Error),
+        "pending": n[0],
+        "syncing": n[1],
+        "synced": n[2],
+        "error": n[3],
         "queued": st.outbox.len(),
     });
     svc.report_counts(detail);
