@@ -50,7 +50,7 @@ step "end-to-end: the demo in headless Chromium (screenshots in target/e2e/)"
 node_tests node --test tests/e2e/*.mjs
 
 step "bench smoke run (tiny workload; the real numbers come from npm run bench)"
-node bench/run.mjs --runs 1 --big-mb 4 --small-n 10
+node bench/run.mjs --runs 1 --big-mb 4 --small-n 10 --list-n 100
 node bench/sync-run.mjs --runs 1 --big-mb 4 --small-n 20 --server target/debug/opfs-media-server
 node bench/large-run.mjs --runs 1 --sizes 20 --server target/debug/opfs-media-server
 node bench/budget-run.mjs --runs 1 --n 20 --reads 100

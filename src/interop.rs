@@ -66,6 +66,20 @@ const IMPORT_SOURCE_TS: &str = r#"
  * Chunks may be `Uint8Array`s, other typed arrays, `ArrayBuffer`s or `Blob`s.
  */
 export type ImportSource = Blob | ReadableStream<ArrayBufferView | ArrayBuffer | Blob>;
+
+/**
+ * One file's outcome in `importFiles` / `importFilesToLibrary`, in input order: the stored
+ * asset, or the typed error that refused it (nothing of that file was stored).
+ */
+export type ImportResult =
+    | { id: string; asset: MediaAsset; error?: undefined }
+    | { id?: undefined; asset?: undefined; error: ImportError };
+
+/** The `Error` of a failed file in a batch: `name` and `code` as `importFile` would reject with. */
+export interface ImportError extends Error {
+    /** A stable code, e.g. `NOT_A_BLOB`, `NAME_IS_PATH`, `SOURCE_UNREADABLE`, `QUOTA_EXCEEDED`. */
+    code: string;
+}
 "#;
 
 /// Turns a library error into a JS `Error` with a stable `name` and `code`.
@@ -87,13 +101,22 @@ fn options_nested<T: DeserializeOwned + Default>(
     v: Option<JsValue>,
     nested: &[(&str, &'static [&'static str])],
 ) -> Result<T, JsValue> {
+    parse_options(what, v, nested).map_err(|e| to_js_error(e.into()))
+}
+
+/// `options_nested`, refusing with the `ValidationError` (a batch keeps it for one file).
+fn parse_options<T: DeserializeOwned + Default>(
+    what: &'static str,
+    v: Option<JsValue>,
+    nested: &[(&str, &'static [&'static str])],
+) -> Result<T, ValidationError> {
     let Some(v) = v.filter(|v| !v.is_undefined() && !v.is_null()) else {
         return Ok(T::default());
     };
     if !v.is_object() {
-        return Err(to_js_error(ValidationError::BadOptions { what, detail: "expected an object".into() }.into()));
+        return Err(ValidationError::BadOptions { what, detail: "expected an object".into() });
     }
-    let bad = |detail: String| to_js_error(ValidationError::BadOptions { what, detail }.into());
+    let bad = |detail: String| ValidationError::BadOptions { what, detail };
     // JSON semantics (NaN -> null, toJSON, undefined dropped), then serde-wasm-bindgen, which
     // ignores `deny_unknown_fields`: a misspelt option must be an error, so check the keys here.
     let text = js_sys::JSON::stringify(&v).map_err(|e| bad(crate::platform::error_parts(&e).1))?;
@@ -160,7 +183,8 @@ impl MediaLibrary {
         self.inner.storage_kind().as_str().to_owned()
     }
 
-    /// Whether OPFS writes use a sync access handle (dedicated workers).
+    /// Whether this context writes OPFS through sync access handles (dedicated workers): streams
+    /// always, whole files where the worker lacks `createWritable`.
     #[wasm_bindgen(getter, js_name = usesSyncAccessHandle)]
     pub fn uses_sync_access_handle(&self) -> bool {
         self.inner.uses_sync_access_handle()
@@ -179,6 +203,20 @@ impl MediaLibrary {
         to_js(&asset)
     }
 
+    /// Imports many files at once: every file's bytes, then all their records in one strict
+    /// IndexedDB transaction. Resolves, once everything stored is durable, with one outcome per
+    /// file in input order: `{ id, asset }` or `{ error }` (a typed `Error`); a failed file
+    /// leaves nothing behind and does not fail the others. `options`: one object for every
+    /// file, or an array with one entry per file.
+    #[wasm_bindgen(js_name = importFiles, unchecked_return_type = "ImportResult[]")]
+    pub async fn import_files(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Iterable<ImportSource> | ArrayLike<ImportSource>")] files: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions | (ImportOptions | null | undefined)[]")] options: Option<JsValue>,
+    ) -> Result<JsValue, JsValue> {
+        import_files_into(&self.inner, files, options).await
+    }
+
     /// Lists assets (oldest first), optionally filtered.
     #[wasm_bindgen(unchecked_return_type = "MediaAsset[]")]
     pub async fn list(
@@ -186,7 +224,7 @@ impl MediaLibrary {
         #[wasm_bindgen(unchecked_optional_param_type = "ListFilter")] filter: Option<JsValue>,
     ) -> Result<JsValue, JsValue> {
         let filter: ListFilter = options("list filter", filter)?;
-        to_js(&self.inner.list(&filter).await.map_err(to_js_error)?)
+        self.inner.list_js(&filter).await.map_err(to_js_error)
     }
 
     /// One asset's record; rejects with `NotFoundError` for an unknown id.
@@ -414,6 +452,54 @@ pub async fn import_file_to_library(
     let opts: ImportOptions = self::options("import options", options)?;
     let lib = default_library().await?;
     lib.import(&file, opts).await.map(|a| a.id).map_err(to_js_error)
+}
+
+/// Imports many files into the default library at once (see `MediaLibrary.importFiles`):
+/// resolves with `{ id, asset }` or `{ error }` per file, in input order.
+#[wasm_bindgen(js_name = importFilesToLibrary, unchecked_return_type = "ImportResult[]")]
+pub async fn import_files_to_library(
+    #[wasm_bindgen(unchecked_param_type = "Iterable<ImportSource> | ArrayLike<ImportSource>")] files: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "ImportOptions | (ImportOptions | null | undefined)[]")]
+    options: Option<JsValue>,
+) -> Result<JsValue, JsValue> {
+    let lib = default_library().await?;
+    import_files_into(&lib, files, options).await
+}
+
+async fn import_files_into(lib: &Library, files: JsValue, options: Option<JsValue>) -> Result<JsValue, JsValue> {
+    let bad = |detail: &str| to_js_error(ValidationError::BadOptions { what: "files", detail: detail.into() }.into());
+    if !files.is_object() || files.is_instance_of::<web_sys::Blob>() || crate::platform::has_method(&files, "getReader")
+    {
+        return Err(bad("expected an array (or FileList, or other iterable) of Files, Blobs or ReadableStreams"));
+    }
+    // `Array.from` takes arrays, FileLists, array-likes and iterables alike.
+    let sources: Vec<JsValue> = js_sys::Array::from(&files).iter().collect();
+    let options = options.filter(|v| !v.is_undefined() && !v.is_null());
+    let (shared, each) = match options {
+        Some(v) if js_sys::Array::is_array(&v) => {
+            let each = js_sys::Array::from(&v)
+                .iter()
+                .map(|o| parse_options::<ImportOptions>("import options", Some(o), &[]))
+                .collect();
+            (None, Some(each))
+        }
+        other => (Some(self::options::<ImportOptions>("import options", other)?), None),
+    };
+    let per_file = crate::batch::options_per_file(sources.len(), shared, each).map_err(|e| to_js_error(e.into()))?;
+    let results = lib.import_many(&sources, per_file).await;
+    let out = js_sys::Array::new_with_length(results.len() as u32);
+    for (i, r) in results.into_iter().enumerate() {
+        let item = js_sys::Object::new();
+        match r {
+            Ok(asset) => {
+                let _ = js_sys::Reflect::set(&item, &"id".into(), &JsValue::from_str(&asset.id));
+                let _ = js_sys::Reflect::set(&item, &"asset".into(), &to_js(&asset)?);
+            }
+            Err(e) => drop(js_sys::Reflect::set(&item, &"error".into(), &to_js_error(e))),
+        }
+        out.set(i as u32, item.into());
+    }
+    Ok(out.into())
 }
 
 /// Lists the default library's assets.

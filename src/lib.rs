@@ -5,6 +5,7 @@
 //! `asset`, `validate` and `error` are plain Rust, tested natively.
 
 pub mod asset;
+pub mod batch;
 pub mod budget;
 pub mod digest;
 pub mod error;

@@ -195,6 +195,45 @@ impl Catalog {
         finish(tx, "saving to the catalog").await
     }
 
+    /// Writes the records of new assets (with, for IndexedDB storage, their bytes) and their
+    /// upload entries in one strict transaction (group commit): all of them are durable when
+    /// it returns, or, if it fails, none is written.
+    pub async fn put_new(&self, items: &[(MediaAsset, Option<JsValue>)]) -> Result<(), LibraryError> {
+        let err = idb_err("saving to the catalog");
+        // Encoded before the transaction opens, so no early return can leave it half filled.
+        let mut encoded = Vec::with_capacity(items.len());
+        for (asset, blob) in items {
+            let entry = OutboxEntry {
+                id: asset.id.clone(),
+                op: OutboxOp::Upload,
+                tag: crate::platform::new_asset_id(),
+                user_id: asset.user_id.clone(),
+                upload: None,
+            };
+            encoded.push((to_js(asset)?, entry_to_js(&entry)?, blob.as_ref(), JsValue::from_str(&asset.handle_name)));
+        }
+        let tx = self.tx(&[ASSETS, BLOBS, OUTBOX], true)?;
+        let queued = (|| {
+            let (assets, blobs, outbox) = (tx.object_store(ASSETS)?, tx.object_store(BLOBS)?, tx.object_store(OUTBOX)?);
+            // Requests are queued, not awaited one by one (a round trip each): a failing one
+            // aborts the transaction, which `finish` reports.
+            for (record, entry, blob, key) in &encoded {
+                drop(assets.put(record, None)?);
+                if let Some(blob) = blob {
+                    drop(blobs.put(blob, Some(key))?);
+                }
+                drop(outbox.put(entry, None)?);
+            }
+            Ok::<_, idb::Error>(())
+        })();
+        if let Err(e) = queued {
+            // A request refused at once (e.g. a value that cannot be cloned): nothing commits.
+            let _ = tx.abort();
+            return Err(err(e));
+        }
+        finish(tx, "saving to the catalog").await
+    }
+
     /// Reads the record `id`, lets `edit` change it, and writes it back, all in one
     /// transaction (so a concurrent edit from another tab is never overwritten with stale
     /// fields). `edit` returns `false` to leave the record as it is. `None` if there is no record.

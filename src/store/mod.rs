@@ -1,11 +1,13 @@
 //! The local library: imports bytes + record durably, reads, edits, deletes, sweeps.
 //! Bytes go to OPFS (or IndexedDB where OPFS is missing); records go to the catalog.
 
+pub mod batch;
 pub mod catalog;
 pub mod checksum;
 pub mod copy;
 pub mod download;
 pub mod evict;
+pub mod listing;
 pub mod locks;
 pub mod opfs;
 pub mod outbox;
@@ -126,7 +128,8 @@ impl Library {
         }
     }
 
-    /// Whether OPFS writes use a sync access handle (dedicated worker) rather than `createWritable`.
+    /// Whether this context has sync access handles (dedicated worker): streams are written
+    /// through them, and whole files where `createWritable` is missing.
     pub fn uses_sync_access_handle(&self) -> bool {
         self.opfs.as_ref().is_some_and(|o| o.mode() == opfs::WriteMode::SyncHandle)
     }
@@ -153,21 +156,8 @@ impl Library {
     /// the record. Durable when it returns; on failure nothing is left behind and nothing
     /// already stored is touched.
     pub async fn import(&self, source: &JsValue, opts: ImportOptions) -> Result<MediaAsset, LibraryError> {
-        let src = import_source(source)?;
-        let (file_name, source_type) = match src {
-            Source::Blob(b) => (source.dyn_ref::<File>().map(File::name), b.type_()),
-            Source::Stream(_) => (None, String::new()),
-        };
-        let name = match (&opts.name, &file_name) {
-            (Some(n), _) => validate::display_name(n)?,
-            (None, Some(n)) => validate::display_name(n)?,
-            (None, None) => "untitled".to_owned(),
-        };
-        let mime_type = validate::mime_type(opts.mime_type.as_deref().unwrap_or(&source_type))?;
-        let tags = validate::tags(opts.tags.as_deref().unwrap_or_default())?;
-
+        let (src, meta) = prepare(source, &opts)?;
         let id = platform::new_asset_id();
-        let meta = (name, mime_type, tags);
         let asset = match self.store_new(&id, &meta, src).await {
             // A full disk: with a budget set, drop synced copies (oldest first) and retry once.
             // A stream cannot be read twice, so it is not retried.
@@ -184,12 +174,18 @@ impl Library {
     }
 
     /// Writes the bytes and then the record of a new asset; on failure nothing is left.
-    async fn store_new(
-        &self,
-        id: &str,
-        (name, mime_type, tags): &(String, String, Vec<String>),
-        src: Source<'_>,
-    ) -> Result<MediaAsset, LibraryError> {
+    async fn store_new(&self, id: &str, meta: &Meta, src: Source<'_>) -> Result<MediaAsset, LibraryError> {
+        let written = self.write_bytes(id, src).await?;
+        let asset = new_record(id, meta, &written, platform::now_ms());
+        if let Err(e) = self.catalog.put(&asset, written.stored.as_ref(), Some(OutboxOp::Upload)).await {
+            self.discard_bytes(id).await;
+            return Err(e);
+        }
+        Ok(asset)
+    }
+
+    /// Writes the bytes of a new asset `id` (no record yet); on failure nothing is left.
+    pub(crate) async fn write_bytes(&self, id: &str, src: Source<'_>) -> Result<Written, LibraryError> {
         let budget = self.write_budget.get();
         // No checksum here: hashing in WASM would slow the import on the app's thread (see
         // `checksum`); the sync service computes it before the first upload.
@@ -222,33 +218,15 @@ impl Library {
                 (size, StorageKind::Indexeddb, Some(pieces::manifest(parts)))
             }
         };
-        let now = platform::now_ms();
-        let asset = MediaAsset {
-            handle_name: id.to_owned(),
-            id: id.to_owned(),
-            name: name.clone(),
-            mime_type: mime_type.clone(),
-            size,
-            created_at: now,
-            updated_at: now,
-            sha256: None,
-            tags: tags.clone(),
-            storage,
-            sync_status: SyncStatus::Pending,
-            cloud_id: None,
-            cloud_url: None,
-            user_id: None,
-            cloud_version: None,
-            sync_error: None,
-        };
-        if let Err(e) = self.catalog.put(&asset, stored.as_ref(), Some(OutboxOp::Upload)).await {
-            match &self.opfs {
-                Some(dir) => drop(dir.remove(&asset.handle_name).await),
-                None => drop(pieces::delete_pieces(self.catalog.db(), &asset.handle_name).await),
-            }
-            return Err(e);
+        Ok(Written { size, storage, stored })
+    }
+
+    /// Removes the bytes of a new asset whose record could not be written.
+    pub(crate) async fn discard_bytes(&self, id: &str) {
+        match &self.opfs {
+            Some(dir) => drop(dir.remove(id).await),
+            None => drop(pieces::delete_pieces(self.catalog.db(), id).await),
         }
-        Ok(asset)
     }
 
     /// The value that stores `blob` in IndexedDB: the Blob itself, or (only on engines that
@@ -657,4 +635,56 @@ fn import_source(v: &JsValue) -> Result<Source<'_>, LibraryError> {
         v.js_typeof().as_string().unwrap_or_default()
     };
     Err(ValidationError::NotABlob(what).into())
+}
+
+/// Display name, MIME type and tags of a new asset, validated.
+pub(crate) type Meta = (String, String, Vec<String>);
+
+/// Bytes of a new asset, written but not yet recorded.
+pub(crate) struct Written {
+    /// Bytes written.
+    pub size: f64,
+    /// Where they went.
+    pub storage: StorageKind,
+    /// For IndexedDB storage, the value to put in `blobs` with the record.
+    pub stored: Option<JsValue>,
+}
+
+/// Checks an import's source and options: the source to read and the record's metadata.
+pub(crate) fn prepare<'a>(source: &'a JsValue, opts: &ImportOptions) -> Result<(Source<'a>, Meta), LibraryError> {
+    let src = import_source(source)?;
+    let (file_name, source_type) = match src {
+        Source::Blob(b) => (source.dyn_ref::<File>().map(File::name), b.type_()),
+        Source::Stream(_) => (None, String::new()),
+    };
+    let name = match (&opts.name, &file_name) {
+        (Some(n), _) => validate::display_name(n)?,
+        (None, Some(n)) => validate::display_name(n)?,
+        (None, None) => "untitled".to_owned(),
+    };
+    let mime_type = validate::mime_type(opts.mime_type.as_deref().unwrap_or(&source_type))?;
+    let tags = validate::tags(opts.tags.as_deref().unwrap_or_default())?;
+    Ok((src, (name, mime_type, tags)))
+}
+
+/// The record of a new asset whose bytes are written.
+pub(crate) fn new_record(id: &str, (name, mime_type, tags): &Meta, written: &Written, now: f64) -> MediaAsset {
+    MediaAsset {
+        handle_name: id.to_owned(),
+        id: id.to_owned(),
+        name: name.clone(),
+        mime_type: mime_type.clone(),
+        size: written.size,
+        created_at: now,
+        updated_at: now,
+        sha256: None,
+        tags: tags.clone(),
+        storage: written.storage,
+        sync_status: SyncStatus::Pending,
+        cloud_id: None,
+        cloud_url: None,
+        user_id: None,
+        cloud_version: None,
+        sync_error: None,
+    }
 }

@@ -10,10 +10,19 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, File, FilePropertyBag, FileSystemDirectoryHandle};
 
+pub mod batch;
 pub mod budget;
+pub mod listing;
 pub mod stream;
+#[allow(unused_imports)]
+pub use batch::{
+    batch_call_errors_and_module_function, batch_commits_in_one_transaction, batch_failures_stand_alone,
+    batch_group_failure_commits_the_rest_alone,
+};
 #[allow(unused_imports)] // used through `library_suite!`, not by the sync suites
 pub use budget::{budget_evicts_least_recently_used, held_and_read_assets_are_not_evicted};
+#[allow(unused_imports)]
+pub use listing::list_matches_parsed_records;
 #[allow(unused_imports)]
 pub use stream::{stream_failures_leave_nothing, stream_import_roundtrip, sweep_removes_stale_pieces};
 
@@ -184,7 +193,7 @@ pub const RETURNED_KEYS: &[&str] =
     &["id", "handleName", "name", "type", "size", "createdAt", "updatedAt", "tags", "storage", "syncStatus"];
 
 /// Parses a returned record, checking it has every non-optional key of the `.d.ts`.
-fn asset_of(v: &JsValue) -> opfs_media::MediaAsset {
+pub fn asset_of(v: &JsValue) -> opfs_media::MediaAsset {
     for k in RETURNED_KEYS {
         assert!(!field(v, k).is_undefined(), "returned record lacks {k}: {v:?}");
     }
@@ -458,7 +467,7 @@ pub async fn quota_exhausted_part_way(storage: &str) {
 
 /// A `Blob` whose stream yields `good_chunks` chunks and then fails like a file that changed
 /// on disk (`NotReadableError`).
-fn failing_blob(good_chunks: u32) -> JsValue {
+pub fn failing_blob(good_chunks: u32) -> JsValue {
     let make = js_sys::Function::new_with_args(
         "n",
         "class Failing extends Blob {
@@ -783,6 +792,10 @@ macro_rules! library_suite {
             opfs_sweep_removes_stale_pieces, idb_sweep_removes_stale_pieces => sweep_removes_stale_pieces;
             opfs_budget_evicts_least_recently_used, idb_budget_evicts_least_recently_used => budget_evicts_least_recently_used;
             opfs_held_and_read_assets_are_not_evicted, idb_held_and_read_assets_are_not_evicted => held_and_read_assets_are_not_evicted;
+            opfs_batch_commits_in_one_transaction, idb_batch_commits_in_one_transaction => batch_commits_in_one_transaction;
+            opfs_batch_failures_stand_alone, idb_batch_failures_stand_alone => batch_failures_stand_alone;
+            opfs_list_matches_parsed_records, idb_list_matches_parsed_records => list_matches_parsed_records;
+            opfs_batch_group_failure_commits_the_rest_alone, idb_batch_group_failure_commits_the_rest_alone => batch_group_failure_commits_the_rest_alone;
         }
 
         #[wasm_bindgen_test]
@@ -804,6 +817,10 @@ macro_rules! library_suite {
         #[wasm_bindgen_test]
         async fn batched_changes_reach_other_contexts_once_each() {
             common::batched_changes_reach_other_contexts_once_each().await
+        }
+        #[wasm_bindgen_test]
+        async fn batch_call_errors_and_module_function() {
+            common::batch_call_errors_and_module_function().await
         }
         #[wasm_bindgen_test]
         async fn bad_library_options() {

@@ -39,15 +39,22 @@ async function fill(opfs, api, user, name) {
 }
 
 // Under the capped quota: a 3 MB import does not fit, evicts synced copies and succeeds;
-// then one more finds nothing to evict and fails cleanly.
-async function overQuota() {
+// then one more finds nothing to evict and fails cleanly. With `batch`, both go through
+// `importFiles` (its per-file error reported as `{ error }`).
+async function overQuota(opfs, batch) {
   const bytes = (n, seed) => { const b = new Uint8Array(n); for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) & 255; return b; };
   const lib = globalThis.lib;
+  const importOne = async (file) => {
+    if (!batch) return (await lib.importFile(file)).id;
+    const [r] = await lib.importFiles([file]);
+    if (r.error) throw r.error;
+    return r.id;
+  };
   const before = globalThis.evictions.length;
   let big = null, error = null, error2 = null;
-  try { big = (await lib.importFile(new File([bytes(3_000_000, 1)], 'big.bin'))).id; } catch (e) { error = { name: e.name, code: e.code, message: e.message }; }
+  try { big = await importOne(new File([bytes(3_000_000, 1)], 'big.bin')); } catch (e) { error = { name: e.name, code: e.code, message: e.message }; }
   const idsBefore = (await lib.list()).map((x) => x.id);
-  try { await lib.importFile(new File([bytes(3_000_000, 2)], 'too-big.bin')); } catch (e) { error2 = { name: e.name, code: e.code }; }
+  try { await importOne(new File([bytes(3_000_000, 2)], 'too-big.bin')); } catch (e) { error2 = { name: e.name, code: e.code }; }
   const idsAfter = (await lib.list()).map((x) => x.id);
   const info = await lib.estimate();
   return { big, error, error2, idsBefore, idsAfter, evictions: globalThis.evictions.slice(before), info };
@@ -98,7 +105,8 @@ test('budget and real quota (DevTools protocol + reference server): LRU eviction
       // Room for 1.5 MB more: the 3 MB import must evict a3 and a2 (oldest first; a1 is pinned,
       // the others unsynced) and succeed on its retry.
       await cdp.send('Storage.overrideQuotaForOrigin', { origin, quotaSize: f.usage + 1.5 * MB });
-      const q = await run(overQuota);
+      // The worker imports through `importFiles`, the page through `importFile`.
+      const q = await run(overQuota, where === 'worker');
       await cdp.send('Storage.overrideQuotaForOrigin', { origin });
       assert.equal(q.error, null, `${where}: the import over quota succeeded after eviction: ${JSON.stringify(q.error)}`);
       assert.deepEqual(q.evictions.map((e) => [e.evicted, e.reason])[0], [[a3, a2], 'quota'], `${where}: ${JSON.stringify(q.evictions)}`);

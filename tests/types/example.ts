@@ -1,9 +1,9 @@
 // Compiled by `tsc --noEmit` in `npm test` against the built pkg/ types: if the .d.ts
 // drifts from how the API is used here, the test fails.
 import init, {
-  importFileToLibrary, listAssets, getAsset, getAssetFile, deleteAsset, updateAsset,
+  importFileToLibrary, importFilesToLibrary, listAssets, getAsset, getAssetFile, deleteAsset, updateAsset,
   estimate, requestPersistence, defaultLibrary, MediaLibrary,
-  type SyncErrorInfo, type EvictReport, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
+  type SyncErrorInfo, type ImportResult, type ImportError, type EvictReport, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
 } from 'opfs-media';
 import { MediaSyncService, type MediaSyncOptions, type SyncProgress, type TransferProgress } from 'opfs-media/sync';
 
@@ -44,6 +44,15 @@ export async function example(file: File): Promise<void> {
   const localNumbers: number[] = [budgetInfo.localBytes, budgetInfo.evictableBytes, budgetInfo.pinnedBytes];
   console.log(dropped, pins, evicted.bytes, evicted.reason, budgetBytes, localNumbers);
   const imported: MediaAsset = await lib.importFile(file);
+  // Many files at once: one outcome per file, in input order.
+  const batch: ImportResult[] = await lib.importFiles([file, new Blob(['y'])], { tags: ['drop'] });
+  for (const r of batch) {
+    if (r.error) { const e: ImportError = r.error; console.log(e.name, e.code, e.message); }
+    else { const a: MediaAsset = r.asset; const same: boolean = r.id === a.id; console.log(same); }
+  }
+  const perFile: ImportResult[] = await lib.importFiles([file, file], [{ name: 'one.png' }, { tags: ['two'] }]);
+  const fromList = await importFilesToLibrary(new Set([file]));
+  console.log(perFile.length, fromList[0].id);
   const checksum: string = await lib.checksum(imported.id);
   lib.addEventListener('change', (e: Event) => console.log((e as CustomEvent).detail));
   const report: SweepReport = await lib.sweep({ graceMs: 0 });
