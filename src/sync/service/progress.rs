@@ -56,6 +56,16 @@ impl Transfers {
 impl Service {
     /// Reports `loaded` of `total` bytes of `id` moved (never less than reported before).
     pub(super) fn transfer_progress(&self, id: &str, direction: Direction, loaded: f64, total: f64) {
+        self.transfer_moved(id, direction, loaded, total, false);
+    }
+
+    /// `transfer_progress` for a chunk the server confirmed: always reported (a chunk is at
+    /// least megabytes, so these come a few per second at most; the throttle is for streams).
+    pub(super) fn chunk_confirmed(&self, id: &str, loaded: f64, total: f64) {
+        self.transfer_moved(id, Direction::Upload, loaded, total, true);
+    }
+
+    fn transfer_moved(&self, id: &str, direction: Direction, loaded: f64, total: f64, always: bool) {
         let due = {
             let mut t = self.transfers.borrow_mut();
             let entry =
@@ -64,7 +74,7 @@ impl Service {
             entry.total = total;
             entry.loaded = entry.loaded.max(loaded.min(total));
             let now = platform::now_ms();
-            let due = loaded >= total || now - t.last_emit >= THROTTLE_MS;
+            let due = always || loaded >= total || now - t.last_emit >= THROTTLE_MS;
             if due {
                 t.last_emit = now;
             }

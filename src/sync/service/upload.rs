@@ -115,7 +115,7 @@ async fn run(
                     svc.lib.catalog().set_upload_progress(id, &p).await?;
                 }
                 m.persisted(offset);
-                svc.transfer_progress(id, Direction::Upload, offset as f64, size as f64);
+                svc.chunk_confirmed(id, offset as f64, size as f64);
                 None
             }
             Action::Append { offset, len, last } => {
