@@ -343,13 +343,12 @@ impl Engine {
 
     /// When `poll` may have something new to send (the earliest backoff expiry).
     pub fn next_wakeup(&self) -> Option<i64> {
+        // Over the backoffs (few), not the outbox (all queued ops): this runs on every turn.
         let assets = self
-            .state
-            .outbox
-            .keys()
-            .filter(|id| !self.busy.contains(*id))
-            .filter_map(|id| self.backoff.get(id))
-            .map(|b| b.not_before);
+            .backoff
+            .iter()
+            .filter(|(id, _)| self.state.outbox.contains_key(*id) && !self.busy.contains(*id))
+            .map(|(_, b)| b.not_before);
         let pull = (self.pull_wanted && !self.pulling()).then_some(self.pull_backoff.not_before);
         assets.chain(pull).min()
     }

@@ -40,13 +40,13 @@ pub(super) fn progress(svc: &Service, leader: &Leader) {
 
 /// Writes what the engine decided back to the catalog and the outbox (one relaxed
 /// transaction: all of it is recomputed if a crash loses it, and every request it could
-/// repeat is idempotent), and reports it.
+/// repeat is idempotent), and reports it. Returns whether it flushed (statuses were reported).
 pub(super) async fn write_back(
     svc: &Shared,
     leader: &mut Leader,
     mut touched: BTreeSet<String>,
     force: bool,
-) -> Result<(), ServiceError> {
+) -> Result<bool, ServiceError> {
     let lib = &svc.lib;
     let user = leader.user.clone();
     let base = svc.cfg.endpoint.base_url.clone();
@@ -85,8 +85,9 @@ pub(super) async fn write_back(
     let due = platform::now_ms() - leader.last_flush >= FLUSH_MS;
     if force || due || leader.saved != UserSyncState::of(leader.engine.state()) {
         flush(svc, leader).await?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// How long status writes may be held back to batch them into one transaction (the
