@@ -31,7 +31,7 @@ fn stop_counting(stop: &Function) -> (u32, Vec<String>) {
 }
 
 /// Collects `change` events as `kind:id`.
-fn listen(lib: &interop::MediaLibrary) -> (std::rc::Rc<std::cell::RefCell<Vec<String>>>, JsValue) {
+pub(crate) fn listen(lib: &interop::MediaLibrary) -> (std::rc::Rc<std::cell::RefCell<Vec<String>>>, JsValue) {
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
     let s2 = seen.clone();
     let cb = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::CustomEvent)>::new(move |e: web_sys::CustomEvent| {

@@ -248,17 +248,7 @@ pub async fn image_is_drawable(storage: &str) {
 
 pub async fn list_filter_update_and_events(storage: &str) {
     let Some(lib) = open(storage).await else { return };
-    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
-    let s2 = seen.clone();
-    let cb = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::CustomEvent)>::new(move |e: web_sys::CustomEvent| {
-        let d = e.detail();
-        s2.borrow_mut().push(format!(
-            "{}:{}",
-            field(&d, "kind").as_string().unwrap(),
-            field(&d, "id").as_string().unwrap()
-        ));
-    });
-    lib.add_event_listener("change", cb.as_ref().unchecked_ref()).unwrap();
+    let (seen, cb) = batch::listen(&lib);
 
     let opts = js_sys::JSON::parse(r#"{"tags":["cats","cats","pets"]}"#).unwrap();
     let img = asset_of(&lib.import_file(file(PNG_1X1, "a.png", "image/png").into(), Some(opts)).await.unwrap());
@@ -301,7 +291,7 @@ pub async fn list_filter_update_and_events(storage: &str) {
             format!("delete:{}", img.id)
         ]
     );
-    lib.remove_event_listener("change", cb.as_ref().unchecked_ref()).unwrap();
+    lib.remove_event_listener("change", cb.unchecked_ref()).unwrap();
 }
 
 pub async fn delete_and_unknown_ids(storage: &str) {
