@@ -6,7 +6,7 @@
 //   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n, "firstAt": ms }
 //   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n, "starts": [n], "startedAt": [ms], "sent": [n] }
 // (per request: where it started, when, and the bytes passed on)
-//   GET /__wire/preflights                ->  { "count": n }  (CORS preflights: OPTIONS requests, all paths)
+//   GET /__wire/preflights                ->  { "count": n, "paths": { path: n } }  (CORS preflights: OPTIONS requests)
 // ("complete": bodies that reached their Content-Length or their end), so "sent once" is
 // measured at the network, not inferred from a server that deduplicates by id.
 // A test can also cut a transfer for real: `POST /__wire/cut?id=<id>&dir=upload|download&at=<n>`
@@ -30,6 +30,7 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
   };
   const cuts = new Map(); // `${dir}:${id}` -> byte count at which to drop the connection
   let preflights = 0;
+  const preflightPaths = {};
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://proxy');
     const cors = { 'content-type': 'application/json', 'access-control-allow-origin': '*' };
@@ -43,10 +44,13 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
     }
     if (url.pathname === '/__wire/preflights') {
       res.writeHead(200, cors);
-      res.end(JSON.stringify({ count: preflights }));
+      res.end(JSON.stringify({ count: preflights, paths: preflightPaths }));
       return;
     }
-    if (req.method === 'OPTIONS') preflights += 1;
+    if (req.method === 'OPTIONS') {
+      preflights += 1;
+      preflightPaths[url.pathname] = (preflightPaths[url.pathname] ?? 0) + 1;
+    }
     if (url.pathname === '/__wire/cut') {
       const id = url.searchParams.get('id') ?? '';
       const dir = url.searchParams.get('dir');
