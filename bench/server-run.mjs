@@ -180,7 +180,7 @@ const rows = [
   { workload: `${SMALL_N} x ${SMALL_KB} KB, ${CLIENTS} clients`, unit: 'files/s', disk: stat(samples.smallDisk), server: stat(samples.smallPost), client: stat(samples.smallSink), ratio: ratios('smallPost', 'smallDisk') },
 ];
 const f0 = (s) => `${s.median.toFixed(0)} (${s.min.toFixed(0)}-${s.max.toFixed(0)})`;
-console.log(`\nreference server vs the raw disk (${SERVER}; SQLite + local files in ${dir}), median of ${RUNS} rounds (min-max); machine shared, numbers noisy\n`);
+console.log(`\nreference server vs the raw disk (${SERVER}; SQLite + local files in ${dir}), median of ${RUNS} rounds (min-max)\n`);
 console.log(`${'workload'.padEnd(40)} ${'unit'.padEnd(8)} ${'raw disk'.padStart(18)} ${'server'.padStart(18)} ${'ratio'.padStart(20)}  target    ${'client ceiling (sink)'.padStart(20)}`);
 for (const r of rows) {
   const met = !FULL ? '(smoke: not judged)' : r.ratio.median >= TARGET ? 'met' : 'MISSED';
