@@ -319,11 +319,7 @@ impl MediaSyncService {
         let target = events.clone();
         spawn_local(async move {
             if let Err(e) = first.await {
-                let init = web_sys::CustomEventInit::new();
-                init.set_detail(&e);
-                if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("error", &init) {
-                    let _ = target.dispatch_event(&ev);
-                }
+                platform::dispatch(&target, "error", &e);
             }
         });
         Ok(MediaSyncService { ready, events })

@@ -6,6 +6,16 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::StorageManager;
 
+/// Dispatches a `CustomEvent` of `kind` with `detail` on `target`. Listener exceptions are
+/// reported by the browser, not thrown into us.
+pub fn dispatch(target: &web_sys::EventTarget, kind: &str, detail: &JsValue) {
+    let init = web_sys::CustomEventInit::new();
+    init.set_detail(detail);
+    if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict(kind, &init) {
+        let _ = target.dispatch_event(&ev);
+    }
+}
+
 /// The global object (`window` in a page, `self` in a worker).
 pub fn global() -> Object {
     js_sys::global()

@@ -14,7 +14,6 @@ use crate::batch::{BatchState, WRITES_IN_FLIGHT};
 const _: () = assert!(WRITES_IN_FLIGHT == 4);
 use crate::error::LibraryError;
 use crate::platform;
-use crate::store::copy::Source;
 use crate::validate::ValidationError;
 
 /// A file of the batch whose bytes are written and whose record is not committed yet.
@@ -52,7 +51,8 @@ impl Library {
                 let Some((i, ((source, opts), id))) = jobs.borrow_mut().next() else { return };
                 let pending = async {
                     let (src, meta) = prepare(source, &opts?)?;
-                    let written = self.write_recovering(&id, src).await?;
+                    let written =
+                        self.retrying_after_quota(src.repeatable_size(), || self.write_bytes(&id, src)).await?;
                     Ok::<_, LibraryError>(Pending { id, meta, written })
                 };
                 match pending.await {
@@ -76,18 +76,6 @@ impl Library {
             let _ = self.after_growth(added).await;
         }
         results
-    }
-
-    /// Writes a new asset's bytes; refused by the quota with a budget set, frees synced copies
-    /// and writes once more (a stream cannot be read twice, so it is not retried).
-    async fn write_recovering(&self, id: &str, src: Source<'_>) -> Result<Written, LibraryError> {
-        match self.write_bytes(id, src).await {
-            Err(LibraryError::QuotaExceeded(op)) => match src {
-                Source::Blob(b) if self.recover_quota(b.size()).await? => self.write_bytes(id, src).await,
-                _ => Err(LibraryError::QuotaExceeded(op)),
-            },
-            other => other,
-        }
     }
 
     /// Commits the records of `group` in one transaction; if that fails, each one alone (so a
@@ -129,12 +117,6 @@ impl Library {
     /// and tries once more.
     async fn commit_one(&self, asset: &MediaAsset, stored: Option<JsValue>) -> Result<(), LibraryError> {
         let item = [(asset.clone(), stored)];
-        match self.catalog.put_new(&item).await {
-            Err(LibraryError::QuotaExceeded(op)) => match self.recover_quota(asset.size).await? {
-                true => self.catalog.put_new(&item).await,
-                false => Err(LibraryError::QuotaExceeded(op)),
-            },
-            other => other,
-        }
+        self.retrying_after_quota(Some(asset.size), || self.catalog.put_new(&item)).await
     }
 }

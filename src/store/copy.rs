@@ -23,6 +23,17 @@ pub enum Source<'a> {
     Stream(&'a ReadableStream),
 }
 
+impl Source<'_> {
+    /// The size of a source that can be read again (a `Blob`); `None` for a stream, which is
+    /// read once.
+    pub fn repeatable_size(&self) -> Option<f64> {
+        match self {
+            Source::Blob(b) => Some(b.size()),
+            Source::Stream(_) => None,
+        }
+    }
+}
+
 impl<'a> From<&'a Blob> for Source<'a> {
     fn from(b: &'a Blob) -> Self {
         Source::Blob(b)

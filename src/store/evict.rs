@@ -244,6 +244,23 @@ impl Library {
         Ok(!self.evict(None, need.max(1.0), "quota").await?.evicted.is_empty())
     }
 
+    /// Runs `attempt`; if the browser's quota refuses it and `need` is known (`None`: the write
+    /// cannot be repeated, e.g. from a stream), frees synced copies (`recover_quota`) and runs
+    /// it once more. Otherwise the `QuotaExceededError` stands.
+    pub(crate) async fn retrying_after_quota<T, F, Fut>(&self, need: Option<f64>, attempt: F) -> Result<T, LibraryError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, LibraryError>>,
+    {
+        match attempt().await {
+            Err(LibraryError::QuotaExceeded(op)) => match need {
+                Some(need) if self.recover_quota(need).await? => attempt().await,
+                _ => Err(LibraryError::QuotaExceeded(op)),
+            },
+            other => other,
+        }
+    }
+
     /// Drops local copies of synced, unpinned, unused assets, least recently used first, until
     /// the local bytes fit `max_local` and `free_at_least` bytes are freed. One context at a time.
     pub async fn evict(
@@ -295,11 +312,7 @@ impl Library {
     /// The `evict` event here, and to other contexts over the BroadcastChannel.
     fn emit_evict(&self, report: &EvictReport) {
         let Ok(detail) = crate::interop::to_js(report) else { return };
-        let init = web_sys::CustomEventInit::new();
-        init.set_detail(&detail);
-        if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("evict", &init) {
-            let _ = self.events.dispatch_event(&ev);
-        }
+        crate::platform::dispatch(&self.events, "evict", &detail);
         if let Some(ch) = &self.channel {
             let _ = js_sys::Reflect::set(&detail, &"t".into(), &"evict".into());
             if let Ok(text) = js_sys::JSON::stringify(&detail) {

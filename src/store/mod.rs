@@ -158,15 +158,8 @@ impl Library {
     pub async fn import(&self, source: &JsValue, opts: ImportOptions) -> Result<MediaAsset, LibraryError> {
         let (src, meta) = prepare(source, &opts)?;
         let id = platform::new_asset_id();
-        let asset = match self.store_new(&id, &meta, src).await {
-            // A full disk: with a budget set, drop synced copies (oldest first) and retry once.
-            // A stream cannot be read twice, so it is not retried.
-            Err(LibraryError::QuotaExceeded(op)) => match src {
-                Source::Blob(b) if self.recover_quota(b.size()).await? => self.store_new(&id, &meta, src).await?,
-                _ => return Err(LibraryError::QuotaExceeded(op)),
-            },
-            other => other?,
-        };
+        // A full disk: with a budget set, drop synced copies (oldest first) and retry once.
+        let asset = self.retrying_after_quota(src.repeatable_size(), || self.store_new(&id, &meta, src)).await?;
         self.emit(ChangeKind::Import, &asset.id);
         // The import is durable; a failed budget check must not fail it (the next one retries).
         let _ = self.after_growth(asset.size).await;
@@ -507,12 +500,7 @@ impl Library {
     /// task and a parse per record.
     pub(crate) fn emit_changes<S: AsRef<str>>(&self, kind: ChangeKind, ids: &[S], sync: bool) {
         for id in ids {
-            let init = web_sys::CustomEventInit::new();
-            init.set_detail(&change_detail(kind.as_str(), id.as_ref(), sync));
-            if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
-                // Listener exceptions are reported by the browser, not thrown into us.
-                let _ = self.events.dispatch_event(&ev);
-            }
+            platform::dispatch(&self.events, "change", &change_detail(kind.as_str(), id.as_ref(), sync));
         }
         let Some(ch) = &self.channel else { return };
         // As JSON text: every engine's BroadcastChannel carries strings; the sync service
@@ -574,11 +562,7 @@ fn relay_changes(
             // Sync status messages share the channel; only `change` ones are relayed.
             let Ok(msg) = js_sys::JSON::parse(&text) else { return };
             if let Some(detail) = evict::relayed_evict(&msg) {
-                let init = web_sys::CustomEventInit::new();
-                init.set_detail(&detail);
-                if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("evict", &init) {
-                    let _ = events.dispatch_event(&e);
-                }
+                platform::dispatch(&events, "evict", &detail);
                 return;
             }
             let text_of = |k: &str| platform::get(&msg, k).as_string().unwrap_or_default();
@@ -594,11 +578,7 @@ fn relay_changes(
             for id in ids {
                 let detail = change_detail(&kind, &id, sync);
                 let _ = js_sys::Reflect::set(&detail, &"remote".into(), &true.into());
-                let init = web_sys::CustomEventInit::new();
-                init.set_detail(&detail);
-                if let Ok(e) = web_sys::CustomEvent::new_with_event_init_dict("change", &init) {
-                    let _ = events.dispatch_event(&e);
-                }
+                platform::dispatch(&events, "change", &detail);
             }
         });
     ch.set_onmessage(Some(cb.as_ref().unchecked_ref()));

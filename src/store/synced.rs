@@ -87,15 +87,7 @@ impl Library {
     /// copies and retries once, and the budget is enforced afterwards.
     pub async fn store_download(&self, id: &str, bytes: &Blob) -> Result<MediaAsset, LibraryError> {
         self.lease(id).await;
-        let stored = match self.store_download_once(id, bytes).await {
-            Err(LibraryError::QuotaExceeded(op)) => {
-                if !self.recover_quota(bytes.size()).await? {
-                    return Err(LibraryError::QuotaExceeded(op));
-                }
-                self.store_download_once(id, bytes).await?
-            }
-            other => other?,
-        };
+        let stored = self.retrying_after_quota(Some(bytes.size()), || self.store_download_once(id, bytes)).await?;
         self.note_access(id);
         let _ = self.after_growth(bytes.size()).await;
         Ok(stored)

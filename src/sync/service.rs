@@ -398,11 +398,7 @@ impl Service {
     }
 
     fn emit(&self, kind: &str, detail: &JsValue) {
-        let init = web_sys::CustomEventInit::new();
-        init.set_detail(detail);
-        if let Ok(ev) = web_sys::CustomEvent::new_with_event_init_dict(kind, &init) {
-            let _ = self.events.dispatch_event(&ev);
-        }
+        platform::dispatch(&self.events, kind, detail);
     }
 
     /// Reports a status change here: the `statuschange` event and this context's waiters
