@@ -36,12 +36,6 @@ pub(super) enum Wire {
         #[serde(default)]
         sync: bool,
     },
-    Status {
-        id: String,
-        status: SyncStatus,
-        #[serde(default)]
-        error: Option<SyncError>,
-    },
     /// The status changes of one write-back, in order (one message instead of one each).
     Statuses {
         list: Vec<StatusNote>,
@@ -118,11 +112,6 @@ impl Service {
                 if !sync {
                     self.dirty_ids.borrow_mut().extend(ids);
                     self.kick();
-                }
-            }
-            Wire::Status { id, status, error } => {
-                if !self.leading.get() {
-                    self.status_changed(&id, status, error);
                 }
             }
             Wire::Statuses { list } => {

@@ -160,13 +160,8 @@ pub(super) async fn flush(svc: &Shared, leader: &mut Leader) -> Result<(), Servi
         svc.status_changed(&id, status, error.clone());
         notes.push(StatusNote { id, status, error });
     }
-    match notes.len() {
-        0 => {}
-        1 => {
-            let StatusNote { id, status, error } = notes.remove(0);
-            svc.post(&Wire::Status { id, status, error });
-        }
-        _ => svc.post(&Wire::Statuses { list: notes }),
+    if !notes.is_empty() {
+        svc.post(&Wire::Statuses { list: notes });
     }
     let now = UserSyncState::of(leader.engine.state());
     if now != leader.saved {
