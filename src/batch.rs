@@ -107,27 +107,11 @@ impl<W> BatchState<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asset::{StorageKind, SyncStatus};
+    use crate::asset::StorageKind;
 
     fn asset(id: &str) -> MediaAsset {
-        MediaAsset {
-            id: id.into(),
-            handle_name: id.into(),
-            name: "n".into(),
-            mime_type: "a/b".into(),
-            size: 1.0,
-            created_at: 1.0,
-            updated_at: 1.0,
-            sha256: None,
-            tags: vec![],
-            storage: StorageKind::Opfs,
-            sync_status: SyncStatus::Pending,
-            cloud_id: None,
-            cloud_url: None,
-            user_id: None,
-            cloud_version: None,
-            sync_error: None,
-        }
+        let written = crate::store::Written { size: 1.0, storage: StorageKind::Opfs, stored: None };
+        crate::store::new_record(id, &("n".into(), "a/b".into(), vec![]), &written, 1.0)
     }
 
     #[test]

@@ -184,16 +184,20 @@ pub async fn wire(id: &str) -> (u32, usize, u32) {
     wire_at(server(), "uploads", id).await
 }
 
-/// What the proxy at `base` counted for `id`: `what` is `uploads` or `downloads`.
-pub async fn wire_at(base: &str, what: &str, id: &str) -> (u32, usize, u32) {
-    let url = format!("{base}/__wire/{what}?id={id}");
+/// A JSON answer of the counting proxy (tests/wire-proxy.mjs).
+async fn proxy_json(url: &str) -> JsValue {
     let res: web_sys::Response = JsFuture::from(
         platform::call(&platform::global(), "fetch", &[&url.into()]).unwrap().unchecked_into::<js_sys::Promise>(),
     )
     .await
     .expect("the wire proxy answers (scripts/test-browsers.sh starts it)")
     .unchecked_into();
-    let json = JsFuture::from(res.json().unwrap()).await.unwrap();
+    JsFuture::from(res.json().unwrap()).await.unwrap()
+}
+
+/// What the proxy at `base` counted for `id`: `what` is `uploads` or `downloads`.
+pub async fn wire_at(base: &str, what: &str, id: &str) -> (u32, usize, u32) {
+    let json = proxy_json(&format!("{base}/__wire/{what}?id={id}")).await;
     let n = |k: &str| field(&json, k).as_f64().expect("a count");
     (n("bodies") as u32, n("bytes") as usize, n("complete") as u32)
 }
@@ -791,11 +795,7 @@ pub async fn large_download_cut_midway_resumes_with_range() {
     assert!(common::read_all(&file).await == data, "downloaded bytes differ");
     let (bodies, bytes, _) = wire_at(base, "downloads", &id).await;
     let (starts, started_at) = {
-        let url = format!("{base}/__wire/downloads?id={id}");
-        let p = platform::call(&platform::global(), "fetch", &[&url.into()]).unwrap();
-        let res: web_sys::Response =
-            JsFuture::from(p.unchecked_into::<js_sys::Promise>()).await.unwrap().unchecked_into();
-        let json = JsFuture::from(res.json().unwrap()).await.unwrap();
+        let json = proxy_json(&format!("{base}/__wire/downloads?id={id}")).await;
         let list = |k: &str| {
             js_sys::Array::from(&field(&json, k)).to_vec().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>()
         };
@@ -857,14 +857,7 @@ pub async fn early_answers_to_uploads_reach_the_browser() {
 
 /// CORS preflights the counting proxy has seen so far (all paths).
 async fn preflights() -> u32 {
-    let url = format!("{}/__wire/preflights", server());
-    let res: web_sys::Response = JsFuture::from(
-        platform::call(&platform::global(), "fetch", &[&url.into()]).unwrap().unchecked_into::<js_sys::Promise>(),
-    )
-    .await
-    .expect("the wire proxy answers")
-    .unchecked_into();
-    let json = JsFuture::from(res.json().unwrap()).await.unwrap();
+    let json = proxy_json(&format!("{}/__wire/preflights", server())).await;
     field(&json, "count").as_f64().expect("a count") as u32
 }
 
