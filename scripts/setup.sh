@@ -30,6 +30,9 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v firefox >/dev/null || need_apt+=(firefox-esr)
 [ -x /usr/bin/WebKitWebDriver ] || need_apt+=(webkit2gtk-driver)
 command -v xvfb-run >/dev/null || need_apt+=(xvfb)
+# The webkit-opfs lane (scripts/webkit-opfs.py): WebKitGTK's own API from Debian's Python.
+/usr/bin/python3 -c 'import gi; gi.require_version("WebKit2", "4.1"); from gi.repository import WebKit2' 2>/dev/null \
+  || need_apt+=(python3-gi gir1.2-webkit2-4.1)
 # The reference server's tests: PostgreSQL (started by scripts/test-server.sh), curl, venv.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v curl >/dev/null || need_apt+=(curl)

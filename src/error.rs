@@ -23,6 +23,11 @@ pub enum LibraryError {
         "the bytes of asset {0} are missing from local storage; delete the asset or re-download it once it is synced"
     )]
     BytesMissing(String),
+    /// The bytes of an asset that never reached a server are gone from this device (the
+    /// browser or the user cleared the site's storage). They cannot come back; the record is
+    /// kept, in `error` with this code, and is never uploaded.
+    #[error("the bytes of asset {0} were lost from this device's storage (cleared by the browser or the user) before they reached a server; they cannot be recovered: import the file again, then delete this asset")]
+    LocalBytesLost(String),
     /// The browser refused to store more; nothing of this operation was kept.
     #[error("storage quota exceeded while {0}; nothing was stored. Free space (delete assets), or call requestPersistence() to ask for a larger quota")]
     QuotaExceeded(String),
@@ -80,7 +85,7 @@ impl LibraryError {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Invalid(_) => "InvalidInputError",
-            Self::NotFound(_) | Self::BytesMissing(_) => "NotFoundError",
+            Self::NotFound(_) | Self::BytesMissing(_) | Self::LocalBytesLost(_) => "NotFoundError",
             Self::QuotaExceeded(_) => "QuotaExceededError",
             Self::StorageUnavailable(_) => "StorageUnavailableError",
             Self::CorruptRecord { .. } => "CorruptRecordError",
@@ -112,6 +117,7 @@ impl LibraryError {
             },
             Self::NotFound(_) => "ASSET_NOT_FOUND",
             Self::BytesMissing(_) => "BYTES_MISSING",
+            Self::LocalBytesLost(_) => "LOCAL_BYTES_LOST",
             Self::QuotaExceeded(_) => "QUOTA_EXCEEDED",
             Self::StorageUnavailable(_) => "STORAGE_UNAVAILABLE",
             Self::CorruptRecord { .. } => "CORRUPT_RECORD",

@@ -1,10 +1,7 @@
 //! The IndexedDB catalog: asset records (+ indexes) and, where OPFS is missing, the bytes.
 //! Writes use `durability: "strict"` so a resolved import survives a crash or power loss.
 
-use idb::{
-    Database, DatabaseEvent, Factory, IndexParams, KeyPath, KeyRange, ObjectStore, ObjectStoreParams, Query,
-    Transaction,
-};
+use idb::{Database, IndexParams, KeyPath, KeyRange, ObjectStore, ObjectStoreParams, Query, Transaction};
 use serde::Serialize;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{Blob, IdbDatabase, IdbTransaction};
@@ -15,6 +12,7 @@ use crate::asset::{MediaAsset, StorageKind};
 use crate::budget::{Entry, LocalState};
 use crate::error::LibraryError;
 use crate::platform::error_parts;
+use crate::store::connection::Connection;
 use crate::store::outbox::{coalesce, OutboxEntry, OutboxOp, UploadProgress};
 use crate::store::pieces;
 
@@ -61,7 +59,7 @@ pub type Loaded = Result<MediaAsset, LibraryError>;
 
 /// An open catalog database for one library.
 pub struct Catalog {
-    db: IdbDatabase,
+    conn: Connection,
 }
 
 fn idb_err(op: &'static str) -> impl Fn(idb::Error) -> LibraryError {
@@ -88,39 +86,32 @@ fn js_err(op: &'static str) -> impl Fn(JsValue) -> LibraryError {
 }
 
 impl Catalog {
-    /// Opens (creating or upgrading) the database `opfs-media:<library>`.
+    /// Opens (creating or upgrading) the database `opfs-media:<library>`. If the browser
+    /// closes it under the library (site data cleared), it is opened again (`connection`).
     pub async fn open(library: &str) -> Result<Self, LibraryError> {
-        let factory =
-            Factory::new().map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB is missing: {e}")))?;
-        let mut req = factory
-            .open(&format!("opfs-media:{library}"), Some(VERSION))
-            .map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB cannot be opened: {e}")))?;
-        req.on_upgrade_needed(|event| {
-            // Errors here abort the upgrade, which makes the open request fail below.
-            let Ok(db) = event.database() else { return };
-            let old = event.old_version().unwrap_or(0);
-            let _ = upgrade(&db, old);
-        });
-        let db = req.await.map_err(|e| LibraryError::StorageUnavailable(format!("IndexedDB cannot be opened: {e}")))?;
-        let db: IdbDatabase = db.into();
-        // A newer version opening elsewhere (an updated tab) must not wait for this one.
-        db.set_onversionchange(Some(&js_sys::Function::new_no_args("this.close()")));
-        Ok(Self { db })
+        let conn = Connection::open(&format!("opfs-media:{library}"), VERSION, upgrade).await?;
+        Ok(Self { conn })
     }
 
     /// The raw connection, for writers that need `'static` promises (streamed pieces).
-    pub(crate) fn db(&self) -> &IdbDatabase {
-        &self.db
+    pub(crate) fn db(&self) -> IdbDatabase {
+        self.conn.db()
     }
 
     /// A second handle on the same connection (for batched writes that outlive a borrow).
     pub(crate) fn share(&self) -> Catalog {
-        Catalog { db: self.db.clone() }
+        Catalog { conn: self.conn.clone() }
+    }
+
+    /// Changes when the database was opened again after the browser closed it (its contents
+    /// may be gone): whoever holds state read from it reads it again.
+    pub fn epoch(&self) -> u64 {
+        self.conn.epoch()
     }
 
     /// Closes the connection (lets tests delete the database).
     pub fn close(&self) {
-        self.db.close();
+        self.conn.close();
     }
 
     fn tx(&self, stores: &[&str], write: bool) -> Result<Transaction, LibraryError> {
@@ -141,8 +132,13 @@ impl Catalog {
         } else {
             "readonly"
         };
-        let tx = crate::platform::call(&self.db, "transaction", &[&names, &mode.into(), &opts])
+        let tx = crate::platform::call(&self.db(), "transaction", &[&names, &mode.into(), &opts])
             .map(|t| t.unchecked_into::<IdbTransaction>());
+        if tx.as_ref().is_err_and(|e| error_parts(e).0 == "InvalidStateError") {
+            // The connection is closed (site data cleared under us): this call fails, and
+            // the database is opened again for the next ones.
+            self.conn.refused_as_closed();
+        }
         tx.map(Transaction::from).map_err(js_err("starting a catalog transaction"))
     }
 
@@ -165,7 +161,7 @@ impl Catalog {
                 } catch { resolve(false); }
             })",
         );
-        match probe.call2(&JsValue::NULL, &self.db, &JsValue::from_str(BLOBS)) {
+        match probe.call2(&JsValue::NULL, &self.db(), &JsValue::from_str(BLOBS)) {
             Ok(p) => wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(p)).await.is_ok_and(|v| v.is_truthy()),
             Err(_) => false,
         }

@@ -90,13 +90,38 @@ pub struct WriterSink(pub WritableStreamDefaultWriter);
 
 impl ChunkSink for WriterSink {
     fn start_write(&mut self, chunk: &Uint8Array) -> Result<Option<JsFuture>, JsValue> {
-        Ok(Some(JsFuture::from(self.0.write_with_chunk(chunk))))
+        // A copy, always: the writable takes the chunk later than this call, and a producer
+        // may reuse its buffer once it has handed a chunk over (a WASM producer's memory, a
+        // recycled pool); the copy also gives WebKit a buffer of the chunk's own (`own_buffer`).
+        Ok(Some(JsFuture::from(self.0.write_with_chunk(&chunk.slice(0, chunk.length())))))
     }
     async fn close(&mut self) -> Result<(), JsValue> {
         JsFuture::from(self.0.close()).await.map(drop)
     }
+    /// Closes the writable when it can (its queued writes finish first), else aborts it: WebKit
+    /// lets writes that were in flight at an `abort()` land after it resolved, re-creating a
+    /// temp file the caller had already removed (seen on the webkit-opfs lane). The caller
+    /// removes what was written either way.
     async fn abort(&mut self) {
-        let _ = JsFuture::from(self.0.abort()).await;
+        if JsFuture::from(self.0.close()).await.is_err() {
+            let _ = JsFuture::from(self.0.abort()).await;
+        }
+    }
+}
+
+/// `chunk` itself when it spans its whole buffer, else a copy of its bytes into a buffer of
+/// their own (made by the engine, not through WASM memory). WebKit (Safari, WebKitGTK 2.50)
+/// writes the *whole backing buffer* of a typed-array view handed to a file writer: a chunk
+/// that is a `subarray` (a caller's stream, a transform, a slice of a larger read) would be
+/// stored with the bytes around it, silently. Chromium and Firefox honour the view; the copy
+/// costs them one `memcpy` of such chunks only. (The sync access handle writes at once, so
+/// a whole buffer needs no copy there; `WriterSink` copies every chunk.)
+fn own_buffer(chunk: &Uint8Array) -> Uint8Array {
+    let whole = platform::get(&chunk.buffer(), "byteLength").as_f64();
+    if chunk.byte_offset() == 0 && whole == Some(f64::from(chunk.byte_length())) {
+        chunk.clone()
+    } else {
+        chunk.slice(0, chunk.length())
     }
 }
 
@@ -117,7 +142,7 @@ impl ChunkSink for SyncHandleSink {
     fn start_write(&mut self, chunk: &Uint8Array) -> Result<Option<JsFuture>, JsValue> {
         let opts = FileSystemReadWriteOptions::new();
         opts.set_at(self.at);
-        let written = self.handle.write_with_buffer_source_and_options(chunk, &opts)?;
+        let written = self.handle.write_with_buffer_source_and_options(&own_buffer(chunk), &opts)?;
         if written != f64::from(chunk.length()) {
             // A short write means the disk or quota ran out part-way. Chromium 156 does not
             // throw there: it writes what fits and returns a count that is not the chunk's

@@ -90,10 +90,14 @@ impl Library {
         loop {
             let name = format!("{}{PIECE_MARK}{}", asset.handle_name, part.len as u64);
             let base = part.len;
-            let mut report = |n: f64| progress(base + n);
+            let mut handed = 0.0;
+            let mut report = |n: f64| {
+                handed = n;
+                progress(base + n)
+            };
             let written = dir.write_piece(&name, &mut reader, &mut part.hasher, &mut report, PIECE_BYTES).await;
             // What reached the file counts, also when the stream broke mid-piece.
-            let kept = dir.file(&name).await?.map_or(0.0, |f| f.size());
+            let kept = dir.settled_size(&name, handed).await?;
             if kept > 0.0 {
                 part.pieces.push((base, name.clone(), kept));
                 part.len += kept;

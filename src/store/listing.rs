@@ -68,7 +68,7 @@ impl Library {
         let opt = |v: Option<&str>| v.map_or(JsValue::UNDEFINED, JsValue::from_str);
         let status = filter.sync_status.map(serde_plain_status);
         let args = Array::of4(
-            self.catalog.db(),
+            &self.catalog.db(),
             &opt(status),
             &opt(filter.tag.as_deref()),
             &opt(filter.type_prefix.as_deref()),

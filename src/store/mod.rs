@@ -4,11 +4,13 @@
 pub mod batch;
 pub mod catalog;
 pub mod checksum;
+pub mod connection;
 pub mod copy;
 pub mod download;
 pub mod evict;
 pub mod listing;
 pub mod locks;
+pub mod lost;
 pub mod opfs;
 pub mod outbox;
 pub mod pieces;
@@ -196,7 +198,7 @@ impl Library {
             }
             (None, Source::Stream(_)) => {
                 // In pieces, each committed as it fills; the manifest goes in with the record.
-                let sink = pieces::PieceSink::new(self.catalog.db().clone(), id, self.idb_blobs);
+                let sink = pieces::PieceSink::new(self.catalog.db(), id, self.idb_blobs);
                 let (read, parts) = match budget {
                     Some(left) => {
                         let mut sink = Budget { inner: sink, left };
@@ -218,7 +220,7 @@ impl Library {
     pub(crate) async fn discard_bytes(&self, id: &str) {
         match &self.opfs {
             Some(dir) => drop(dir.remove(id).await),
-            None => drop(pieces::delete_pieces(self.catalog.db(), id).await),
+            None => drop(pieces::delete_pieces(&self.catalog.db(), id).await),
         }
     }
 
@@ -265,7 +267,7 @@ impl Library {
         // bytes under a record read before it, and the record is read again.
         let ((), first) = futures_util::future::join(self.lease(&id), self.get(&id)).await;
         let mut asset = first?;
-        for attempt in 0..2 {
+        for attempt in 0..3 {
             if asset.storage == StorageKind::Remote {
                 self.download_via_service(&asset.id).await?;
                 asset = self.get(&id).await?;
@@ -273,6 +275,14 @@ impl Library {
             match self.file_of(&asset).await {
                 Err(LibraryError::BytesMissing(_)) if attempt == 0 && self.budget().is_some() => {
                     asset = self.get(&id).await?;
+                }
+                // The local copy vanished under the record (cleared storage): what the server
+                // has downloads again, what it never had is lost (`lost::Fate`).
+                Err(LibraryError::BytesMissing(_)) if attempt < 2 => {
+                    asset = self.settle_missing(&id).await?;
+                    if asset.storage != StorageKind::Remote {
+                        return Err(LibraryError::LocalBytesLost(id));
+                    }
                 }
                 other => {
                     let file = other?;
@@ -312,7 +322,9 @@ impl Library {
             },
             StorageKind::Indexeddb => self.catalog.blob(&asset.handle_name).await?,
         };
-        stored.ok_or_else(|| LibraryError::BytesMissing(asset.id.clone()))
+        // Bytes of another length than the record's are not the asset's (a file recreated
+        // empty, a store half cleared): treated as missing, never read, never uploaded.
+        stored.filter(|b| b.size() == asset.size).ok_or_else(|| LibraryError::BytesMissing(asset.id.clone()))
     }
 
     /// The asset's SHA-256 (lowercase hex): the stored one, or computed from the local bytes
@@ -431,6 +443,9 @@ impl Library {
                 StorageKind::Remote => true,
             };
             if !present {
+                // Settled at once (a lost copy is never a deletion, see `lost`), so a sync
+                // never tries to upload bytes that are not there.
+                self.settle_missing(&a.id).await?;
                 report.missing_bytes.push(a.id.clone());
             }
         }

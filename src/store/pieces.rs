@@ -46,7 +46,7 @@ pub struct PieceSink {
     key: String,
     /// Pieces written (or being written).
     pub parts: u32,
-    pending: Vec<Uint8Array>,
+    pending: Vec<JsValue>,
     pending_len: u32,
     /// Store pieces as `Blob`s (else as `ArrayBuffer`s, where the engine refuses Blobs).
     blobs: bool,
@@ -76,7 +76,7 @@ impl PieceSink {
         }
         let chunks: Array = self.pending.drain(..).collect();
         let value: JsValue = if self.blobs {
-            Blob::new_with_u8_array_sequence(&chunks)?.into()
+            Blob::new_with_blob_sequence(&chunks)?.into()
         } else {
             let whole = Uint8Array::new_with_length(self.pending_len);
             let mut at = 0;
@@ -101,8 +101,16 @@ impl ChunkSink for PieceSink {
         if chunk.length() == 0 {
             return Ok(None);
         }
+        // Kept as a snapshot of the chunk's bytes, taken now: the piece is written later, and
+        // the producer may reuse its buffer meanwhile. A `Blob` of one chunk holds exactly the
+        // view's bytes (on every engine) and the piece is then a `Blob` of `Blob`s, no copy.
+        let part: JsValue = if self.blobs {
+            Blob::new_with_u8_array_sequence(&Array::of1(chunk))?.into()
+        } else {
+            chunk.slice(0, chunk.length()).into()
+        };
         self.pending_len += chunk.length();
-        self.pending.push(chunk.clone());
+        self.pending.push(part);
         if self.pending_len >= PIECE_BYTES {
             return self.flush();
         }

@@ -3,6 +3,7 @@
 // headless Chromium: the page and a module worker each import a file and read it back.
 //   node tests/package/run.mjs <path to opfs-media-x.y.z.tgz>
 import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
@@ -141,12 +142,16 @@ test("the seed's example runs as written: apiBaseUrl '/api' behind the app's own
   const dir = fresh('seed-app');
   const env = { ...process.env, OPFS_MEDIA_API: api.origin };
   const vite = (...args) => spawn(`${dir}/node_modules/.bin/vite`, [...args, '--strictPort', '--host', '127.0.0.1'], { cwd: dir, env, stdio: 'ignore' });
-  const port = () => 5800 + Math.floor(Math.random() * 2000);
+  // A free ephemeral port from the system: a random pick in 5800-7800 hit 6000 once (X11, a
+  // port the Fetch standard blocks, so node's fetch never reached vite: 'no answer').
+  const port = () => new Promise((ok) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
+  });
   try {
     npm(dir, 'install', tgz, `vite@${process.env.VITE_VERSION ?? '7.3.8'}`);
     execFileSync(`${dir}/node_modules/.bin/vite`, ['build', '--logLevel', 'warn'], { cwd: dir, env, stdio: 'inherit' });
     for (const [label, args] of [['production build (vite preview, preview.proxy)', ['preview']], ['dev server (server.proxy)', []]]) {
-      const p = port();
+      const p = await port();
       const proc = vite(...args, '--port', String(p));
       try {
         await waitHttp(`http://127.0.0.1:${p}/`);
