@@ -2,11 +2,14 @@
 //! everything the client parses from outside: server replies (`protocol::outcome`,
 //! `protocol::live_assets`) and stored records (`MediaAsset` from the catalog's JSON), and of
 //! the input rules (`validate`). None may panic; each answer must be one the engine can act on.
+//! Where a parser has a defined answer, the property is that answer (an oracle or a round
+//! trip), not only "no panic": a valid asset reply is read field for field, a `Content-Range`
+//! gives its first byte, an error code comes back as sent.
 #![cfg(not(target_arch = "wasm32"))]
 
 use opfs_media::asset::MediaAsset;
-use opfs_media::sync::engine::{Meta, Outcome, Request};
-use opfs_media::sync::protocol::{encode_component, live_assets, outcome};
+use opfs_media::sync::engine::{Change, Meta, Outcome, RemoteAsset, Reply, Request};
+use opfs_media::sync::protocol::{content_range_start, encode_component, live_assets, outcome};
 use opfs_media::validate;
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -167,5 +170,81 @@ proptest! {
             }
         }
         prop_assert_eq!(decoded, s.as_bytes().to_vec());
+    }
+}
+
+/// A valid asset as a server sends it, and what the engine must read from it.
+fn valid_asset() -> impl Strategy<Value = (Value, RemoteAsset)> {
+    (
+        "[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+        "\\PC{1,40}",
+        "[0-9a-f]{64}",
+        0i64..=9_007_199_254_740_991,
+        0i64..=9_007_199_254_740_991,
+        prop::collection::vec("\\PC{1,20}", 0..5),
+        0u64..=9_007_199_254_740_991,
+    )
+        .prop_map(|(id, name, sha, version, updated_at, tags, size)| {
+            let wire = json!({ "id": id, "name": name, "type": "image/png", "size": size, "sha256": sha,
+                "version": version, "createdAt": 1, "updatedAt": updated_at, "tags": tags,
+                "url": format!("/api/media/assets/{id}") });
+            let remote = RemoteAsset { id, sha256: sha, meta: Meta { name, tags }, version, updated_at };
+            (wire, remote)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Oracle: a valid asset reply is read field for field, as the reply to an upload, a patch
+    /// and inside a changes page; the 412's current record too.
+    #[test]
+    fn a_valid_asset_is_read_as_sent((wire, remote) in valid_asset(), status in 200u16..300) {
+        let body = serde_json::to_vec(&wire).unwrap();
+        for req in &requests()[..2] {
+            prop_assert_eq!(outcome(req, status, None, &body), Outcome::Ok(Reply::Asset(remote.clone())));
+        }
+        let page = serde_json::to_vec(&json!({ "changes": [{ "id": wire["id"], "deleted": false, "asset": wire },
+            { "id": "gone", "deleted": true }], "nextCursor": "c1", "hasMore": true })).unwrap();
+        let want = Reply::Changes {
+            changes: vec![Change::Live(remote.clone()), Change::Tombstone { id: "gone".into() }],
+            next_cursor: "c1".into(),
+            has_more: true,
+        };
+        prop_assert_eq!(outcome(&requests()[3], status, None, &page), Outcome::Ok(want));
+        let err = serde_json::to_vec(&json!({ "error": { "code": "PRECONDITION_FAILED", "message": "m", "details": wire } })).unwrap();
+        match outcome(&requests()[1], 412, Some(3), &err) {
+            Outcome::Failed { status, code, current, retry_after } => {
+                prop_assert_eq!((status, code.as_str(), current, retry_after), (412, "PRECONDITION_FAILED", Some(remote), Some(3)));
+            }
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+
+    /// Oracle: an error code of the protocol's shape comes back as sent, with the status.
+    #[test]
+    fn error_codes_come_back_as_sent(code in "[A-Z][A-Z0-9_]{0,63}", status in 400u16..600) {
+        let body = serde_json::to_vec(&json!({ "error": { "code": code, "message": "m" } })).unwrap();
+        match outcome(&requests()[2], status, None, &body) {
+            Outcome::Failed { status: s, code: c, .. } => prop_assert_eq!((s, c), (status, code)),
+            other => prop_assert!(false, "{:?}", other),
+        }
+    }
+
+    /// Oracle: `Content-Range: bytes <first>-<last>/<size or *>` gives `first` exactly when
+    /// `first <= last`; anything else around the numbers is refused.
+    #[test]
+    fn content_range_gives_its_first_byte(first in any::<u64>(), last in any::<u64>(), one_byte in any::<bool>(), size in proptest::option::of(any::<u64>()), junk in "[ -.:-~]{0,3}") {
+        let last = if one_byte { first } else { last };
+        let total = size.map_or("*".to_owned(), |n| n.to_string());
+        let v = format!("bytes {first}-{last}/{total}");
+        prop_assert_eq!(content_range_start(&v), (first <= last).then_some(first));
+        prop_assert_eq!(content_range_start(&format!("  {v} ")), (first <= last).then_some(first), "surrounding space");
+        // Junk without digits or `/` (the size after `/` is not read).
+        if !junk.trim().is_empty() {
+            prop_assert_eq!(content_range_start(&format!("bytes {first}{junk}-{last}/{total}")), None);
+            prop_assert_eq!(content_range_start(&format!("bytes {first}-{last}{junk}/{total}")), None);
+        }
+        prop_assert_eq!(content_range_start(&format!("items {first}-{last}/{total}")), None);
     }
 }

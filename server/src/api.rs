@@ -181,7 +181,9 @@ pub async fn download(
     }
     let size = a.size as u64;
     // A Range that is not one well-formed `bytes=` range is ignored (RFC 9110 14.2): 200.
-    let range = match http_header(&headers, "range").and_then(parse_range) {
+    // Range is a singleton field: a repeated one is malformed, hence ignored.
+    let range_field = (headers.get_all(header::RANGE).iter().count() == 1).then(|| http_header(&headers, "range"));
+    let range = match range_field.flatten().and_then(parse_range) {
         None => None,
         Some(spec) => match spec.within(size) {
             Some(r) => Some(r),
@@ -255,10 +257,14 @@ impl RangeSpec {
     }
 }
 
-/// Parses `bytes=<first>-[<last>]` or `bytes=-<suffix>`: one range, digits only (values past
-/// `u64::MAX` saturate). Anything else (other units, lists, `last < first`) is `None`.
+/// Parses `bytes=<first>-[<last>]` or `bytes=-<suffix>`: one range, digits only, leading
+/// zeros allowed (values past `u64::MAX` saturate); the unit in any case (RFC 9110 14.1).
+/// Anything else (other units, lists, `last < first`) is `None`.
 pub fn parse_range(h: &str) -> Option<RangeSpec> {
-    let spec = h.trim().strip_prefix("bytes=")?;
+    let (unit, spec) = h.trim().split_once('=')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
     let (a, b) = spec.split_once('-')?;
     let num = |s: &str| {
         (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse::<u64>().unwrap_or(u64::MAX))
@@ -378,18 +384,29 @@ pub async fn patch_meta(
     }
 }
 
-/// A JSON body of at most [`JSON_MAX_BYTES`], or 413; a stalled body is `408 BODY_TIMEOUT`.
+/// A JSON body of at most [`JSON_MAX_BYTES`], else `413` with `details.maxJsonBytes` (the
+/// rest of the body drained, so the client reads it); a stalled body (nothing for the idle
+/// timeout) is `408 BODY_TIMEOUT`.
 pub(crate) async fn read_json_body(s: &AppState, body: Body) -> Result<bytes::Bytes, ApiError> {
-    let read = axum::body::to_bytes(body, JSON_MAX_BYTES);
-    match tokio::time::timeout(s.body_idle_timeout, read).await {
-        Err(_) => Err(crate::upload::body_timeout(s.body_idle_timeout)),
-        Ok(r) => r.map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
-                format!("JSON bodies are limited to {JSON_MAX_BYTES} bytes"),
-            )
-        }),
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(s.body_idle_timeout, stream.next()).await {
+            Err(_) => return Err(crate::upload::body_timeout(s.body_idle_timeout)),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(_))) => return Err(ApiError::bad_request("BAD_REQUEST", "the request body broke off")),
+            Ok(Some(Ok(chunk))) if buf.len() + chunk.len() <= JSON_MAX_BYTES => buf.extend_from_slice(&chunk),
+            Ok(Some(Ok(_))) => {
+                crate::upload::drain_stream(stream).await;
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "PAYLOAD_TOO_LARGE",
+                    format!("JSON bodies are limited to {JSON_MAX_BYTES} bytes"),
+                )
+                .with_details(json!({ "maxJsonBytes": JSON_MAX_BYTES })));
+            }
+        }
     }
 }
 
@@ -425,7 +442,9 @@ mod tests {
             assert_eq!(r(unsatisfiable, 100), Some(None), "{unsatisfiable}");
         }
         assert_eq!(r("bytes=-5", 0), Some(None), "nothing of an empty file");
-        for ignored in ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=+1-2", "bytes=-"] {
+        assert_eq!(r("BYTES=0-0", 100), Some(Some(0..1)), "the unit is case-insensitive");
+        assert_eq!(r("Bytes=007-009", 100), Some(Some(7..10)), "leading zeros are digits");
+        for ignored in ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=a-b", "bytes=+1-2", "bytes=-", "bytes"] {
             assert_eq!(parse_range(ignored), None, "{ignored}");
         }
     }

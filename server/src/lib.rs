@@ -24,7 +24,9 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use futures::TryFutureExt;
 use object_store::ObjectStore;
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -212,9 +214,41 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             HeaderName::from_static("upload-offset"),
         ])
         .max_age(Duration::from_secs(CORS_MAX_AGE_SECS));
-    api.layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(cors)
-        .layer(TraceLayer::new_for_http())
+    let plain = api
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
+    let with_cors = plain.clone().layer(cors);
+    // The CORS layer answers every OPTIONS as a preflight; one without `Origin` and
+    // `Access-Control-Request-Method` is an ordinary request: 405 (with `Allow`) or 404.
+    let split = tower::service_fn(move |req: axum::extract::Request| {
+        let svc = if is_preflight(&req) || req.method() != Method::OPTIONS { with_cors.clone() } else { plain.clone() };
+        svc.oneshot(req).map_ok(refused_origin_gets_nothing)
+    });
+    Router::new().fallback_service(split).layer(TraceLayer::new_for_http())
+}
+
+/// Without `Access-Control-Allow-Origin` (a refused origin, or CORS off) no other
+/// `Access-Control-Allow-*` header is sent either (docs/protocol.md, "Safe serving").
+fn refused_origin_gets_nothing(mut res: axum::response::Response) -> axum::response::Response {
+    let h = res.headers_mut();
+    if !h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        for name in [
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            header::ACCESS_CONTROL_MAX_AGE,
+        ] {
+            h.remove(name);
+        }
+    }
+    res
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+pub fn is_preflight<B>(req: &axum::http::Request<B>) -> bool {
+    req.method() == Method::OPTIONS
+        && req.headers().contains_key(header::ORIGIN)
+        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What a request carries, read strictly: headers (present but unreadable is a 400 with the
 //! header's code, never "absent"), the asset id in the path, and the paging query.
 
-use axum::extract::{FromRequestParts, Path as UrlPath};
+use axum::extract::FromRequestParts;
 use axum::http::{request::Parts, HeaderMap};
 
 use crate::error::ApiError;
@@ -102,7 +102,7 @@ pub fn essence(mime: &str) -> &str {
 }
 
 /// The asset id in the path: a canonical (lowercase, hyphenated) UUID, else `400 INVALID_ID`
-/// (also for path segments that are not UTF-8, such as `%ff`).
+/// (also for any percent-escape, such as `%ff` or `%64`: the path is matched as sent).
 pub struct AssetId(pub String);
 
 /// Parses a canonical UUID; anything else is 400 INVALID_ID.
@@ -117,10 +117,12 @@ impl FromRequestParts<AppState> for AssetId {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let UrlPath(id) = UrlPath::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| ApiError::bad_request("INVALID_ID", "asset ids are lowercase hyphenated UUIDs"))?;
-        parse_id(&id).map(AssetId)
+        // The segment as sent: paths are not percent-decoded (docs/protocol.md, "Paths"), so
+        // an escape in the id position is not a canonical id.
+        // Every route with an id is `<prefix>/media/<collection>/<id>[/...]`.
+        let bad = || ApiError::bad_request("INVALID_ID", "asset ids are lowercase hyphenated UUIDs");
+        let rest = parts.uri.path().strip_prefix(&*state.api_prefix).ok_or_else(bad)?;
+        parse_id(rest.split('/').nth(3).ok_or_else(bad)?).map(AssetId)
     }
 }
 

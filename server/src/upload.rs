@@ -91,7 +91,7 @@ pub async fn drain(body: Body) {
 }
 
 /// [`drain`] for a body already being read.
-async fn drain_stream(mut stream: axum::body::BodyDataStream) {
+pub(crate) async fn drain_stream(mut stream: axum::body::BodyDataStream) {
     let mut read = 0u64;
     let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
         while let Some(Ok(chunk)) = stream.next().await {

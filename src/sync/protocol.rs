@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use super::engine::{Change, Meta, Outcome, RemoteAsset, Reply, Request};
+use super::json;
 
 /// An asset as the server sends it.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -76,7 +77,7 @@ pub(crate) struct WireErrorBody {
 pub(crate) struct WireError {
     pub(crate) code: String,
     #[serde(default)]
-    pub(crate) details: Option<serde_json::Value>,
+    pub(crate) details: Option<json::Raw>,
 }
 
 /// The part of `GET /api/media/capabilities` the client uses.
@@ -89,13 +90,13 @@ pub struct Capabilities {
     /// The resumable-upload extension's limits (absent: no extension). Read on its own
     /// (`session_limits`), so a malformed one disables the extension, not the whole document.
     #[serde(default)]
-    pub resumable_uploads: Option<serde_json::Value>,
+    pub resumable_uploads: Option<json::Raw>,
 }
 
 impl Capabilities {
     /// The resumable-upload limits, if the server advertises usable ones.
     pub fn session_limits(&self) -> Option<super::chunked::SessionLimits> {
-        self.resumable_uploads.clone().and_then(|v| serde_json::from_value(v).ok())
+        self.resumable_uploads.clone().and_then(json::from_raw)
     }
 }
 
@@ -193,7 +194,7 @@ pub fn to_http(req: &Request) -> HttpRequest {
 /// The live assets of a changes page as the server sent them (the engine keeps only what it
 /// decides on; new local records need the rest: type, size, dates). Empty if it does not parse.
 pub fn live_assets(body: &[u8]) -> Vec<WireAsset> {
-    serde_json::from_slice::<WireChangePage>(body)
+    json::from_slice::<WireChangePage>(body)
         .map(|p| p.changes.into_iter().filter(|c| !c.deleted).filter_map(|c| c.asset).collect())
         .unwrap_or_default()
 }
@@ -207,12 +208,12 @@ pub fn outcome(req: &Request, status: u16, retry_after: Option<u64>, body: &[u8]
     if (200..300).contains(&status) {
         return match req {
             Request::Delete { .. } => Outcome::Ok(Reply::Deleted),
-            Request::Upload { .. } | Request::Patch { .. } => match serde_json::from_slice::<WireAsset>(body) {
-                Ok(a) => Outcome::Ok(Reply::Asset(a.into())),
-                Err(_) => protocol_error(),
+            Request::Upload { .. } | Request::Patch { .. } => match json::from_slice::<WireAsset>(body) {
+                Some(a) => Outcome::Ok(Reply::Asset(a.into())),
+                None => protocol_error(),
             },
-            Request::Changes { .. } => match serde_json::from_slice::<WireChangePage>(body) {
-                Ok(p) => {
+            Request::Changes { .. } => match json::from_slice::<WireChangePage>(body) {
+                Some(p) => {
                     let mut changes = Vec::with_capacity(p.changes.len());
                     for c in p.changes {
                         match (c.deleted, c.asset) {
@@ -223,19 +224,19 @@ pub fn outcome(req: &Request, status: u16, retry_after: Option<u64>, body: &[u8]
                     }
                     Outcome::Ok(Reply::Changes { changes, next_cursor: p.next_cursor, has_more: p.has_more })
                 }
-                Err(_) => protocol_error(),
+                None => protocol_error(),
             },
         };
     }
-    let (code, details) = match serde_json::from_slice::<WireErrorBody>(body) {
+    let (code, details) = match json::from_slice::<WireErrorBody>(body) {
         // Codes are the protocol's UPPER_SNAKE identifiers; an empty or free-form one (found
         // by tests/fuzz_parsing.rs: `[{"code":""}]` parses) must not become the asset's error.
-        Ok(b) if is_error_code(&b.error.code) => (b.error.code, b.error.details),
-        Ok(b) => (format!("HTTP_{status}"), b.error.details),
+        Some(b) if is_error_code(&b.error.code) => (b.error.code, b.error.details),
+        Some(b) => (format!("HTTP_{status}"), b.error.details),
         // Proxies and load balancers answer without our JSON body: keep the status.
-        Err(_) => (format!("HTTP_{status}"), None),
+        None => (format!("HTTP_{status}"), None),
     };
-    let current = details.and_then(|d| serde_json::from_value::<WireAsset>(d).ok()).map(RemoteAsset::from);
+    let current = details.and_then(json::from_raw::<WireAsset>).map(RemoteAsset::from);
     Outcome::Failed { status, code, current, retry_after }
 }
 

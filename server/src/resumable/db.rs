@@ -31,6 +31,14 @@ pub struct SessionRow {
     pub expires_at: i64,
 }
 
+impl SessionRow {
+    /// Open at `now`: unexpired, or held by a running append (a session never expires under
+    /// an append; the append's end extends it).
+    pub fn open_at(&self, now: i64) -> bool {
+        self.expires_at > now || self.lease_until.is_some_and(|l| l > now)
+    }
+}
+
 const COLS: &str = "user_id, id, name, mime_type, size, tags, created_at, upload_offset, hash_state, path, handle, parts, lease_token, lease_until, expires_at";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
@@ -66,17 +74,19 @@ impl Db {
         sqlx::query(&q).bind(user).bind(id).fetch_optional(self.pool()).await?.as_ref().map(row).transpose()
     }
 
-    /// The open (unexpired at `now`) session of (user, id).
+    /// The open session of (user, id) at `now` ([`SessionRow::open_at`]).
     pub async fn open_session(&self, user: &str, id: &str, now: i64) -> Result<Option<SessionRow>, sqlx::Error> {
-        Ok(self.session(user, id).await?.filter(|s| s.expires_at > now))
+        Ok(self.session(user, id).await?.filter(|s| s.open_at(now)))
     }
 
     /// How many open sessions `user` has, and when the first of them expires.
     pub async fn open_sessions(&self, user: &str, now: i64) -> Result<(i64, Option<i64>), sqlx::Error> {
         let r = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(expires_at) AS first FROM upload_sessions WHERE user_id = $1 AND expires_at > $2",
+            "SELECT COUNT(*) AS n, MIN(expires_at) AS first FROM upload_sessions WHERE user_id = $1 \
+             AND (expires_at > $2 OR lease_until > $3)",
         )
         .bind(user)
+        .bind(now)
         .bind(now)
         .fetch_one(self.pool())
         .await?;

@@ -58,29 +58,155 @@ impl Limits {
 }
 
 /// The SHA-256 of a `Content-Digest` field value (RFC 9530: a Structured Fields dictionary
-/// such as `sha-256=:<base64>:, sha-512=:<base64>:`). Other algorithms are ignored; `None`
-/// when there is no `sha-256` member or it is not a 32-byte byte sequence, or when the
-/// dictionary is malformed.
+/// such as `sha-256=:<base64>:, sha-512=:<base64>:`). The whole field is parsed as RFC 8941
+/// says, so a malformed member anywhere fails it (`None`); other members are ignored; the
+/// `sha-256` member must be a byte sequence of 32 bytes (padding optional, RFC 8941 4.2.7).
 pub fn content_digest_sha256(v: &str) -> Option<[u8; 32]> {
-    let mut found = None;
-    for member in v.split(',') {
-        let member = member.trim_matches(|c| c == ' ' || c == '\t');
-        // Parameters (`;k=v`) may follow a member; the digest does not use any.
-        let item = member.split(';').next()?;
-        let (key, value) = item.split_once('=')?;
-        let key_ok = key.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'*')
-            && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.*".contains(&b));
-        if !key_ok {
-            return None;
+    let dict = sf::dictionary(v)?;
+    // The last member of a repeated key wins (RFC 8941 3.2).
+    match dict.into_iter().rev().find(|(k, _)| k == "sha-256")?.1 {
+        sf::Value::Bytes(b) => <[u8; 32]>::try_from(b.as_slice()).ok(),
+        _ => None,
+    }
+}
+
+/// Just enough of RFC 8941 (Structured Field Values) to parse a dictionary strictly.
+mod sf {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine;
+
+    /// A member's value, as far as a digest needs it.
+    pub enum Value {
+        Bytes(Vec<u8>),
+        Other,
+    }
+
+    struct P<'a>(&'a [u8], usize);
+
+    impl P<'_> {
+        fn peek(&self) -> Option<u8> {
+            self.0.get(self.1).copied()
         }
-        if key == "sha-256" {
-            let b64 = value.strip_prefix(':')?.strip_suffix(':')?;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-            // The last member of a repeated key wins (RFC 8941 3.2).
-            found = Some(<[u8; 32]>::try_from(bytes.as_slice()).ok()?);
+        fn eat(&mut self, c: u8) -> bool {
+            let hit = self.peek() == Some(c);
+            self.1 += usize::from(hit);
+            hit
+        }
+        fn skip(&mut self, ws: &[u8]) {
+            while self.peek().is_some_and(|c| ws.contains(&c)) {
+                self.1 += 1;
+            }
+        }
+        fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &[u8] {
+            let start = self.1;
+            while self.peek().is_some_and(&f) {
+                self.1 += 1;
+            }
+            &self.0[start..self.1]
+        }
+        fn key(&mut self) -> Option<String> {
+            let first = self.peek()?;
+            (first.is_ascii_lowercase() || first == b'*').then_some(())?;
+            let k = self.take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.*".contains(&c));
+            Some(String::from_utf8_lossy(k).into_owned())
+        }
+        fn bare(&mut self) -> Option<Value> {
+            match self.peek()? {
+                b'-' | b'0'..=b'9' => {
+                    self.eat(b'-');
+                    let int = self.take_while(|c| c.is_ascii_digit()).len();
+                    if self.eat(b'.') {
+                        let frac = self.take_while(|c| c.is_ascii_digit()).len();
+                        ((1..=12).contains(&int) && (1..=3).contains(&frac)).then_some(Value::Other)
+                    } else {
+                        (1..=15).contains(&int).then_some(Value::Other)
+                    }
+                }
+                b'"' => {
+                    self.1 += 1;
+                    loop {
+                        match self.peek()? {
+                            b'"' => return self.eat(b'"').then_some(Value::Other),
+                            b'\\' => {
+                                self.1 += 1;
+                                matches!(self.peek()?, b'"' | b'\\').then_some(())?;
+                                self.1 += 1;
+                            }
+                            0x20..=0x7e => self.1 += 1,
+                            _ => return None,
+                        }
+                    }
+                }
+                b':' => {
+                    self.1 += 1;
+                    let b64 = self.take_while(|c| c.is_ascii_alphanumeric() || b"+/=".contains(&c)).to_vec();
+                    self.eat(b':').then_some(())?;
+                    let cfg = GeneralPurposeConfig::new()
+                        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+                        .with_decode_allow_trailing_bits(true);
+                    GeneralPurpose::new(&base64::alphabet::STANDARD, cfg).decode(b64).ok().map(Value::Bytes)
+                }
+                b'?' => {
+                    self.1 += 1;
+                    (self.eat(b'0') || self.eat(b'1')).then_some(Value::Other)
+                }
+                c if c.is_ascii_alphabetic() || c == b'*' => {
+                    self.take_while(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~:/".contains(&c));
+                    Some(Value::Other)
+                }
+                _ => None,
+            }
+        }
+        fn params(&mut self) -> Option<()> {
+            while self.eat(b';') {
+                self.skip(b" ");
+                self.key()?;
+                if self.eat(b'=') {
+                    self.bare()?;
+                }
+            }
+            Some(())
+        }
+        fn item_or_inner_list(&mut self) -> Option<Value> {
+            if !self.eat(b'(') {
+                let v = self.bare()?;
+                return self.params().map(|()| v);
+            }
+            loop {
+                self.skip(b" ");
+                if self.eat(b')') {
+                    return self.params().map(|()| Value::Other);
+                }
+                self.bare()?;
+                self.params()?;
+                matches!(self.peek()?, b' ' | b')').then_some(())?;
+            }
         }
     }
-    found
+
+    /// The members of a dictionary in order, or `None` if any of it is malformed.
+    pub fn dictionary(v: &str) -> Option<Vec<(String, Value)>> {
+        let mut p = P(v.trim_matches(' ').as_bytes(), 0);
+        let mut out = vec![];
+        while p.peek().is_some() {
+            let key = p.key()?;
+            let value = if p.eat(b'=') {
+                p.item_or_inner_list()?
+            } else {
+                p.params()?;
+                Value::Other
+            };
+            out.push((key, value));
+            p.skip(b" \t");
+            if p.peek().is_none() {
+                break;
+            }
+            p.eat(b',').then_some(())?;
+            p.skip(b" \t");
+            p.peek()?;
+        }
+        Some(out)
+    }
 }
 
 /// `sha-256=:<base64>:` of a digest, the form details and docs show.
@@ -128,10 +254,17 @@ mod tests {
             v.to_uppercase(),
             format!("SHA-256=:{}:", base64::engine::general_purpose::STANDARD.encode(d)),
             format!("{v},"),
-            format!("{v}, garbage"),
+            format!("{v}, sha-512=:not base64!:"),
+            format!("{v}, x=\"open"),
+            format!("{v}, X=1"),
+            format!("{v} garbage"),
             "sha-256=\"x\"".into(),
         ] {
             assert_eq!(content_digest_sha256(&bad), None, "{bad}");
         }
+        let unpadded = format!("sha-256=:{}:", base64::engine::general_purpose::STANDARD_NO_PAD.encode(d));
+        assert_eq!(content_digest_sha256(&unpadded), Some(d), "padding is optional");
+        let others = format!("a, b=?1, c=-1.5;q=2, d=(x \"y\" :AA==:), e=tok/en, {v}");
+        assert_eq!(content_digest_sha256(&others), Some(d), "well-formed members of any kind are ignored");
     }
 }
