@@ -13,13 +13,13 @@ cargo build -q -p opfs-media-server
 
 printf '\n--- server faults: sqlite+local\n'
 FAULTS_DATABASE_URL="sqlite://$WORK/db.sqlite?mode=rwc" FAULTS_STORAGE_URL="file://$WORK/objects" \
-  node_tests node --test tests/conformance/server-faults.mjs
+  node_tests node tests/conformance/server-faults.mjs
 
 printf '\n--- server faults: postgresql+s3\n'
 MOTO_PID=$(start_pg_moto opfs_faults 18719 opfs-faults "$WORK")
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:18719
 FAULTS_DATABASE_URL=postgres://opfs:opfs@127.0.0.1:5432/opfs_faults FAULTS_STORAGE_URL=s3://opfs-faults/media \
-  FAULTS_S3_ENDPOINT=http://127.0.0.1:18719 node_tests node --test tests/conformance/server-faults.mjs
+  FAULTS_S3_ENDPOINT=http://127.0.0.1:18719 node_tests node tests/conformance/server-faults.mjs
 
 # Two instances, one database and one bucket, behind a round-robin proxy (as behind a load
 # balancer): 50 clients upload, list, download every byte and read their changes feeds in

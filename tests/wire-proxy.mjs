@@ -3,7 +3,7 @@
 // `PATCH <root>/media/uploads/<id>`) it records, per asset id, how many request bodies
 // started and how many body bytes it received, as they stream; for every download
 // (`GET <root>/media/assets/<id>`) the response bytes it passed on. Tests ask
-//   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n, "firstAt": ms }
+//   GET /__wire/uploads?id=<asset id>   ->  { "bodies": n, "bytes": n, "complete": n, "open": n, "firstAt": ms }
 //   GET /__wire/downloads?id=<asset id> ->  { "bodies": n, "bytes": n, "complete": n, "starts": [n], "startedAt": [ms], "sent": [n] }
 // (per request: where it started, when, and the bytes passed on)
 //   GET /__wire/preflights                ->  { "count": n, "paths": { path: n } }  (CORS preflights: OPTIONS requests)
@@ -11,7 +11,11 @@
 // measured at the network, not inferred from a server that deduplicates by id.
 // A test can also cut a transfer for real: `POST /__wire/cut?id=<id>&dir=upload|download&at=<n>`
 // arms a one-shot fault that destroys both connections of the request that carries the
-// asset's n-th byte (counted over all its requests), as a dropped network would.
+// asset's n-th byte (counted over all its requests), as a dropped network would. With
+// `&hold=1` (downloads) the bytes up to the cut are sent and the response then stalls, open,
+// until `POST /__wire/release?id=<id>&dir=download` ends it short (the downloads report says
+// `"held": true` meanwhile): a test can let the client take in every byte before the network
+// drops, instead of racing the browser, which may discard what its buffers hold at a break.
 // Optionally slows upload bodies (`bytesPerSec`) and download bodies (`downloadBytesPerSec`),
 // so a test can act while one is verifiably in flight, and spreads requests round-robin over several upstreams (a load balancer in
 // front of several server instances). Only ever listens on 127.0.0.1.
@@ -25,10 +29,12 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
   const counts = { upload: new Map(), download: new Map() };
   const stats = (dir, id) => {
     const m = counts[dir];
-    if (!m.has(id)) m.set(id, { bodies: 0, bytes: 0, complete: 0 });
+    if (!m.has(id)) m.set(id, { bodies: 0, bytes: 0, complete: 0, open: 0 });
     return m.get(id);
   };
   const cuts = new Map(); // `${dir}:${id}` -> byte count at which to drop the connection
+  const holds = new Set(); // cuts (keys of `cuts`) that stall until released
+  const held = new Map(); // `${dir}:${id}` -> ends that held response
   let preflights = 0;
   const preflightPaths = {};
   const server = http.createServer((req, res) => {
@@ -39,7 +45,7 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
       const id = url.searchParams.get('id') ?? '';
       const m = counts[wireStats[1] === 'uploads' ? 'upload' : 'download'];
       res.writeHead(200, cors);
-      res.end(JSON.stringify(m.get(id) ?? { bodies: 0, bytes: 0, complete: 0 }));
+      res.end(JSON.stringify(m.get(id) ?? { bodies: 0, bytes: 0, complete: 0, open: 0 }));
       return;
     }
     if (url.pathname === '/__wire/preflights') {
@@ -61,8 +67,18 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
         return;
       }
       cuts.set(`${dir}:${id}`, at);
+      if (url.searchParams.get('hold') === '1') holds.add(`${dir}:${id}`);
       res.writeHead(200, cors);
       res.end('{}');
+      return;
+    }
+    if (url.pathname === '/__wire/release') {
+      const key = `${url.searchParams.get('dir')}:${url.searchParams.get('id') ?? ''}`;
+      const end = held.get(key);
+      held.delete(key);
+      res.writeHead(end ? 200 : 409, cors);
+      res.end(end ? '{}' : JSON.stringify({ error: 'no response is held for that id' }));
+      end?.();
       return;
     }
     const chunkOf = req.method === 'PATCH' && /\/media\/uploads\/([^/]+)$/.exec(url.pathname);
@@ -70,7 +86,16 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
     const uploadId = chunkOf ? decodeURIComponent(chunkOf[1]) : isPost ? String(req.headers['x-asset-id']) : null;
     const downloadOf = req.method === 'GET' && /\/media\/assets\/([^/]+)$/.exec(url.pathname);
     const s = uploadId ? stats('upload', uploadId) : null;
-    if (s) s.bodies += 1;
+    if (s) {
+      s.bodies += 1;
+      // Bodies still arriving: one ends with its request (whole, cut or aborted).
+      s.open += 1;
+      let ended = false;
+      const end = () => { if (!ended) { ended = true; s.open -= 1; } };
+      req.once('end', end);
+      req.once('error', end);
+      req.once('close', end);
+    }
     const d = downloadOf ? stats('download', decodeURIComponent(downloadOf[1])) : null;
     // Where each download request started (`Range: bytes=<n>-`; 0 without one).
     if (d) {
@@ -122,11 +147,18 @@ export function startWireProxy({ upstream, port = 0, bytesPerSec = 0, downloadBy
           // does; the body ends short of its Content-Length, which the client sees as a broken
           // connection. (A reset instead would also discard what sits in socket buffers, so
           // the client's loss could not be measured here.)
-          cuts.delete(`download:${downloadId}`);
+          const key = `download:${downloadId}`;
+          cuts.delete(key);
           cutDone = true;
           upRes.destroy();
           out.destroy();
-          res.write(part, () => res.socket?.end());
+          if (holds.delete(key)) {
+            res.write(part);
+            d.held = true;
+            held.set(key, () => { d.held = false; res.socket?.end(); });
+          } else {
+            res.write(part, () => res.socket?.end());
+          }
           return;
         }
         if (part.length && !res.write(part) && !draining) {

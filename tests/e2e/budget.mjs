@@ -31,7 +31,14 @@ async function fill(opfs, api, user, name) {
   sync.dispose();
   await lib.pin(a[1]);
   await (await lib.getFile(a[2])).arrayBuffer();          // a2 is used: a0, then a3, go first
-  await new Promise((r) => setTimeout(r, 5500));          // past the read lease; the read stays recorded
+  // Past the read lease (a Web Lock on a2, held READ_LEASE_MS = 5 s after the read; a leased
+  // copy is not evicted): wait until the lock is released, not for a guess at its length.
+  // The read stays recorded (it is written within ACCESS_FLUSH_MS = 2 s, before the lease ends).
+  const leased = async () => (await navigator.locks.query()).held.some((l) => l.name === `opfs-media:${name}:asset:${a[2]}`);
+  for (const end = Date.now() + 30_000; await leased();) {
+    if (Date.now() > end) throw new Error('the read lease on a2 never ended');
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const u = (await lib.importFile(new File([bytes(1_000_000, 9)], 'unsynced.bin'))).id;
   const b = (await lib.importFile(new File([bytes(1_000_000, 10)], 'b.bin'))).id;
   const storage = Object.fromEntries(await Promise.all([...a, u, b].map(async (id) => [id, (await lib.get(id)).storage])));
@@ -50,14 +57,22 @@ async function overQuota(opfs, batch) {
     if (r.error) throw r.error;
     return r.id;
   };
+  const files = async () => {
+    const out = [];
+    const walk = async (dir, path) => { for await (const [n, h] of dir.entries()) { if (h.kind === 'file') out.push(`${path}/${n}`); else await walk(h, `${path}/${n}`); } };
+    await walk(await navigator.storage.getDirectory(), '');
+    return out.sort();
+  };
   const before = globalThis.evictions.length;
   let big = null, error = null, error2 = null;
   try { big = await importOne(new File([bytes(3_000_000, 1)], 'big.bin')); } catch (e) { error = { name: e.name, code: e.code, message: e.message }; }
   const idsBefore = (await lib.list()).map((x) => x.id);
+  const filesBefore = await files();
   try { await importOne(new File([bytes(3_000_000, 2)], 'too-big.bin')); } catch (e) { error2 = { name: e.name, code: e.code }; }
   const idsAfter = (await lib.list()).map((x) => x.id);
+  const filesAfter = await files();
   const info = await lib.estimate();
-  return { big, error, error2, idsBefore, idsAfter, evictions: globalThis.evictions.slice(before), info };
+  return { big, error, error2, idsBefore, idsAfter, filesBefore, filesAfter, evictions: globalThis.evictions.slice(before), info };
 }
 
 // Room again: every evicted asset downloads byte-identical; pinned and unsynced never left.
@@ -112,6 +127,7 @@ test('budget and real quota (DevTools protocol + reference server): LRU eviction
       assert.deepEqual(q.evictions.map((e) => [e.evicted, e.reason])[0], [[a3, a2], 'quota'], `${where}: ${JSON.stringify(q.evictions)}`);
       assert.deepEqual(q.error2, { name: 'QuotaExceededError', code: 'QUOTA_EXCEEDED' }, `${where}: nothing left to evict`);
       assert.deepEqual(q.idsAfter, q.idsBefore, `${where}: no record of the failed import`);
+      assert.deepEqual(q.filesAfter, q.filesBefore, `${where}: no file left of the failed import`);
       assert.equal(q.info.pinnedBytes, MB);
       assert.equal(q.info.evictableBytes, 0);
 

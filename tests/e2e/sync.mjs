@@ -83,11 +83,23 @@ test('demo sync: two devices, server bytes, delete, server outage, offline toggl
     await b.waitForSelector('li:has-text("split.png")', { state: 'detached', timeout: 20000 });
 
     // Server down: an import stays queued (never lost); back up: it syncs.
+    // The condition, not a clock: an upload attempt against the dead server ran and ended
+    // with the import queued again (its badge went `syncing`, then back to `pending`; the
+    // demo re-renders the list on every status change).
+    await a.evaluate(() => {
+      const seen = (window.outageBadges = []);
+      new MutationObserver(() => {
+        const li = [...document.querySelectorAll('li')].find((x) => x.textContent.includes('outage.png'));
+        const b = li?.querySelector('.badge')?.textContent;
+        if (b && b !== seen.at(-1)) seen.push(b);
+      }).observe(document.body, { childList: true, characterData: true, subtree: true });
+    });
     api.kill('SIGKILL');
     await new Promise((r) => api.once('exit', r));
     await a.setInputFiles('#pick', { name: 'outage.png', mimeType: 'image/png', buffer: png(32, 32, [20, 200, 20], [20, 200, 20]) });
     await a.waitForSelector('li:has-text("outage.png")');
-    await new Promise((r) => setTimeout(r, 1500));
+    await a.waitForFunction(() => window.outageBadges.join(' ').includes('syncing pending'), null, { timeout: 30000 })
+      .catch(async (e) => { throw new Error(`no failed attempt seen: badges ${JSON.stringify(await a.evaluate(() => window.outageBadges))}: ${e.message}`); });
     assert.match(await badge(a, 'outage.png'), /^(pending|syncing)$/);
     await a.screenshot({ path: 'target/e2e/sync-server-down.png' });
     api = await startApi(port, dir);
@@ -97,7 +109,11 @@ test('demo sync: two devices, server bytes, delete, server outage, offline toggl
     await a.check('#offline');
     await a.setInputFiles('#pick', { name: 'offline.png', mimeType: 'image/png', buffer: png(32, 32) });
     await a.waitForSelector('li:has-text("offline.png")');
-    await new Promise((r) => setTimeout(r, 1500));
+    // Not a clock: as long as a working sync takes on this machine now. B (online, same
+    // server) imports a file of the same size after A's import, and once B has it synced, A,
+    // which had a head start, must still be pending.
+    await b.setInputFiles('#pick', { name: 'control.png', mimeType: 'image/png', buffer: png(32, 32, [30, 30, 200], [30, 30, 200]) });
+    await waitBadge(b, 'control.png', 'synced');
     assert.equal(await badge(a, 'offline.png'), 'pending');
     await a.screenshot({ path: 'target/e2e/sync-offline.png' });
     await a.uncheck('#offline');

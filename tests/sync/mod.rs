@@ -15,6 +15,12 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::common::{self, assert_js_error, field};
 
+pub mod vanish;
+pub use vanish::{
+    lost_bytes_download_again_or_are_reported_never_uploaded,
+    wiped_storage_pulls_back_and_changes_nothing_on_the_server,
+};
+
 pub fn server() -> &'static str {
     // Not `env!`: lint and build must work without a server; only running these tests needs one.
     match option_env!("OPFS_MEDIA_TEST_SERVER") {
@@ -202,6 +208,69 @@ pub async fn wire_at(base: &str, what: &str, id: &str) -> (u32, usize, u32) {
     (n("bodies") as u32, n("bytes") as usize, n("complete") as u32)
 }
 
+/// The uploads (`POST .../media/assets`) this context's `fetch` was asked for, and how each
+/// ended: what the service itself sent, to hold against what the proxy saw cross the wire (a
+/// body there that no `fetch` here asked for is a resend behind the service's back).
+pub struct Sends {
+    log: js_sys::Array,
+    restore: js_sys::Function,
+}
+
+/// One `fetch` of an upload: the status it was answered with, or the error it failed with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    Status(u16),
+    Failed(String),
+    Open,
+}
+
+impl Sends {
+    /// Wraps the global `fetch` (the service's HTTP client calls the global one each time)
+    /// until `restore`.
+    pub fn watch() -> Sends {
+        let make = js_sys::Function::new_no_args(
+            r#"const g = globalThis, orig = g.fetch, log = [];
+            g.fetch = function (input, init) {
+              const p = orig.call(g, input, init);
+              const r = input instanceof Request ? input : null;
+              const id = r && r.method === 'POST' ? r.headers.get('x-asset-id') : null;
+              if (id) {
+                const e = { id, status: 0, error: null, at: performance.now() };
+                log.push(e);
+                p.then((res) => { e.status = res.status; }, (err) => { e.error = String((err && err.name) || err); });
+              }
+              return p;
+            };
+            return { log, restore() { g.fetch = orig; } };"#,
+        );
+        let o = make.call0(&JsValue::UNDEFINED).unwrap();
+        Sends { log: field(&o, "log").unchecked_into(), restore: field(&o, "restore").unchecked_into() }
+    }
+
+    /// How each upload of `id` ended, in the order they were sent.
+    pub fn of(&self, id: &str) -> Vec<Sent> {
+        self.log
+            .iter()
+            .filter(|e| field(e, "id").as_string().as_deref() == Some(id))
+            .map(|e| match (field(&e, "status").as_f64(), field(&e, "error").as_string()) {
+                (_, Some(err)) => Sent::Failed(err),
+                (Some(s), _) if s > 0.0 => Sent::Status(s as u16),
+                _ => Sent::Open,
+            })
+            .collect()
+    }
+
+    pub fn restore(&self) {
+        self.restore.call0(&JsValue::UNDEFINED).unwrap();
+    }
+}
+
+impl Drop for Sends {
+    fn drop(&mut self) {
+        let _ = self.restore.call0(&JsValue::UNDEFINED);
+    }
+}
+
 pub async fn status_of(lib: &MediaLibrary, id: &str) -> String {
     field(&lib.get(id.into()).await.unwrap(), "syncStatus").as_string().unwrap()
 }
@@ -331,12 +400,30 @@ pub async fn unreachable_server_keeps_pending_then_syncs() {
     let mut opts = options(&name, &user, "http://127.0.0.1:9");
     Reflect::set(&opts, &"autoSync".into(), &true.into()).unwrap();
     let down = MediaSyncService::new(std::mem::replace(&mut opts, Object::new()).into()).unwrap();
-    common::within(std::future::pending::<()>(), 1500).await;
+    let statuses = record_events(&down, "statuschange");
+    let seen = || -> Vec<String> {
+        let all = statuses.borrow();
+        let mine = all.iter().filter(|d| field(d, "id").as_string().as_deref() == Some(&id));
+        mine.map(|d| field(d, "status").as_string().unwrap_or_default()).collect()
+    };
+    // Two attempts started: the first failed and left the asset queued for a retry.
+    within(
+        async {
+            while seen().iter().filter(|s| *s == "syncing").count() < 2 {
+                platform::sleep(10.0).await;
+            }
+        },
+        10_000,
+        "a second attempt at the unreachable server",
+    )
+    .await;
     // Between attempts it is `pending`, during one `syncing`: never `error`, never gone.
+    assert!(seen().iter().all(|s| s == "pending" || s == "syncing"), "statuses while unreachable: {:?}", seen());
     let st = status_of(&lib, &id).await;
     assert!(st == "pending" || st == "syncing", "a failed attempt leaves the asset queued, not {st}");
+    // No pause needed before the next service: it leads (and sends) only once the disposed
+    // one has written back and released the library's lock.
     down.dispose();
-    common::within(std::future::pending::<()>(), 100).await;
     let up = service(&name, &user);
     within(up.sync_now(None), 20_000, "sync when reachable").await.unwrap();
     assert_eq!(status_of(&lib, &id).await, "synced");
@@ -382,6 +469,10 @@ pub async fn two_services_one_library_sync_each_asset_once() {
     let has_locks = platform::get(&platform::get(&platform::global(), "navigator"), "locks").is_object();
     if has_locks {
         assert!(!(s1.is_leader() && s2.is_leader()), "at most one leader per library and user");
+    } else {
+        wasm_bindgen_test::console_log!(
+            "SKIPPED two_services_one_library_sync_each_asset_once: this engine has no Web Locks (the one-leader check cannot run; each asset's bytes once is still checked)"
+        );
     }
     for id in &ids {
         assert_eq!(status_of(&lib, id).await, "synced");
@@ -415,6 +506,7 @@ pub async fn closed_mid_upload_resumes_without_a_second_copy() {
     let (name, lib) = library().await;
     let data = common::bytes(6_000_000, 5);
     let id = import(&lib, &data, "big.png").await;
+    let sends = Sends::watch();
     let opts = options(&name, &user, server());
     Reflect::set(&opts, &"autoSync".into(), &true.into()).unwrap();
     let first = MediaSyncService::new(opts.into()).unwrap();
@@ -432,19 +524,91 @@ pub async fn closed_mid_upload_resumes_without_a_second_copy() {
     )
     .await;
     first.dispose();
+    let at_close = sends.of(&id).len();
     let second = service(&name, &user);
     within(second.sync_now(None), 20_000, "resume").await.unwrap();
+    sends.restore();
     assert_eq!(status_of(&lib, &id).await, "synced");
     assert_eq!(server_ids(&user).await, vec![id.clone()], "exactly one asset on the server");
     let (_, body) = server_get(&format!("/api/media/assets/{id}"), &user).await;
     assert!(body == data, "server bytes differ after the resumed upload");
-    // Sent again once at most: on loopback the whole body may already be out when the close
-    // aborts the wait for the reply (Firefox, WebKit), so the second body can be whole too.
-    // (tests/e2e/faults.mjs slows the body to close a real page mid-body.)
+    // Sent again once at most, by the service: on loopback the whole body may already be out
+    // when the close aborts the wait for the reply (Firefox, WebKit), so the second body can
+    // be whole too. (tests/e2e/faults.mjs slows the body to close a real page mid-body.)
     let (bodies, bytes, complete) = wire(&id).await;
+    let tries = sends.of(&id);
+    wasm_bindgen_test::console_log!(
+        "MEASURED closed mid-upload: the service's sends {tries:?} ({at_close} before the close); at the wire {bodies} bodies ({complete} whole), {bytes} bytes"
+    );
+    // Each further send of the service's is a retry after a send that failed (a network error,
+    // its timeout): so before the close and after it, all but the last one failed. A send
+    // after an accepted one (the second service's, or the disposed one still sending) breaks it.
+    let (before, after) = tries.split_at(at_close);
+    for (part, sent) in [("before", before), ("after", after)] {
+        let retries_of = sent.iter().rev().skip(1);
+        assert!(
+            retries_of.clone().all(|t| matches!(t, Sent::Failed(_))),
+            "the service sent again {part} the close without a failure to retry: {tries:?}"
+        );
+    }
+    assert!(matches!(after.last(), Some(Sent::Status(200 | 201))), "the last send was accepted: {tries:?}");
+    // At the wire: the browser itself sends a body again when its connection is reset before
+    // any answer (Chromium and Firefox both, unseen by `fetch`: a proxy cut in the second send
+    // made 3 bodies, 2 whole, of 2 sends), which a slower server once caused here (3 bodies
+    // for one close). Such a resend follows a body cut short, so the bodies that arrived whole
+    // are still at most the service's sends.
     assert!(complete >= 1, "no whole body reached the server");
-    assert!(bodies <= 2 && bytes <= 2 * data.len(), "{bodies} bodies, {bytes} bytes for one close");
+    assert!(
+        complete as usize <= tries.len(),
+        "{complete} whole bodies at the wire for {} sends of the service's: a body was sent again behind its back",
+        tries.len()
+    );
     second.dispose();
+}
+
+/// A `syncNow()` called while a round is running (here: from a `change` listener, so during
+/// the write-back of the pull that brought a remote asset, which then ends idle) is served by
+/// a later round. It used to wait for ever: the round cleared the "sync once" flag without
+/// serving its token (seen under load as "timed out after 10000 ms: syncNow" in
+/// `refused_upload_is_an_error_status_and_local_bytes_stay`).
+pub async fn sync_now_during_a_round_is_served() {
+    let user = User::new();
+    let (name_a, lib_a) = library().await;
+    let id = import(&lib_a, &common::bytes(1_000, 3), "round.png").await;
+    let a = service(&name_a, &user);
+    within(a.sync_now(None), 20_000, "sync A").await.unwrap();
+    let (name_b, lib_b) = library().await;
+    let b = Rc::new(service(&name_b, &user));
+    let inner: Rc<RefCell<Option<Result<(), String>>>> = Rc::default();
+    let (b2, out) = (b.clone(), inner.clone());
+    let called = Rc::new(std::cell::Cell::new(false));
+    let cb = Closure::<dyn Fn(JsValue)>::new(move |_e: JsValue| {
+        if called.replace(true) {
+            return;
+        }
+        let (b, out) = (b2.clone(), out.clone());
+        wasm_bindgen_futures::spawn_local(async move {
+            let r = b.sync_now(None).await.map_err(|e| format!("{e:?}"));
+            *out.borrow_mut() = Some(r);
+        });
+    });
+    lib_b.add_event_listener("change", cb.as_ref().unchecked_ref()).unwrap();
+    within(b.sync_now(None), 20_000, "sync B").await.unwrap();
+    assert!(lib_b.get(id.clone().into()).await.is_ok(), "B pulled the record");
+    within(
+        async {
+            while inner.borrow().is_none() {
+                platform::sleep(10.0).await;
+            }
+        },
+        10_000,
+        "the syncNow() called during B's round",
+    )
+    .await;
+    assert_eq!(inner.borrow_mut().take(), Some(Ok(())));
+    lib_b.remove_event_listener("change", cb.as_ref().unchecked_ref()).unwrap();
+    a.dispose();
+    b.dispose();
 }
 
 pub async fn refused_upload_is_an_error_status_and_local_bytes_stay() {
@@ -480,9 +644,11 @@ pub async fn rate_limited_uploads_back_off_and_land_once() {
         ids.push(import(&lib, &common::bytes(5_000, i), &format!("r{i}.png")).await);
     }
     ids.sort();
+    let sends = Sends::watch();
     let svc = MediaSyncService::new(options(&name, &user, limited_server()).into()).unwrap();
     let statuses = record_events(&svc, "statuschange");
     within(svc.sync_now(None), 30_000, "sync through 429s").await.unwrap();
+    sends.restore();
     // 15 requests against a burst of 10: some were refused and went back to `pending`.
     let mut last: std::collections::HashMap<String, String> = Default::default();
     let mut retried = 0;
@@ -499,6 +665,26 @@ pub async fn rate_limited_uploads_back_off_and_land_once() {
     }
     svc.dispose();
     assert_eq!(server_ids_at(limited_server(), &user).await, ids, "each asset once");
+    // Once at the wire (a counting proxy in front of the limited server): a body refused with
+    // 429 still crosses it whole (the server reads and drops it before answering, so the
+    // browser sees the answer), so each asset crosses the wire once more per 429 it got, and
+    // otherwise exactly once: a second send of a stored asset, or one behind the service's
+    // back, shows here although the server keeps one record per id.
+    let mut refusals = 0;
+    for id in &ids {
+        let tries = sends.of(id);
+        let refused = tries.iter().filter(|t| **t == Sent::Status(429)).count();
+        refusals += refused;
+        let (bodies, bytes, complete) = wire_at(limited_server(), "uploads", id).await;
+        assert_eq!(
+            bodies as usize,
+            refused + 1,
+            "{id}: {bodies} bodies at the wire, {refused} of them refused with 429 (the service's sends: {tries:?})"
+        );
+        assert_eq!((bytes, complete as usize), (5_000 * bodies as usize, bodies as usize), "{id}: every body whole");
+        assert_eq!(tries.len(), bodies as usize, "{id}: each body at the wire is one the service sent: {tries:?}");
+    }
+    assert!(refusals > 0, "no upload was refused at the wire; the test proves nothing");
 }
 
 pub async fn eager_policy_downloads_remote_assets_by_itself() {
@@ -646,18 +832,32 @@ async fn raw_upload(user: &User, id: &str, len: usize, seed: u8, sha: &str) -> O
     Some((resp.status(), json["error"]["code"].as_str().unwrap_or("").to_owned()))
 }
 
-/// A server that answers an upload before reading its body (too large; a retry of a stored
-/// asset; another asset under the id) must let the browser read that answer: it drains the
-/// body (docs/protocol.md). Firefox reported a network error here before the server did.
 /// Arms the proxy at `base` to drop the connection that carries `id`'s byte `at`
 /// (`dir`: `upload` or `download`).
 async fn cut(base: &str, id: &str, dir: &str, at: usize) {
-    let url = format!("{base}/__wire/cut?id={id}&dir={dir}&at={at}");
+    assert_eq!(
+        proxy_post(&format!("{base}/__wire/cut?id={id}&dir={dir}&at={at}")).await,
+        200,
+        "the proxy took the cut"
+    );
+}
+
+/// Arms the proxy at `base` to send `id`'s download up to byte `at`, then hold the response
+/// open until `release`, which ends it short (a dropped network).
+async fn cut_held(base: &str, id: &str, at: usize) {
+    assert_eq!(proxy_post(&format!("{base}/__wire/cut?id={id}&dir=download&at={at}&hold=1")).await, 200);
+}
+
+async fn release(base: &str, id: &str) {
+    assert_eq!(proxy_post(&format!("{base}/__wire/release?id={id}&dir=download")).await, 200, "a response was held");
+}
+
+async fn proxy_post(url: &str) -> u16 {
     let init = web_sys::RequestInit::new();
     init.set_method("POST");
     let p = platform::call(&platform::global(), "fetch", &[&url.into(), &init]).unwrap();
     let res: web_sys::Response = JsFuture::from(p.unchecked_into::<js_sys::Promise>()).await.unwrap().unchecked_into();
-    assert_eq!(res.status(), 200, "the proxy took the cut");
+    res.status()
 }
 
 /// `len` bytes that never repeat with a short period (xorshift64), so a transfer that
@@ -739,10 +939,24 @@ pub async fn stop_and_start_pause_a_large_upload_mid_file() {
     )
     .await;
     svc.stop();
-    platform::sleep(300.0).await;
-    let paused = wire_at(base, "uploads", &id).await.1;
-    platform::sleep(700.0).await;
-    assert_eq!(wire_at(base, "uploads", &id).await.1, paused, "nothing is sent while stopped");
+    // Stopped: the chunk in flight is aborted, so no body is still arriving at the proxy.
+    within(
+        async {
+            let url = format!("{base}/__wire/uploads?id={id}");
+            while field(&proxy_json(&url).await, "open").as_f64() != Some(0.0) {
+                platform::sleep(5.0).await;
+            }
+        },
+        10_000,
+        "the chunk in flight ended after stop()",
+    )
+    .await;
+    let paused = wire_at(base, "uploads", &id).await;
+    // Nothing is sent while stopped, watched for twice the longest timer that could start a
+    // send (the poll interval, 1 s in `options`; the retry backoff is at most 400 ms): a
+    // window, since "nothing happens" has no event to wait for.
+    platform::sleep(2_000.0).await;
+    assert_eq!(wire_at(base, "uploads", &id).await, paused, "nothing is sent while stopped (bodies, bytes, whole)");
     assert_ne!(status_of(&lib, &id).await, "synced");
     svc.start();
     until_status(&lib, &id, "synced", 60_000).await;
@@ -789,35 +1003,38 @@ pub async fn large_download_cut_midway_resumes_with_range() {
     down.add_event_listener("progress", listen.as_ref().unchecked_ref()).unwrap();
     listen.forget();
     within(down.sync_now(None), 20_000, "pull").await.unwrap();
+    // The network drops at `at`, once the client has taken in every byte before it: the proxy
+    // sends up to `at` and holds the response open until the client's progress reports them
+    // (a browser may discard what its buffers hold when a body breaks, so a plain cut races
+    // it: WebKit once stored nothing of 33 MB). So what the client had is known, and the
+    // resumed request must ask for exactly the rest: nothing crosses the wire twice.
     let at = size / 2 + 1234;
-    cut(base, &id, "download", at).await;
-    let file = within(lib_b.get_file(id.clone().into()), 120_000, "download").await.expect("downloaded after the cut");
+    cut_held(base, &id, at).await;
+    let taken_then_cut = async {
+        let deadline = platform::now_ms() + 60_000.0;
+        let heard = || stamped.borrow().iter().map(|p| p.1).fold(0.0, f64::max);
+        while heard() < at as f64 {
+            assert!(platform::now_ms() < deadline, "the client reported {} of the {at} bytes sent", heard());
+            platform::sleep(5.0).await;
+        }
+        release(base, &id).await;
+    };
+    let (file, ()) =
+        futures_util::future::join(within(lib_b.get_file(id.clone().into()), 120_000, "download"), taken_then_cut)
+            .await;
+    let file = file.expect("downloaded after the cut");
     assert!(common::read_all(&file).await == data, "downloaded bytes differ");
     let (bodies, bytes, _) = wire_at(base, "downloads", &id).await;
-    let (starts, started_at) = {
+    let starts = {
         let json = proxy_json(&format!("{base}/__wire/downloads?id={id}")).await;
-        let list = |k: &str| {
-            js_sys::Array::from(&field(&json, k)).to_vec().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>()
-        };
-        (list("starts"), list("startedAt"))
+        js_sys::Array::from(&field(&json, "starts")).to_vec().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>()
     };
-    // What the client had stored (and reported) before it asked for the rest.
-    let stored_before = stamped
-        .borrow()
-        .iter()
-        .filter(|(t, _)| started_at.get(1).is_some_and(|s| t < s))
-        .map(|p| p.1)
-        .fold(0.0, f64::max);
     wasm_bindgen_test::console_log!(
-        "MEASURED download of {size} bytes cut at {at}: {bodies} responses, {bytes} bytes on the wire, requests from {starts:?}, {stored_before} bytes stored before the resume"
+        "MEASURED download of {size} bytes cut at {at}: {bodies} responses, {bytes} bytes on the wire, requests from {starts:?}"
     );
-    // The browser drops what its network buffers held when a body breaks (Chromium delivered
-    // ~15 of the 33.5 MB the proxy had sent), so the wire count cannot say what the client
-    // received; what it stored can: the resumed request asks from at least there.
+    assert_eq!(starts, [0.0, at as f64], "the resumed request asks from the byte the cut stopped at");
     assert_eq!(bodies, 2, "download responses: the cut one and the resumed one");
-    assert_eq!(starts.len(), 2, "one resumed request");
-    assert!(starts[1] > 0.0 && starts[1] <= at as f64, "resumed from {} (cut at {at})", starts[1]);
-    assert!(starts[1] >= stored_before, "resumed from {} below the {stored_before} bytes it had stored", starts[1]);
+    assert_eq!(bytes, size, "bytes on the wire: each byte once");
     let seen = transfer_progress(&events.borrow(), &id, "download");
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "download progress went backwards");
     assert_eq!(seen.last().copied(), Some((size as f64, size as f64)));
@@ -841,6 +1058,9 @@ pub async fn a_server_without_the_extension_takes_large_files_in_one_post() {
     svc.dispose();
 }
 
+/// A server that answers an upload before reading its body (too large; a retry of a stored
+/// asset; another asset under the id) must let the browser read that answer: it drains the
+/// body (docs/protocol.md). Firefox reported a network error here before the server did.
 pub async fn early_answers_to_uploads_reach_the_browser() {
     let user = User::new();
     let too_big = raw_upload(&user, &platform::new_asset_id(), SERVER_MAX_UPLOAD + 1, 1, &"0".repeat(64)).await;
@@ -909,8 +1129,11 @@ pub async fn uploads_do_not_each_pay_a_cors_preflight() {
         ids.push(import(&lib, &common::bytes(2_000, i + 2), &format!("p{i}.png")).await);
     }
     within(svc.sync_now(None), 30_000, "syncNow").await.unwrap();
+    // Counted once every upload is done. (Waited for, not read at once: on the WebKitGTK
+    // WebDriver lane one record still read `syncing` right after syncNow resolved, once in
+    // about ten runs; syncNow's own promise is checked by the other tests.)
     for id in &ids {
-        assert_eq!(status_of(&lib, id).await, "synced");
+        until_status(&lib, id, "synced", 10_000).await;
     }
     let paid = preflights().await - before;
     let plain = plain_fetch_preflights(&user, 6).await;
@@ -942,6 +1165,7 @@ macro_rules! sync_suite {
             bad_options_are_typed_errors,
             closed_mid_upload_resumes_without_a_second_copy,
             refused_upload_is_an_error_status_and_local_bytes_stay,
+            sync_now_during_a_round_is_served,
             rate_limited_uploads_back_off_and_land_once,
             eager_policy_downloads_remote_assets_by_itself,
             concurrent_edits_converge_with_a_conflict_event,
@@ -953,6 +1177,8 @@ macro_rules! sync_suite {
             stop_and_start_pause_a_large_upload_mid_file,
             a_server_without_the_extension_takes_large_files_in_one_post,
             uploads_do_not_each_pay_a_cors_preflight,
+            wiped_storage_pulls_back_and_changes_nothing_on_the_server,
+            lost_bytes_download_again_or_are_reported_never_uploaded,
         );
     };
     ($($name:ident),* $(,)?) => {
