@@ -20,7 +20,8 @@ import { startWireProxy } from '../tests/wire-proxy.mjs';
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : d; };
 const SIZES = arg('--sizes', '200,1024').split(',').map(Number);
 const RUNS = Number(arg('--runs', 3));
-const TARGET = 1.10;
+// Issue 23: a 1 GB upload within 1.25x one plain POST, 200 MB within 1.15x.
+const targetOf = (size) => (size >= 1e9 ? 1.25 : 1.15);
 const FULL = arg('--sizes', '200,1024') === '200,1024' && RUNS >= 3;
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
@@ -112,7 +113,7 @@ const judge = (ok) => (!FULL ? '(smoke run: not judged)' : ok ? 'met' : 'MISSED'
 console.log(`\nlarge-file sync bench: dedicated worker, persistent profile, release server; median of ${RUNS} runs`);
 console.log('workload          fetch POST ms   syncNow() ms   ratio (min-max)      target');
 for (const r of rows) {
-  console.log(`${r.label.padEnd(17)} ${r.baselineMs.toFixed(0).padStart(13)} ${r.libraryMs.toFixed(0).padStart(14)}   ${r.ratio.toFixed(2)}x (${r.ratioMin.toFixed(2)}-${r.ratioMax.toFixed(2)})   <= ${TARGET}x ${judge(r.ratio <= TARGET)}`);
+  console.log(`${r.label.padEnd(17)} ${r.baselineMs.toFixed(0).padStart(13)} ${r.libraryMs.toFixed(0).padStart(14)}   ${r.ratio.toFixed(2)}x (${r.ratioMin.toFixed(2)}-${r.ratioMax.toFixed(2)})   <= ${targetOf(r.size)}x ${judge(r.ratio <= targetOf(r.size))}`);
 }
 console.log('\nworkload          first byte at server   progress events (longest gap, monotonic)   browser RSS growth (fetch POST\'s)   server peak RSS (growth)');
 for (const r of rows) {
@@ -123,5 +124,5 @@ console.log('\nprofile: the whole-file SHA-256 alone (WASM, the stored file read
 for (const r of rows) console.log(`${r.label.padEnd(17)} ${r.hashOnlyMs.toFixed(0)} ms = ${(r.size / 1e6 / (r.hashOnlyMs / 1000)).toFixed(0)} MB/s, ${(r.hashOnlyMs / r.libraryMs * 100).toFixed(0)}% of the library's upload time`);
 console.log('\nThe baseline is one fetch POST of the stored file with its SHA-256 computed before the clock starts; the library hashes as its chunks go, inside its time.');
 mkdirSync('target/bench', { recursive: true });
-writeFileSync('target/bench/large.json', JSON.stringify({ rows, target: TARGET, judged: FULL, date: new Date().toISOString() }, null, 2));
+writeFileSync('target/bench/large.json', JSON.stringify({ rows, targets: { '200 MB': 1.15, '1 GB': 1.25, browserGrowthMb: 64 }, judged: FULL, date: new Date().toISOString() }, null, 2));
 console.log('wrote target/bench/large.json');

@@ -1,4 +1,4 @@
-// Package size (issue 14): what a browser downloads for each entry point of the npm package,
+// Package size (issues 14 and 23): what a browser downloads for each entry point of the npm package,
 // the .wasm and its JS glue, each gzipped at level 9 (what a server's gzip -9 would send).
 // Reads the build of scripts/build-pkg.sh (pkg/web = `opfs-media`, pkg/sync = `opfs-media/sync`);
 // a size, not a timing, so one run is exact. Prints a table, writes target/bench/size.json.
@@ -10,10 +10,10 @@ import { gzipSync } from 'node:zlib';
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : d; };
 const PKG = arg('--pkg', 'pkg');
 const KB = 1024;
-// Targets of issue 14, gzipped .wasm + JS glue.
+// Targets of issue 23 (issue 14's were 100 / 160 KB), gzipped .wasm + JS glue.
 const ENTRIES = [
-  { entry: 'opfs-media', dir: 'web', targetKB: 100 },
-  { entry: 'opfs-media/sync', dir: 'sync', targetKB: 160 },
+  { entry: 'opfs-media', dir: 'web', targetKB: 120 },
+  { entry: 'opfs-media/sync', dir: 'sync', targetKB: 200 },
 ];
 
 const gz = (path) => gzipSync(readFileSync(path), { level: 9 }).length;

@@ -11,8 +11,9 @@ import { launchChromium } from '../scripts/chromium.mjs';
 import { serve } from '../scripts/serve.mjs';
 
 const arg = (k, d) => { const i = process.argv.indexOf(k); return i > 0 ? process.argv[i + 1] : d; };
-// Issue 14: at most 1.10x a plain fetch pool, in a worker and in a page.
-const TARGET = 1.10;
+// Issue 23: many small files at most 1.10x a plain fetch pool, one 200 MB file 1.15x, in a
+// worker and in a page; no main-thread long task while a page syncs.
+const targetOf = (r) => (r.label.startsWith('1 file') ? 1.15 : 1.10);
 const FULL = arg('--big-mb', '200') === '200' && arg('--small-n', '1000') === '1000';
 const PORT = Number(arg('--api-port', 18799));
 const dir = 'target/bench/sync-server';
@@ -50,20 +51,21 @@ try {
   console.log(`\nsync bench (${result.userAgent.match(/Chrome\/[\d.]+/)?.[0]}), median of ${result.rows[0].runs} runs, concurrency ${result.rows[0].concurrency}\n`);
   console.log('context  workload                 fetch pool ms   opfs-media ms   ratio (min-max)      target');
   for (const r of result.rows) {
-    const ok = !FULL ? '(smoke run: not judged)' : r.ratio <= TARGET ? 'met' : 'MISSED';
-    console.log(`${r.context.padEnd(8)} ${r.label.padEnd(24)} ${r.baselineMs.toFixed(0).padStart(13)} ${r.libraryMs.toFixed(0).padStart(15)}   ${r.ratio.toFixed(2)}x (${r.ratioMin.toFixed(2)}-${r.ratioMax.toFixed(2)})   <= ${TARGET}x ${ok}`);
+    const ok = !FULL ? '(smoke run: not judged)' : r.ratio <= targetOf(r) ? 'met' : 'MISSED';
+    console.log(`${r.context.padEnd(8)} ${r.label.padEnd(24)} ${r.baselineMs.toFixed(0).padStart(13)} ${r.libraryMs.toFixed(0).padStart(15)}   ${r.ratio.toFixed(2)}x (${r.ratioMin.toFixed(2)}-${r.ratioMax.toFixed(2)})   <= ${targetOf(r)}x ${ok}`);
   }
   console.log('\nper asset during a library run (the middle run): IndexedDB transactions, BroadcastChannel posts, fetches; mean requests in flight (fetch pool / library)');
   for (const r of result.rows) {
     const c = r.perAsset;
     console.log(`${r.context.padEnd(8)} ${r.label.padEnd(24)} ${c.idbTransactions.toFixed(2)} transactions, ${c.channelPosts.toFixed(2)} posts, ${c.fetches.toFixed(2)} fetches; in flight ${c.baseInFlight.toFixed(2)} / ${c.libInFlight.toFixed(2)}`);
   }
-  console.log('\nmain-thread long tasks (> 50 ms) during the library runs in the page:');
+  console.log('\nmain-thread long tasks (> 50 ms) during the library runs in the page (target: 0):');
   for (const r of result.rows.filter((x) => x.context === 'page')) {
-    console.log(`${r.label.padEnd(24)} ${r.libraryLongTasks.map((s) => `${s.longTasks} (longest ${s.longestTaskMs.toFixed(0)} ms)`).join(', ')}`);
+    const none = r.libraryLongTasks.every((s) => s.longTasks === 0);
+    console.log(`${r.label.padEnd(24)} ${r.libraryLongTasks.map((s) => `${s.longTasks} (longest ${s.longestTaskMs.toFixed(0)} ms)`).join(', ')}   ${!FULL ? '(smoke run: not judged)' : none ? 'met' : 'MISSED'}`);
   }
   mkdirSync('target/bench', { recursive: true });
-  writeFileSync('target/bench/sync.json', JSON.stringify({ ...result, target: TARGET, judged: FULL, date: new Date().toISOString() }, null, 2));
+  writeFileSync('target/bench/sync.json', JSON.stringify({ ...result, targets: { small: 1.10, big: 1.15, longTasks: 0 }, judged: FULL, date: new Date().toISOString() }, null, 2));
   console.log('\nwrote target/bench/sync.json');
 } finally {
   await browser.close();

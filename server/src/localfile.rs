@@ -6,8 +6,9 @@
 //!
 //! Throughput: body frames (16-64 KiB from hyper) are gathered into [`BATCH_BYTES`] and written
 //! on the blocking pool with one vectored write per batch, while the next batch is received
-//! and hashed: one write in flight, so memory stays at about two batches. A small body is
-//! written, flushed and renamed in one blocking task.
+//! and hashed: one write in flight, so memory stays at about two batches ([`BatchedAppend`],
+//! also used by the resumable extension's appends). A small body is written, flushed and
+//! renamed in one blocking task.
 
 use std::fs::File;
 use std::io::{IoSlice, Write};
@@ -20,19 +21,82 @@ use tokio::task::JoinHandle;
 /// started its staging file after a few hundred KB, as scripts/test-server-faults.sh checks).
 pub const BATCH_BYTES: usize = 512 * 1024;
 
+/// Body frames written to an open file from `offset` on, in batches of [`BATCH_BYTES`]: one
+/// vectored write on the blocking pool in flight while the next batch gathers. Serves a new
+/// object's staging file ([`LocalWrite`]) and a resumable upload's appends.
+pub struct BatchedAppend {
+    /// The file while no write is in flight (moved into the write, and back).
+    file: Option<File>,
+    in_flight: Option<JoinHandle<std::io::Result<File>>>,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    /// Where the next batch goes.
+    offset: u64,
+}
+
+impl BatchedAppend {
+    /// Appends to `file`, whose cursor is at `offset`.
+    pub fn new(file: File, offset: u64) -> Self {
+        Self { file: Some(file), in_flight: None, pending: Vec::new(), pending_len: 0, offset }
+    }
+
+    /// Takes one frame; writes a batch once [`BATCH_BYTES`] have gathered.
+    pub async fn put(&mut self, data: Bytes) -> std::io::Result<()> {
+        self.pending_len += data.len();
+        self.pending.push(data);
+        if self.pending_len >= BATCH_BYTES {
+            let file = self.settle().await?;
+            let batch = std::mem::take(&mut self.pending);
+            self.pending_len = 0;
+            let (offset, len) = (self.offset, file_len(&batch));
+            self.offset += len;
+            self.in_flight = Some(tokio::task::spawn_blocking(move || {
+                let mut file = file;
+                write_batch(&mut file, &batch)?;
+                start_writeback(&file, offset, len);
+                Ok(file)
+            }));
+        }
+        Ok(())
+    }
+
+    /// Waits for the write in flight; the file and the frames not written yet.
+    pub async fn into_parts(mut self) -> std::io::Result<(File, Vec<Bytes>)> {
+        let file = self.settle().await?;
+        Ok((file, self.pending))
+    }
+
+    /// Writes the rest and flushes the file's data to disk (`fdatasync`).
+    pub async fn finish(self) -> std::io::Result<File> {
+        let (mut file, rest) = self.into_parts().await?;
+        tokio::task::spawn_blocking(move || {
+            write_batch(&mut file, &rest)?;
+            file.sync_data()?;
+            Ok(file)
+        })
+        .await
+        .map_err(join_err)?
+    }
+
+    async fn settle(&mut self) -> std::io::Result<File> {
+        match (self.in_flight.take(), self.file.take()) {
+            (Some(h), _) => h.await.map_err(join_err)?,
+            (None, Some(f)) => Ok(f),
+            (None, None) => Err(std::io::Error::other("a failed batch lost the file")),
+        }
+    }
+}
+
 /// An object being written under a local storage root.
 pub struct LocalWrite {
     dest: PathBuf,
     staging: PathBuf,
-    pending: Vec<Bytes>,
-    pending_len: usize,
-    /// The file once opened (moved into the write in flight, and back).
-    file: Option<File>,
-    in_flight: Option<JoinHandle<std::io::Result<File>>>,
+    /// Frames gathered before the staging file is opened (with the first full batch).
+    first: Vec<Bytes>,
+    first_len: usize,
+    out: Option<BatchedAppend>,
     /// Directories made for this object (their parents are flushed too).
     created_dir: bool,
-    /// Bytes handed to the file so far.
-    written: u64,
 }
 
 impl LocalWrite {
@@ -42,66 +106,41 @@ impl LocalWrite {
         let dest = root.join(key);
         let mut staging = dest.clone().into_os_string();
         staging.push("#0");
-        Self {
-            dest,
-            staging: staging.into(),
-            pending: Vec::new(),
-            pending_len: 0,
-            file: None,
-            in_flight: None,
-            created_dir: false,
-            written: 0,
-        }
+        Self { dest, staging: staging.into(), first: Vec::new(), first_len: 0, out: None, created_dir: false }
     }
 
     /// Takes one frame of the body; writes a batch once [`BATCH_BYTES`] have gathered.
     pub async fn put(&mut self, data: Bytes) -> std::io::Result<()> {
-        self.pending_len += data.len();
-        self.pending.push(data);
-        if self.pending_len >= BATCH_BYTES {
-            self.flush_batch().await?;
+        if let Some(out) = &mut self.out {
+            return out.put(data).await;
+        }
+        self.first_len += data.len();
+        self.first.push(data);
+        if self.first_len >= BATCH_BYTES {
+            let staging = self.staging.clone();
+            let (file, made) =
+                tokio::task::spawn_blocking(move || open_staging(&staging)).await.map_err(join_err)??;
+            self.created_dir = made;
+            let mut out = BatchedAppend::new(file, 0);
+            for frame in std::mem::take(&mut self.first) {
+                out.put(frame).await?;
+            }
+            self.out = Some(out);
         }
         Ok(())
     }
 
-    /// Waits for the write in flight (if any), then starts writing the gathered batch.
-    async fn flush_batch(&mut self) -> std::io::Result<()> {
-        let file = self.take_file().await?;
-        let batch = std::mem::take(&mut self.pending);
-        self.pending_len = 0;
-        let (staging, created) = (self.staging.clone(), &mut self.created_dir);
-        let file = match file {
-            Some(f) => f,
-            None => {
-                let (f, made) =
-                    tokio::task::spawn_blocking(move || open_staging(&staging)).await.map_err(join_err)??;
-                *created = made;
-                f
-            }
-        };
-        let offset = self.written;
-        self.written += file_len(&batch);
-        self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let mut file = file;
-            write_batch(&mut file, &batch)?;
-            start_writeback(&file, offset, file_len(&batch));
-            Ok(file)
-        }));
-        Ok(())
-    }
-
-    async fn take_file(&mut self) -> std::io::Result<Option<File>> {
-        match self.in_flight.take() {
-            Some(h) => h.await.map_err(join_err)?.map(Some),
-            None => Ok(self.file.take()),
+    async fn take_file(&mut self) -> std::io::Result<(Option<File>, Vec<Bytes>)> {
+        match self.out.take() {
+            Some(out) => out.into_parts().await.map(|(f, rest)| (Some(f), rest)),
+            None => Ok((None, std::mem::take(&mut self.first))),
         }
     }
 
     /// Writes the rest, flushes the file, renames it into place and flushes the directory:
     /// when this returns `Ok`, the object is on disk under its final name.
     pub async fn finish(mut self) -> std::io::Result<()> {
-        let file = self.take_file().await?;
-        let batch = std::mem::take(&mut self.pending);
+        let (file, batch) = self.take_file().await?;
         let (staging, dest, created) = (self.staging.clone(), self.dest.clone(), self.created_dir);
         let res = tokio::task::spawn_blocking(move || {
             let (mut file, created) = match file {
@@ -224,5 +263,25 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a-big", "b-small"]);
         std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[tokio::test]
+    async fn appends_land_after_the_offset_in_order() {
+        use std::io::{Seek, SeekFrom};
+        let path = std::env::temp_dir().join(format!("opfs-media-append-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, b"head").unwrap();
+        let mut want = b"head".to_vec();
+        let mut f = File::options().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(4)).unwrap();
+        let mut out = BatchedAppend::new(f, 4);
+        // Frames of uneven sizes, past several batches, and a last one that stays pending.
+        for i in 0..40u8 {
+            let frame = Bytes::from(vec![i; 30_000 + usize::from(i) * 997]);
+            want.extend_from_slice(&frame);
+            out.put(frame).await.unwrap();
+        }
+        out.finish().await.unwrap();
+        assert!(std::fs::read(&path).unwrap() == want, "appended bytes differ");
+        std::fs::remove_file(path).unwrap();
     }
 }

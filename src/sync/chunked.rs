@@ -16,6 +16,7 @@
 use serde::Deserialize;
 
 use super::engine::{Meta, Outcome, RemoteAsset, Reply as EngineReply};
+use super::json;
 use super::protocol::{Body, HttpRequest, WireAsset, WireErrorBody};
 pub use crate::store::outbox::UploadProgress;
 
@@ -376,24 +377,24 @@ struct WireUpload {
 /// Decodes a reply to a create or an append. `engine_outcome` is what the same status and
 /// body mean for a `POST` (the caller passes `protocol::outcome` for it).
 pub fn reply(status: u16, retry_after: Option<u64>, body: &[u8], engine_outcome: impl FnOnce() -> Outcome) -> Reply {
-    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+    let value: Option<json::Raw> = json::from_slice(body);
     if (200..300).contains(&status) {
-        if value.get("offset").is_some() {
-            return match serde_json::from_value::<WireUpload>(value) {
-                Ok(u) => Reply::Session { offset: u.offset, busy: u.appending },
-                Err(_) => Reply::Other(failed(502, "PROTOCOL_ERROR")),
+        if value.as_ref().is_some_and(|v| json::has(v, "offset")) {
+            return match value.and_then(json::from_raw::<WireUpload>) {
+                Some(u) => Reply::Session { offset: u.offset, busy: u.appending },
+                None => Reply::Other(failed(502, "PROTOCOL_ERROR")),
             };
         }
-        return match serde_json::from_value::<WireAsset>(value) {
-            Ok(a) => Reply::Asset(a.into()),
-            Err(_) => Reply::Other(failed(502, "PROTOCOL_ERROR")),
+        return match value.and_then(json::from_raw::<WireAsset>) {
+            Some(a) => Reply::Asset(a.into()),
+            None => Reply::Other(failed(502, "PROTOCOL_ERROR")),
         };
     }
-    let err = serde_json::from_value::<WireErrorBody>(value).ok().map(|b| b.error);
+    let err = value.and_then(json::from_raw::<WireErrorBody>).map(|b| b.error);
     let code = err.as_ref().map(|e| e.code.as_str()).unwrap_or("");
     match (status, code) {
         (409, "OFFSET_MISMATCH") => {
-            let offset = err.and_then(|e| e.details).and_then(|d| d.get("offset").and_then(|o| o.as_u64()));
+            let offset = err.and_then(|e| e.details).and_then(|d| json::get_u64(&d, "offset"));
             match offset {
                 Some(offset) => Reply::OffsetMismatch { offset },
                 None => Reply::Other(failed(502, "PROTOCOL_ERROR")),

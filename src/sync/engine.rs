@@ -8,7 +8,7 @@
 //! network errors, 408, 429 and 5xx retry with exponential backoff + jitter and honour
 //! `Retry-After`; other 4xx put the asset in `error` with the server's code kept.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -238,9 +238,13 @@ struct Backoff {
 pub struct Engine {
     state: SyncState,
     cfg: Config,
-    inflight: BTreeMap<u64, InFlight>,
+    /// Requests in flight by id, in the order sent (ids only grow). A `Vec`: there are only
+    /// ever the configured concurrency's few, and it is one B-tree instance less in the package.
+    inflight: Vec<(u64, InFlight)>,
     busy: BTreeSet<String>,
-    backoff: BTreeMap<String, Backoff>,
+    /// Looked up by id and scanned for the earliest expiry only, never in order: a hash map
+    /// (smaller code in the package than one more B-tree instance).
+    backoff: HashMap<String, Backoff>,
     pull_backoff: Backoff,
     pull_wanted: bool,
     pull_started_gen: u64,
@@ -257,9 +261,9 @@ impl Engine {
         Self {
             state,
             cfg,
-            inflight: BTreeMap::new(),
+            inflight: Vec::new(),
             busy: BTreeSet::new(),
-            backoff: BTreeMap::new(),
+            backoff: HashMap::new(),
             pull_backoff: Backoff::default(),
             pull_wanted: false,
             pull_started_gen: 0,
@@ -354,7 +358,7 @@ impl Engine {
     }
 
     fn pulling(&self) -> bool {
-        self.inflight.values().any(|f| matches!(f, InFlight::Pull))
+        self.inflight.iter().any(|(_, f)| matches!(f, InFlight::Pull))
     }
 
     fn enqueue(&mut self, id: &str, op: Op) {
@@ -422,14 +426,15 @@ impl Engine {
     fn send(&mut self, f: InFlight, req: Request) -> (u64, Request) {
         let n = self.next_req;
         self.next_req += 1;
-        self.inflight.insert(n, f);
+        self.inflight.push((n, f));
         (n, req)
     }
 
     /// Feeds back the outcome of request `req`. Unknown ids (duplicated responses, or
     /// responses to a previous incarnation) are ignored.
     pub fn handle(&mut self, req: u64, outcome: Outcome, now: i64) {
-        let Some(f) = self.inflight.remove(&req) else { return };
+        let Some(at) = self.inflight.iter().position(|(n, _)| *n == req) else { return };
+        let (_, f) = self.inflight.remove(at);
         match f {
             InFlight::Pull => self.on_pull(outcome, now),
             InFlight::Asset { id, sent } => {

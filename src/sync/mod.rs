@@ -7,6 +7,7 @@ pub mod chunked;
 pub mod engine;
 #[cfg(feature = "sync")]
 pub mod http;
+pub mod json;
 pub mod protocol;
 #[cfg(feature = "sync")]
 pub mod service;

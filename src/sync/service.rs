@@ -125,8 +125,19 @@ impl ServiceError {
 /// What waiters inside this context are told.
 #[derive(Clone, Debug)]
 enum Note {
-    Status { id: String, status: SyncStatus, error: Option<SyncError> },
-    Idle { tokens: Vec<String> },
+    Status {
+        id: String,
+        status: SyncStatus,
+        error: Option<SyncError>,
+    },
+    Idle {
+        tokens: Vec<String>,
+    },
+    /// A leadership round ended with `error` before these `syncNow` calls were served.
+    Failed {
+        tokens: Vec<String>,
+        error: ServiceError,
+    },
     Closed,
 }
 
@@ -272,6 +283,7 @@ impl Service {
             let token = token.clone();
             move |n| match n {
                 Note::Idle { tokens } if tokens.contains(&token) => Some(Ok(())),
+                Note::Failed { tokens, error } if tokens.contains(&token) => Some(Err(error.clone())),
                 Note::Closed => Some(Err(ServiceError::Disposed)),
                 _ => None,
             }

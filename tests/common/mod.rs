@@ -13,6 +13,7 @@ use web_sys::{Blob, File, FilePropertyBag, FileSystemDirectoryHandle};
 pub mod batch;
 pub mod budget;
 pub mod listing;
+pub mod shapes;
 pub mod stream;
 #[allow(unused_imports)]
 pub use batch::{
@@ -24,7 +25,12 @@ pub use budget::{budget_evicts_least_recently_used, held_and_read_assets_are_not
 #[allow(unused_imports)]
 pub use listing::list_matches_parsed_records;
 #[allow(unused_imports)]
-pub use stream::{stream_failures_leave_nothing, stream_import_roundtrip, sweep_removes_stale_pieces};
+pub use shapes::{missing_opfs_falls_back, older_safari_without_create_writable, one_argument_move_engines};
+#[allow(unused_imports)]
+pub use stream::{
+    chunk_hashing_yields_in_a_page, chunk_reads_reuse_their_buffer, download_chunks_are_views, stream_chunks_are_views,
+    stream_failures_leave_nothing, stream_import_roundtrip, sweep_removes_stale_pieces,
+};
 
 /// A 1x1 red PNG.
 pub const PNG_1X1: &[u8] = &[
@@ -54,7 +60,7 @@ pub fn auto_storage() -> StorageKind {
     }
 }
 
-async fn try_open(storage: &str) -> Result<MediaLibrary, JsValue> {
+pub(crate) async fn try_open(storage: &str) -> Result<MediaLibrary, JsValue> {
     let opts = js_sys::Object::new();
     Reflect::set(&opts, &"name".into(), &unique("t").into()).unwrap();
     Reflect::set(&opts, &"storage".into(), &storage.into()).unwrap();
@@ -72,7 +78,7 @@ pub fn running(name: &'static str) {
 }
 
 /// Without OPFS: `storage: "opfs"` is a typed error, `auto` falls back to IndexedDB.
-async fn assert_no_opfs_outcome() {
+pub(crate) async fn assert_no_opfs_outcome() {
     assert_js_error(try_open("opfs").await.map(|_| ()), "StorageUnavailableError", "STORAGE_UNAVAILABLE");
     assert_eq!(try_open("auto").await.unwrap().storage(), "indexeddb");
 }
@@ -159,7 +165,9 @@ pub async fn put_opfs_file(lib: &Library, name: &str, data: &[u8]) {
     opts.set_create(true);
     let h: web_sys::FileSystemFileHandle =
         JsFuture::from(dir.get_file_handle_with_options(name, &opts)).await.unwrap().unchecked_into();
-    if platform::is_worker() {
+    // The library's own choice of write path (WebKitGTK's workers cannot open sync access
+    // handles, and a refused one leaves the file unwritable there).
+    if lib.uses_sync_access_handle() {
         let sh: web_sys::FileSystemSyncAccessHandle =
             JsFuture::from(h.create_sync_access_handle()).await.unwrap().unchecked_into();
         sh.write_with_u8_array(data).unwrap();
@@ -526,6 +534,9 @@ pub async fn sweep_removes_orphans_and_reports_missing(storage: &str) {
     let lost = asset_of(&lib.import_file(file(b"lost", "lost.txt", "").into(), None).await.unwrap());
     let orphan = "0190f0c2-7a0e-7cc0-8000-0000000000aa".to_owned();
     let temp = "0190f0c2-7a0e-7cc0-8000-0000000000bb.tmp".to_owned();
+    let lost_events = js_sys::Array::new();
+    let on_lost = js_sys::Function::new_with_args("e", "this.push(e.detail)").bind0(&lost_events);
+    lib.add_event_listener("lost", &on_lost).unwrap();
     if lib.storage() == "opfs" {
         // A crash after the bytes were committed but before the record; a crash mid-write;
         // bytes lost behind a record's back.
@@ -545,9 +556,18 @@ pub async fn sweep_removes_orphans_and_reports_missing(storage: &str) {
     assert_eq!(report.removed_orphans, vec![orphan]);
     assert_eq!(report.removed_temp, if lib.storage() == "opfs" { vec![temp] } else { vec![] });
     assert_eq!(report.missing_bytes, vec![lost.id.clone()]);
-    // The record with missing bytes is kept and reported on read.
+    // The record with missing bytes is kept, marked (its bytes never reached a server) and
+    // reported: once by a sweep's `lost` event (the early one found it already), and on
+    // every read.
     assert_eq!(Array::from(&lib.list(None).await.unwrap()).length(), 2);
-    assert_js_error(lib.get_file(lost.id.clone().into()).await, "NotFoundError", "BYTES_MISSING");
+    let marked = asset_of(&lib.get(lost.id.clone().into()).await.unwrap());
+    assert_eq!(marked.sync_status, SyncStatus::Error);
+    assert_eq!(marked.sync_error.map(|e| e.code).as_deref(), Some("LOCAL_BYTES_LOST"));
+    assert_eq!(lost_events.length(), 1, "one lost event");
+    assert_eq!(field(&lost_events.get(0), "id").as_string().as_deref(), Some(lost.id.as_str()));
+    assert_eq!(field(&lost_events.get(0), "code").as_string().as_deref(), Some("LOCAL_BYTES_LOST"));
+    assert_js_error(lib.get_file(lost.id.clone().into()).await, "NotFoundError", "LOCAL_BYTES_LOST");
+    assert_eq!(lost_events.length(), 1, "reported once, not on every read");
     assert_eq!(read_all(&lib.get_file(keep.id.clone().into()).await.unwrap()).await, b"keep");
     lib.delete(lost.id.into()).await.unwrap();
     assert_eq!(lib.library().sweep(0.0).await.unwrap(), Default::default());
@@ -595,35 +615,6 @@ pub async fn concurrent_imports(storage: &str) {
         let n: usize = a.name[1..a.name.len() - 4].parse().unwrap();
         assert_eq!(read_all(&lib.get_file(a.id.into()).await.unwrap()).await, bytes(10_000 + n, n as u8));
     }
-}
-
-/// With `getDirectory` throwing (as in private modes or WebKitGTK), `auto` falls back to
-/// IndexedDB and `opfs` fails with a typed error.
-pub async fn missing_opfs_falls_back() {
-    let proto = platform::get(&platform::get(&platform::global(), "StorageManager"), "prototype");
-    if !engine_has_opfs() {
-        // The engine already lacks OPFS: the same outcome, for real.
-        assert_no_opfs_outcome().await;
-        return;
-    }
-    let original = platform::get(&proto, "getDirectory");
-    let thrower = js_sys::Function::new_no_args("throw new DOMException('blocked for the test', 'SecurityError')");
-    Reflect::set(&proto, &"getDirectory".into(), &thrower).unwrap();
-    let auto =
-        MediaLibrary::open(Some(js_sys::JSON::parse(&format!(r#"{{"name":"{}"}}"#, unique("fb"))).unwrap())).await;
-    let forced = MediaLibrary::open(Some(
-        js_sys::JSON::parse(&format!(r#"{{"name":"{}","storage":"opfs"}}"#, unique("fb"))).unwrap(),
-    ))
-    .await;
-    Reflect::set(&proto, &"getDirectory".into(), &original).unwrap();
-
-    let auto = auto.expect("auto falls back");
-    assert_eq!(auto.storage(), "indexeddb");
-    let data = bytes(50_000, 9);
-    let a = asset_of(&auto.import_file(file(&data, "fallback.bin", "").into(), None).await.unwrap());
-    assert_eq!(a.storage, StorageKind::Indexeddb);
-    assert_eq!(read_all(&auto.get_file(a.id.into()).await.unwrap()).await, data);
-    assert_js_error(forced.map(|_| ()), "StorageUnavailableError", "STORAGE_UNAVAILABLE");
 }
 
 pub async fn bad_library_options() {
@@ -681,9 +672,22 @@ pub async fn dropped_library_leaves_no_listener() {
     });
     let global: JsValue = platform::global().into();
     platform::call(&global, "addEventListener", &[&"error".into(), on_error.as_ref()]).unwrap();
+    // A receiver opened after the dropped library's channel gets the message after it would
+    // have (one global, one task source, receivers in creation order): once it has, a listener
+    // left behind would have run and thrown.
+    let probe = web_sys::BroadcastChannel::new(&opfs_media::store::channel_name(&name)).unwrap();
+    let got = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = got.clone();
+    let on_probe = Closure::<dyn FnMut(JsValue)>::new(move |_| flag.set(true));
+    probe.set_onmessage(Some(on_probe.as_ref().unchecked_ref()));
     let ch = web_sys::BroadcastChannel::new(&opfs_media::store::channel_name(&name)).unwrap();
     ch.post_message(&r#"{"t":"change","kind":"import","id":"x","sync":false}"#.into()).unwrap();
-    platform::sleep(200.0).await;
+    let deadline = platform::now_ms() + 10_000.0;
+    while !got.get() {
+        assert!(platform::now_ms() < deadline, "the message never reached the probe");
+        platform::sleep(5.0).await;
+    }
+    probe.close();
     ch.close();
     platform::call(&global, "removeEventListener", &[&"error".into(), on_error.as_ref()]).unwrap();
     assert_eq!(*errors.borrow(), Vec::<String>::new());
@@ -702,20 +706,29 @@ pub async fn batched_changes_reach_other_contexts_once_each() {
         let source: JsValue = file(&bytes(100, i + 1), &format!("b{i}.png"), "image/png").into();
         ids.push(here.import(&source, Default::default()).await.unwrap().id);
     }
-    platform::sleep(100.0).await; // the imports' own messages pass first
-    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<(String, bool)>::new()));
+    // Every change event and channel message is recorded with its kind, so the imports' own
+    // (`import`) ones count for nothing, whenever they arrive.
+    let events = std::rc::Rc::new(std::cell::RefCell::new(Vec::<(String, String, bool)>::new()));
     let sink = events.clone();
     let on_change = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
         let d = field(&e, "detail");
-        if field(&d, "kind").as_string().as_deref() == Some("update") {
-            sink.borrow_mut().push((field(&d, "id").as_string().unwrap(), field(&d, "remote").as_bool() == Some(true)));
-        }
+        let text = |k: &str| field(&d, k).as_string().unwrap_or_default();
+        sink.borrow_mut().push((text("kind"), text("id"), field(&d, "remote").as_bool() == Some(true)));
     });
     there.events().add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref()).unwrap();
-    let messages = std::rc::Rc::new(std::cell::RefCell::new(0u32));
+    let messages = std::rc::Rc::new(std::cell::RefCell::new(Vec::<(String, Vec<String>)>::new()));
     let count = messages.clone();
     let raw = web_sys::BroadcastChannel::new(&opfs_media::store::channel_name(&name)).unwrap();
-    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |_| *count.borrow_mut() += 1);
+    let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |m: web_sys::MessageEvent| {
+        let msg = js_sys::JSON::parse(&m.data().as_string().unwrap_or_default()).unwrap_or_default();
+        let list = field(&msg, "ids");
+        let mut ids: Vec<String> = match list.dyn_ref::<js_sys::Array>() {
+            Some(a) => a.iter().filter_map(|v| v.as_string()).collect(),
+            None => Vec::new(),
+        };
+        ids.extend(field(&msg, "id").as_string());
+        count.borrow_mut().push((field(&msg, "kind").as_string().unwrap_or_default(), ids));
+    });
     raw.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     let mut batch = opfs_media::store::catalog::Batch::default();
     for id in &ids {
@@ -729,14 +742,32 @@ pub async fn batched_changes_reach_other_contexts_once_each() {
     }
     let (changed, _) = here.apply_synced(batch, false).await.unwrap();
     assert_eq!(changed, ids);
-    let deadline = platform::now_ms() + 5_000.0;
-    while events.borrow().len() < ids.len() && platform::now_ms() < deadline {
+    // A marker after the batch, from the same library: a BroadcastChannel delivers one
+    // sender's messages to each receiver in the order they were posted, so once both
+    // receivers have the marker, everything the batch posted has arrived (nothing left to
+    // wait out with a sleep, and a late duplicate would be counted).
+    let marker =
+        here.import(&file(&bytes(10, 9), "marker.png", "image/png").into(), Default::default()).await.unwrap().id;
+    let has_marker = || {
+        events.borrow().iter().any(|(k, id, _)| k == "import" && *id == marker)
+            && messages.borrow().iter().any(|(k, got)| k == "import" && got.contains(&marker))
+    };
+    let deadline = platform::now_ms() + 10_000.0;
+    while !has_marker() {
+        assert!(
+            platform::now_ms() < deadline,
+            "the marker {marker} never came over the channel: events {:?}, messages {:?}",
+            events.borrow(),
+            messages.borrow()
+        );
         platform::sleep(10.0).await;
     }
-    platform::sleep(100.0).await;
-    let seen = events.borrow().clone();
+    let seen: Vec<(String, bool)> =
+        events.borrow().iter().filter(|(k, ..)| k == "update").map(|(_, id, remote)| (id.clone(), *remote)).collect();
     assert_eq!(seen, ids.iter().map(|id| (id.clone(), true)).collect::<Vec<_>>(), "one remote event per record");
-    assert_eq!(*messages.borrow(), 1, "one channel message for the batch");
+    let updates: Vec<Vec<String>> =
+        messages.borrow().iter().filter(|(k, _)| k == "update").map(|(_, got)| got.clone()).collect();
+    assert_eq!(updates, vec![ids.clone()], "one channel message for the batch");
     raw.close();
     there.close();
     here.close();
@@ -780,6 +811,7 @@ macro_rules! library_suite {
             opfs_stream_import_roundtrip, idb_stream_import_roundtrip => stream_import_roundtrip;
             opfs_stream_failures_leave_nothing, idb_stream_failures_leave_nothing => stream_failures_leave_nothing;
             opfs_sweep_removes_stale_pieces, idb_sweep_removes_stale_pieces => sweep_removes_stale_pieces;
+            opfs_stream_chunks_are_views, idb_stream_chunks_are_views => stream_chunks_are_views;
             opfs_budget_evicts_least_recently_used, idb_budget_evicts_least_recently_used => budget_evicts_least_recently_used;
             opfs_held_and_read_assets_are_not_evicted, idb_held_and_read_assets_are_not_evicted => held_and_read_assets_are_not_evicted;
             opfs_batch_commits_in_one_transaction, idb_batch_commits_in_one_transaction => batch_commits_in_one_transaction;
@@ -797,6 +829,19 @@ macro_rules! library_suite {
             common::import_get_list_roundtrip("indexeddb", opfs_media::StorageKind::Indexeddb).await
         }
         #[wasm_bindgen_test]
+        async fn opfs_download_chunks_are_views() {
+            common::running("opfs_download_chunks_are_views");
+            common::download_chunks_are_views("opfs").await
+        }
+        #[wasm_bindgen_test]
+        async fn chunk_hashing_yields_in_a_page() {
+            common::chunk_hashing_yields_in_a_page().await
+        }
+        #[wasm_bindgen_test]
+        async fn chunk_reads_reuse_their_buffer() {
+            common::chunk_reads_reuse_their_buffer().await
+        }
+        #[wasm_bindgen_test]
         async fn missing_opfs_falls_back() {
             common::missing_opfs_falls_back().await
         }
@@ -811,6 +856,14 @@ macro_rules! library_suite {
         #[wasm_bindgen_test]
         async fn batch_call_errors_and_module_function() {
             common::batch_call_errors_and_module_function().await
+        }
+        #[wasm_bindgen_test]
+        async fn one_argument_move_engines() {
+            common::one_argument_move_engines().await
+        }
+        #[wasm_bindgen_test]
+        async fn older_safari_without_create_writable() {
+            common::older_safari_without_create_writable().await
         }
         #[wasm_bindgen_test]
         async fn bad_library_options() {

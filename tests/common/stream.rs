@@ -4,7 +4,8 @@
 use js_sys::{Array, Function, Reflect, Uint8Array};
 use opfs_media::interop;
 use opfs_media::store::catalog::BLOBS;
-use wasm_bindgen::JsValue;
+use opfs_media::{MediaAsset, StorageKind, SyncStatus};
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
 use super::{assert_js_error, bytes, field, open, opfs_names, read_all, sha_hex};
@@ -155,4 +156,180 @@ pub async fn sweep_removes_stale_pieces(storage: &str) {
     assert_eq!(report.removed_temp, vec![fresh.clone()]);
     let id = field(&v, "id");
     assert_eq!(read_all(&lib.get_file(id).await.unwrap()).await, bytes(5_000_000, 1));
+}
+
+/// A stream of `data` whose chunks are views that do not span their buffer: subarrays of one
+/// shared buffer at odd offsets with other bytes around them, `DataView`s at an offset,
+/// zero-length views, and views of a fresh buffer with slack at both ends. Then `tail`
+/// (`"close"` or `"error"`, a dropped connection after the data). WebKit writes a view's
+/// whole backing buffer into an OPFS writable: these chunks would be stored with the bytes
+/// around them.
+fn stream_of_views(data: &[u8], tail: &str) -> JsValue {
+    let make = Function::new_with_args(
+        "data, tail",
+        "const shared = new Uint8Array(data.length + 4096);
+        shared.fill(0xEE);
+        let at = 0, n = 0;
+        return new ReadableStream({
+            pull(c) {
+                if (at >= data.length) {
+                    if (tail === 'error') c.error(new TypeError('network error: the connection was reset'));
+                    else c.close();
+                    return;
+                }
+                const len = Math.min([1, 7, 4093, 65537, 300001][n % 5], data.length - at);
+                const part = data.subarray(at, at + len);
+                const kind = n++ % 4;
+                if (kind === 0) {
+                    // A subarray of one shared buffer, at an odd offset past what came before.
+                    const off = 3 + (at % 1000) * 2 + 1;
+                    shared.set(part, off);
+                    c.enqueue(shared.subarray(off, off + len));
+                    // The next chunk reuses the buffer: a writer that kept a reference
+                    // instead of the bytes would see them change.
+                } else if (kind === 1) {
+                    const buf = new ArrayBuffer(len + 11);
+                    new Uint8Array(buf).fill(0xAB);
+                    new Uint8Array(buf, 5, len).set(part);
+                    c.enqueue(new DataView(buf, 5, len));
+                } else if (kind === 2) {
+                    c.enqueue(new Uint8Array(new ArrayBuffer(16), 8, 0));
+                    c.enqueue(new Uint8Array(part).subarray(0));
+                } else {
+                    const buf = new Uint8Array(len + 2);
+                    buf.fill(0x55);
+                    buf.set(part, 1);
+                    c.enqueue(buf.subarray(1, 1 + len));
+                }
+                at += len;
+            },
+        });",
+    );
+    make.call2(&JsValue::NULL, &Uint8Array::from(data), &tail.into()).unwrap()
+}
+
+/// Chunks that are views into larger buffers (and empty views) are stored as exactly the
+/// bytes they show: the SHA-256 of what comes back is the data's, on every engine and both
+/// homes. Fails on WebKit's OPFS without the copy in `copy::own_buffer`.
+pub async fn stream_chunks_are_views(storage: &str) {
+    let Some(lib) = open(storage).await else { return };
+    let data = bytes(2_500_003, 11);
+    let v = lib.import_file(stream_of_views(&data, "close"), Some(options("views.bin", ""))).await.unwrap();
+    let a: MediaAsset = serde_wasm_bindgen::from_value(v).unwrap();
+    let stored = read_all(&lib.get_file(a.id.clone().into()).await.unwrap()).await;
+    assert_eq!((stored.len(), sha_hex(&stored)), (data.len(), sha_hex(&data)), "the bytes given, not their buffers");
+    let small = bytes(5, 2);
+    let v = lib.import_file(stream_of_views(&small, "close"), None).await.unwrap();
+    let stored = read_all(&lib.get_file(field(&v, "id")).await.unwrap()).await;
+    assert_eq!(stored, small);
+}
+
+/// A download whose body arrives as views (and is cut once, then resumed from what was kept)
+/// stores the asset's bytes exactly: its SHA-256 matches the record's and the file reads back
+/// the same. Downloads resume on OPFS only.
+pub async fn download_chunks_are_views(storage: &str) {
+    let Some(lib) = open(storage).await else { return };
+    let lib = lib.library();
+    if !lib.resumable_downloads() {
+        return;
+    }
+    let data = bytes(1_700_001, 13);
+    let id = opfs_media::platform::new_asset_id();
+    let now = js_sys::Date::now();
+    let remote = MediaAsset {
+        id: id.clone(),
+        handle_name: id.clone(),
+        name: "remote.bin".into(),
+        mime_type: "application/octet-stream".into(),
+        size: data.len() as f64,
+        created_at: now,
+        updated_at: now,
+        sha256: Some(sha_hex(&data)),
+        tags: vec![],
+        storage: StorageKind::Remote,
+        sync_status: SyncStatus::Synced,
+        cloud_id: Some(id.clone()),
+        cloud_url: None,
+        user_id: Some("alice".into()),
+        cloud_version: Some(1),
+        sync_error: None,
+    };
+    lib.put_synced(&remote, opfs_media::store::ChangeKind::Import).await.unwrap();
+    let cut = 700_013;
+    let mut part = lib.partial_download(&remote).await.unwrap();
+    let first =
+        lib.continue_download(&remote, &mut part, &stream_of_views(&data[..cut], "error").into(), &mut |_| {}).await;
+    assert!(first.is_err(), "the first body breaks");
+    assert_eq!(part.len, cut as f64, "what arrived before the cut is kept");
+    let mut part = lib.partial_download(&remote).await.unwrap();
+    assert_eq!(part.len, cut as f64, "and found again, hashed, by the next attempt");
+    let rest = stream_of_views(&data[cut..], "close");
+    lib.continue_download(&remote, &mut part, &rest.into(), &mut |_| {}).await.unwrap();
+    let done = lib.finish_download(&remote, part).await.expect("the SHA-256 of the stored bytes matches");
+    assert_eq!(done.storage, StorageKind::Opfs);
+    let stored = read_all(&lib.file(&id).await.unwrap()).await;
+    assert_eq!(sha_hex(&stored), sha_hex(&data));
+}
+
+/// An upload's chunks are read into buffers it reuses (`checksum::read_into`): the bytes come
+/// back exact, from the given buffer's memory, both where the engine's blob streams take a
+/// BYOB reader (the buffer is transferred: the one passed in is detached) and where they do
+/// not (a stream that is not a byte stream: each chunk is copied into the same buffer).
+pub async fn chunk_reads_reuse_their_buffer() {
+    let data = bytes(3 * 1024 * 1024 + 17, 21);
+    let blob: web_sys::Blob = super::file(&data, "chunk.bin", "application/octet-stream").into();
+    // The same bytes behind a stream that refuses BYOB readers.
+    let plain: web_sys::Blob = js_sys::Function::new_with_args(
+        "b",
+        "const s = b.stream().pipeThrough(new TransformStream()); const c = b.slice(); c.stream = () => s; return c;",
+    )
+    .call1(&JsValue::NULL, &blob)
+    .unwrap()
+    .unchecked_into();
+    for (what, source) in [("blob stream", &blob), ("default stream", &plain)] {
+        let given = js_sys::ArrayBuffer::new(4 * 1024 * 1024);
+        let got = opfs_media::store::checksum::read_into(source, Some(given.clone())).await.unwrap();
+        assert_eq!(got.byte_length(), 4 * 1024 * 1024, "{what}: the given buffer's memory holds the chunk");
+        assert!(
+            js_sys::Object::is(&got, &given) || given.byte_length() == 0,
+            "{what}: a new buffer was allocated instead of reusing (or transferring) the given one"
+        );
+        let head = Uint8Array::new_with_byte_offset_and_length(&got, 0, data.len() as u32).to_vec();
+        assert!(head == data, "{what}: the chunk's bytes differ");
+    }
+    // A buffer too small for the chunk is not written past: a new one holds it.
+    let small = js_sys::ArrayBuffer::new(1024);
+    let got = opfs_media::store::checksum::read_into(&blob, Some(small)).await.unwrap();
+    assert_eq!(got.byte_length() as usize, data.len());
+    assert!(Uint8Array::new(&got).to_vec() == data, "bytes differ in a new buffer");
+}
+
+/// Hashing a chunk in the page lets the thread's other tasks run between slices (a 16 MiB
+/// chunk hashed in one go was a ~100 ms long task); in a worker it runs at once. The digest
+/// is the same either way.
+pub async fn chunk_hashing_yields_in_a_page() {
+    use opfs_media::store::checksum;
+    let len = 16 * 1024 * 1024;
+    let buf = Uint8Array::from(bytes(len, 5).as_slice()).buffer();
+    // A task queued before the hashing: where there is `scheduler.postTask`, a user-blocking
+    // one (`scheduler.yield()` continuations go before user-visible tasks and timers, not
+    // before these, nor input); else a timer (the library yields with a timer there too).
+    let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+    let flag = ran.clone();
+    let task = wasm_bindgen::closure::Closure::once_into_js(move || flag.set(true));
+    let scheduler = opfs_media::platform::get(&opfs_media::platform::global(), "scheduler");
+    if opfs_media::platform::has_method(&scheduler, "postTask") {
+        let opts = js_sys::Object::new();
+        js_sys::Reflect::set(&opts, &"priority".into(), &"user-blocking".into()).unwrap();
+        opfs_media::platform::call(&scheduler, "postTask", &[&task, &opts]).unwrap();
+    } else {
+        opfs_media::platform::call(&opfs_media::platform::global(), "setTimeout", &[&task, &0.into()]).unwrap();
+    }
+    let mut sliced = opfs_media::digest::Sha256State::new();
+    checksum::feed_yielding(&mut sliced, &buf, len as u32).await;
+    let in_page = !opfs_media::platform::is_worker();
+    assert_eq!(ran.get(), in_page, "a task queued before the hashing ran during it: {}", ran.get());
+    let mut whole = opfs_media::digest::Sha256State::new();
+    checksum::feed(&mut whole, &buf);
+    assert_eq!(sliced.finish(), whole.finish(), "sliced hashing changed the digest");
 }

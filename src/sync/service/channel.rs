@@ -43,6 +43,13 @@ pub(super) enum Wire {
     Idle {
         tokens: Vec<String>,
     },
+    /// The leader's round failed before these `syncNow` calls were served: they reject with
+    /// a `StorageError` carrying the leader's message (no call waits for an idle that a broken
+    /// catalog or a vanished storage never reaches).
+    Failed {
+        tokens: Vec<String>,
+        message: String,
+    },
     SyncNow {
         token: String,
     },
@@ -64,7 +71,7 @@ impl Service {
             let Some(svc) = weak.upgrade() else { return };
             let Some(ev) = ev.dyn_ref::<MessageEvent>() else { return };
             let Some(text) = ev.data().as_string() else { return };
-            let Ok(msg) = serde_json::from_str::<Wire>(&text) else { return };
+            let Some(msg) = crate::sync::json::from_str::<Wire>(&text) else { return };
             svc.on_wire(msg);
         });
         if let Some(ch) = &self.channel {
@@ -119,6 +126,15 @@ impl Service {
                     for s in list {
                         self.status_changed(&s.id, s.status, s.error);
                     }
+                }
+            }
+            Wire::Failed { tokens, message } => {
+                if !self.leading.get() {
+                    let error = ServiceError::Library(LibraryError::Storage {
+                        op: "syncing (in another context)",
+                        detail: message,
+                    });
+                    self.notify(&Note::Failed { tokens, error });
                 }
             }
             Wire::Idle { tokens } => {

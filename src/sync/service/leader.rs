@@ -51,6 +51,8 @@ pub(super) struct Leader {
     pub(super) unsaved: BTreeSet<String>,
     pub(super) unreported: Vec<(String, SyncStatus)>,
     pub(super) last_flush: f64,
+    /// The catalog's epoch this state was read at (`Catalog::epoch`).
+    pub(super) epoch: u64,
 }
 
 /// Asks the app's resolver; anything but a valid answer (a throw, a promise, a bad name)
@@ -133,6 +135,13 @@ pub(super) async fn run(svc: Shared) {
         let Some(release) = acquire_lock(&svc, &user, &mut rx).await else { continue };
         if let Err(e) = lead(&svc, &user, &mut rx).await {
             svc.emit("error", &error_detail(None, &e));
+            // The `syncNow` calls this round was to serve fail with it, here and elsewhere;
+            // the next round (a new leadership, state read again) serves later ones.
+            let tokens: Vec<String> = std::mem::take(&mut *svc.sync_tokens.borrow_mut());
+            if !tokens.is_empty() {
+                svc.post(&Wire::Failed { tokens: tokens.clone(), message: e.to_string() });
+                svc.notify(&Note::Failed { tokens, error: e.clone() });
+            }
             wait(&mut rx, Some(svc.cfg.poll_interval_ms.min(5000.0))).await;
         }
         svc.leading.set(false);
@@ -141,6 +150,12 @@ pub(super) async fn run(svc: Shared) {
         }
         let _ = release.call0(&JsValue::UNDEFINED);
     }
+}
+
+/// Puts the `syncNow` tokens a failing round had taken back (the caller fails them with `e`).
+fn unserved(svc: &Shared, served: &[String], e: ServiceError) -> ServiceError {
+    svc.sync_tokens.borrow_mut().extend(served.iter().cloned());
+    e
 }
 
 /// Syncs as the leader until stopped, disposed, or the user changes.
@@ -158,6 +173,13 @@ pub(super) async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()
     leader.engine.request_pull();
     let mut last_tick = platform::now_ms();
     loop {
+        if svc.lib.catalog().epoch() != leader.epoch {
+            // The browser cleared the library's database under us (site data cleared,
+            // eviction): what this round holds describes storage that is gone. Nothing of it
+            // is written back; the next round reads the fresh catalog (no cursor: a full
+            // pull) and serves the `syncNow` calls still waiting.
+            return Ok(());
+        }
         let same_user = matches!(svc.user_id().await, Ok(Some(u)) if u == user);
         if !svc.wants_to_sync() || !same_user {
             // Leaving (stop, dispose, sign-out, user switch): write what is held back.
@@ -165,11 +187,11 @@ pub(super) async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()
         }
         let served: Vec<String> = std::mem::take(&mut *svc.sync_tokens.borrow_mut());
         if svc.full_refresh.take() {
-            refresh(svc, &mut leader, None).await?;
+            refresh(svc, &mut leader, None).await.map_err(|e| unserved(svc, &served, e))?;
         } else {
             let ids = std::mem::take(&mut *svc.dirty_ids.borrow_mut());
             if !ids.is_empty() {
-                refresh(svc, &mut leader, Some(ids)).await?;
+                refresh(svc, &mut leader, Some(ids)).await.map_err(|e| unserved(svc, &served, e))?;
             }
         }
         if svc.pull_requested.take() {
@@ -199,10 +221,12 @@ pub(super) async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()
         }
         prefetch(svc, &mut leader);
         let idle = leader.engine.is_idle();
-        let flushed = write_back(svc, &mut leader, touched, idle).await?;
+        let flushed = write_back(svc, &mut leader, touched, idle).await.map_err(|e| unserved(svc, &served, e))?;
         if idle {
             if !served.is_empty() || svc.once.get() {
-                svc.once.set(false);
+                // A `syncNow` that came during this turn (its token is not in `served`) keeps
+                // `once` set, so the next turn serves it; cleared, its call waited for ever.
+                svc.once.set(!svc.sync_tokens.borrow().is_empty());
                 let note = Note::Idle { tokens: served.clone() };
                 svc.notify(&note);
                 svc.post(&Wire::Idle { tokens: served });
@@ -235,8 +259,9 @@ pub(super) async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()
 /// Builds the engine from the catalog: this user's records (and unclaimed imports), the
 /// outbox, and the stored cursor.
 pub(super) async fn load(svc: &Shared, user: &str) -> Result<Leader, ServiceError> {
+    let epoch = svc.lib.catalog().epoch();
     let saved: UserSyncState = match svc.lib.catalog().sync_state(user).await? {
-        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+        Some(json) => crate::sync::json::from_str(&json).unwrap_or_default(),
         None => UserSyncState::default(),
     };
     let state = SyncState {
@@ -261,6 +286,7 @@ pub(super) async fn load(svc: &Shared, user: &str) -> Result<Leader, ServiceErro
         unsaved: BTreeSet::new(),
         unreported: Vec::new(),
         last_flush: 0.0,
+        epoch,
     };
     refresh(svc, &mut leader, None).await?;
     Ok(leader)
@@ -295,13 +321,15 @@ pub(super) async fn refresh(
     claim(svc, &user, &entries, &mut records, full).await?;
     if full {
         // Records this engine does not track yet: the user's synced ones, and legacy imports.
-        let with_entry: BTreeSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+        // Owned ids: the same `BTreeSet<String>` as the rest of the service (one B-tree
+        // instance less in the package than a `BTreeSet<&str>`).
+        let with_entry: BTreeSet<String> = entries.iter().map(|e| e.id.clone()).collect();
         for rec in records.values() {
             if !bridge::belongs_to(rec, &user) || leader.engine.state().assets.contains_key(&rec.id) {
                 continue;
             }
             let local = bridge::local_asset(rec);
-            if with_entry.contains(rec.id.as_str()) {
+            if with_entry.contains(&rec.id) {
                 continue;
             }
             if rec.user_id.is_none() && !bridge::needs_legacy_upload(rec) {
@@ -358,11 +386,11 @@ pub(super) async fn claim(
     records: &mut HashMap<String, MediaAsset>,
     full: bool,
 ) -> Result<(), ServiceError> {
-    let queued: BTreeSet<&str> = entries.iter().filter(|e| e.op != OutboxOp::Delete).map(|e| e.id.as_str()).collect();
+    let queued: BTreeSet<String> = entries.iter().filter(|e| e.op != OutboxOp::Delete).map(|e| e.id.clone()).collect();
     let to_claim: Vec<String> = records
         .values()
         .filter(|r| r.user_id.is_none())
-        .filter(|r| queued.contains(r.id.as_str()) || (full && bridge::needs_legacy_upload(r)))
+        .filter(|r| queued.contains(&r.id) || (full && bridge::needs_legacy_upload(r)))
         .map(|r| r.id.clone())
         .collect();
     if to_claim.is_empty() {

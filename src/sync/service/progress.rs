@@ -1,6 +1,8 @@
 //! The `progress` event: asset counts by status, and bytes moved, overall and per transfer.
 //! Byte counts only grow (a transfer that restarts keeps its high-water mark until it passes
-//! it) and events are throttled while bytes move.
+//! it) and events are throttled while bytes move; a change the throttle held back is
+//! reported when the throttle's window ends, so a transfer that stalls (or pauses) shows the
+//! bytes it really moved, not those of the last event before the stall.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +40,8 @@ pub(super) struct Transfers {
     /// The status counts of the last report.
     counts: serde_json::Map<String, serde_json::Value>,
     last_emit: f64,
+    /// A report the throttle held back is due at the end of its window.
+    trailing: bool,
 }
 
 impl Transfers {
@@ -55,18 +59,18 @@ impl Transfers {
 
 impl Service {
     /// Reports `loaded` of `total` bytes of `id` moved (never less than reported before).
-    pub(super) fn transfer_progress(&self, id: &str, direction: Direction, loaded: f64, total: f64) {
+    pub(super) fn transfer_progress(self: &Rc<Self>, id: &str, direction: Direction, loaded: f64, total: f64) {
         self.transfer_moved(id, direction, loaded, total, false);
     }
 
     /// `transfer_progress` for a chunk the server confirmed: always reported (a chunk is at
     /// least megabytes, so these come a few per second at most; the throttle is for streams).
-    pub(super) fn chunk_confirmed(&self, id: &str, loaded: f64, total: f64) {
+    pub(super) fn chunk_confirmed(self: &Rc<Self>, id: &str, loaded: f64, total: f64) {
         self.transfer_moved(id, Direction::Upload, loaded, total, true);
     }
 
-    fn transfer_moved(&self, id: &str, direction: Direction, loaded: f64, total: f64, always: bool) {
-        let due = {
+    fn transfer_moved(self: &Rc<Self>, id: &str, direction: Direction, loaded: f64, total: f64, always: bool) {
+        let (due, hold_ms) = {
             let mut t = self.transfers.borrow_mut();
             let entry =
                 t.active.entry(id.to_owned()).or_insert(Transfer { id: id.to_owned(), direction, loaded: 0.0, total });
@@ -77,11 +81,36 @@ impl Service {
             let due = always || loaded >= total || now - t.last_emit >= THROTTLE_MS;
             if due {
                 t.last_emit = now;
+                t.trailing = false;
+                (true, None)
+            } else if t.trailing {
+                (false, None)
+            } else {
+                t.trailing = true;
+                (false, Some(THROTTLE_MS - (now - t.last_emit)))
             }
-            due
         };
         if due {
             self.emit_progress();
+        }
+        if let Some(ms) = hold_ms {
+            let me = Rc::downgrade(self);
+            spawn_local(async move {
+                platform::sleep(ms.max(0.0)).await;
+                let Some(svc) = me.upgrade() else { return };
+                let fire = {
+                    let mut t = svc.transfers.borrow_mut();
+                    let fire = t.trailing && !svc.disposed.get();
+                    if fire {
+                        t.trailing = false;
+                        t.last_emit = platform::now_ms();
+                    }
+                    fire
+                };
+                if fire {
+                    svc.emit_progress();
+                }
+            });
         }
     }
 

@@ -78,7 +78,15 @@ pub(super) async fn open_and_hash(
     rec: &MediaAsset,
     limits: &UploadLimits,
 ) -> Result<Opened, LibraryError> {
-    let body = lib.stored_bytes(rec).await?;
+    let body = match lib.stored_bytes(rec).await {
+        // Never an empty or partial upload: the record is settled (see `store::lost`), and an
+        // asset that exists only here fails for good with `LOCAL_BYTES_LOST`.
+        Err(LibraryError::BytesMissing(id)) => {
+            lib.settle_missing(&id).await?;
+            return Err(LibraryError::LocalBytesLost(id));
+        }
+        other => other?,
+    };
     let size = body.size();
     let sha = match rec.sha256 {
         Some(_) => None,
@@ -122,7 +130,7 @@ pub(super) async fn read_capabilities(svc: &Shared) {
         return;
     }
     let Ok(body) = reply.bytes().await else { return };
-    let caps = serde_json::from_slice::<protocol::Capabilities>(&body).ok();
+    let caps = crate::sync::json::from_slice::<protocol::Capabilities>(&body);
     *svc.limits.borrow_mut() = UploadLimits {
         max_bytes: caps.as_ref().and_then(|c| c.max_upload_bytes),
         sessions: caps.and_then(|c| c.session_limits()),

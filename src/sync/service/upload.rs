@@ -1,8 +1,10 @@
 //! Resumable uploads on the wire: runs the sans-IO `chunked::ChunkedUpload` machine with real
 //! I/O. Chunks are `File.slice`s of the stored file, sent as they are (the browser streams
-//! them); each chunk is read once into JS memory for its `Content-Digest` and fed to the
-//! whole-file SHA-256 while it is in flight, through a bounded WASM scratch buffer. What the
-//! server confirmed is written to the outbox entry after every chunk.
+//! them); each chunk is read once into JS memory for its `Content-Digest` (into one of two
+//! buffers reused for the whole upload) and fed to the whole-file SHA-256 while it is in
+//! flight, through a bounded WASM scratch buffer, in slices that leave a page's main thread
+//! free between them. What the server confirmed is written to the outbox entry after every
+//! chunk.
 
 use futures_util::future::join;
 use web_sys::{AbortSignal, Blob};
@@ -82,6 +84,8 @@ async fn run(
     svc.transfer_progress(id, Direction::Upload, m.confirmed() as f64, size as f64);
     // The next chunk, read and digested while the current one is on the wire.
     let mut ahead: Option<Prepared> = None;
+    // Two chunk buffers serve the whole upload: the one on the wire and the one read ahead.
+    let mut spare: Option<js_sys::ArrayBuffer> = None;
     let mut action = m.next_action();
     loop {
         if abort.is_some_and(AbortSignal::aborted) || svc.generation.get() != generation {
@@ -103,7 +107,7 @@ async fn run(
                 while at < to {
                     let end = (at + REHASH_STEP).min(to);
                     let bytes = checksum::read_all(&slice(&up.body, at, end)?).await?;
-                    checksum::feed(&mut hash, &bytes);
+                    checksum::feed_yielding(&mut hash, &bytes, bytes.byte_length()).await;
                     at = end;
                 }
                 m.rehashed(to);
@@ -121,12 +125,12 @@ async fn run(
             Action::Append { offset, len, last } => {
                 let p = match ahead.take() {
                     Some(p) if p.offset == offset && p.len == len => p,
-                    _ => Prepared::read(&up.body, offset, len).await?,
+                    other => Prepared::read(&up.body, offset, len, other.map(|o| o.bytes).or(spare.take())).await?,
                 };
                 let mut aside = hash.clone();
                 let reply = if last {
                     // The final chunk carries the whole file's digest: hash it first.
-                    checksum::feed(&mut aside, &p.bytes);
+                    checksum::feed_yielding(&mut aside, &p.bytes, p.len as u32).await;
                     let whole = aside.clone().finish_hex();
                     let append = chunked::append_request(id, offset, &p.digest, Some(&whole));
                     exchange(svc, &append, req, token, Some(&p.part), abort).await
@@ -136,9 +140,10 @@ async fn run(
                     let append = chunked::append_request(id, offset, &p.digest, None);
                     let sending = exchange(svc, &append, req, token, Some(&p.part), abort);
                     let next = offset + len;
+                    let reuse = spare.take();
                     let meanwhile = async {
-                        checksum::feed(&mut aside, &p.bytes);
-                        Prepared::read(&up.body, next, chunk.min(size - next)).await.ok()
+                        checksum::feed_yielding(&mut aside, &p.bytes, p.len as u32).await;
+                        Prepared::read(&up.body, next, chunk.min(size - next), reuse).await.ok()
                     };
                     let (reply, prepared) = join(sending, meanwhile).await;
                     ahead = prepared;
@@ -148,6 +153,8 @@ async fn run(
                 if m.commit_chunk(offset, len) {
                     hash = aside;
                 }
+                // Its buffer takes the chunk after the next one.
+                spare = Some(p.bytes);
                 next
             }
             Action::Wait { ms } => Some(Action::Wait { ms }),
@@ -170,15 +177,23 @@ struct Prepared {
     offset: u64,
     len: u64,
     part: Blob,
+    /// Holds the chunk in its first `len` bytes (a reused buffer can be longer).
     bytes: js_sys::ArrayBuffer,
     digest: [u8; 32],
 }
 
 impl Prepared {
-    async fn read(body: &Blob, offset: u64, len: u64) -> Result<Self, LibraryError> {
+    /// Reads `offset..offset + len` of `body` into `reuse` (a buffer an earlier chunk is done
+    /// with) or a new buffer, and digests it.
+    async fn read(
+        body: &Blob,
+        offset: u64,
+        len: u64,
+        reuse: Option<js_sys::ArrayBuffer>,
+    ) -> Result<Self, LibraryError> {
         let part = slice(body, offset, offset + len)?;
-        let bytes = checksum::read_all(&part).await?;
-        let digest = checksum::digest_of(&bytes).await?;
+        let bytes = checksum::read_into(&part, reuse).await?;
+        let digest = checksum::digest_of(&bytes, len as u32).await?;
         Ok(Self { offset, len, part, bytes, digest })
     }
 }
