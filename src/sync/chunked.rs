@@ -17,20 +17,9 @@ use serde::Deserialize;
 
 use super::engine::{Meta, Outcome, RemoteAsset, Reply as EngineReply};
 use super::json;
+pub use super::protocol::SessionLimits;
 use super::protocol::{Body, HttpRequest, WireAsset, WireErrorBody};
 pub use crate::store::outbox::UploadProgress;
-
-/// The server's `resumableUploads` capability.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionLimits {
-    /// Files of at least this size go through a session.
-    pub min_bytes: u64,
-    /// Bounds of a non-final chunk.
-    pub chunk_min_bytes: u64,
-    /// Bounds of any chunk.
-    pub chunk_max_bytes: u64,
-}
 
 /// The chunk size this client aims for (clamped to the server's bounds): large enough that
 /// per-request costs vanish (1 GB = 64 requests), small enough that a cut costs little.

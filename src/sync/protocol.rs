@@ -95,9 +95,21 @@ pub struct Capabilities {
 
 impl Capabilities {
     /// The resumable-upload limits, if the server advertises usable ones.
-    pub fn session_limits(&self) -> Option<super::chunked::SessionLimits> {
+    pub fn session_limits(&self) -> Option<SessionLimits> {
         self.resumable_uploads.clone().and_then(json::from_raw)
     }
+}
+
+/// The server's `resumableUploads` capability.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionLimits {
+    /// Files of at least this size go through a session.
+    pub min_bytes: u64,
+    /// Bounds of a non-final chunk.
+    pub chunk_min_bytes: u64,
+    /// Bounds of any chunk.
+    pub chunk_max_bytes: u64,
 }
 
 /// What to put in the request body.

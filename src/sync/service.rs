@@ -31,13 +31,14 @@ mod channel;
 mod download;
 mod leader;
 mod progress;
+mod state;
 mod transfer;
 mod upload;
 mod writeback;
 
 use channel::Wire;
-use leader::{run, Completion};
-use transfer::OpenFile;
+use leader::run;
+use state::Completion;
 
 /// When downloads happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,48 +12,18 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::AbortController;
 
-use crate::asset::{MediaAsset, SyncStatus};
+use crate::asset::MediaAsset;
 use crate::platform;
 use crate::store::catalog::Batch;
 use crate::store::outbox::{OutboxEntry, OutboxOp};
 use crate::sync::bridge::{self, UserSyncState};
-use crate::sync::engine::{self, Engine, Outcome, Request, SyncState};
-use crate::sync::protocol::WireAsset;
+use crate::sync::engine::{self, Engine, Request, SyncState};
 
 use super::channel::acquire_lock;
+use super::state::{Completion, Leader};
 use super::transfer::{open_for_upload, prefetch, read_capabilities, send};
 use super::writeback::{flush, has_unsaved, progress, write_back, FLUSH_MS};
 use super::*;
-
-pub(super) struct Completion {
-    pub(super) generation: u64,
-    pub(super) req: u64,
-    pub(super) outcome: Outcome,
-    pub(super) live: Vec<WireAsset>,
-}
-
-/// The leader's working state.
-pub(super) struct Leader {
-    pub(super) user: String,
-    pub(super) engine: Engine,
-    /// The outbox tag of each op the engine has taken in (see `OutboxEntry::tag`).
-    pub(super) tags: HashMap<String, String>,
-    /// Full server records of assets seen in pulls (for new local records).
-    pub(super) wires: HashMap<String, WireAsset>,
-    /// Local records of assets the engine may upload: where their bytes are, so an upload
-    /// opens them without a catalog read (which would queue behind our own writes).
-    pub(super) records: HashMap<String, MediaAsset>,
-    /// Files of queued uploads, opened ahead of their request (see `prefetch`).
-    pub(super) opening: HashMap<String, OpenFile>,
-    pub(super) saved: UserSyncState,
-    /// Records whose engine state is not written yet, and status changes not reported yet
-    /// (both wait for the next `flush`).
-    pub(super) unsaved: BTreeSet<String>,
-    pub(super) unreported: Vec<(String, SyncStatus)>,
-    pub(super) last_flush: f64,
-    /// The catalog's epoch this state was read at (`Catalog::epoch`).
-    pub(super) epoch: u64,
-}
 
 /// Asks the app's resolver; anything but a valid answer (a throw, a promise, a bad name)
 /// falls back to last-writer-wins, so a buggy resolver can never stall sync.

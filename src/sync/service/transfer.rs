@@ -1,7 +1,6 @@
 //! Requests on the wire: opening (and hashing) upload files ahead of their request, the
 //! server's capabilities, and sending one engine request.
 
-use futures_util::future::LocalBoxFuture;
 use futures_util::FutureExt;
 use wasm_bindgen_futures::spawn_local;
 
@@ -10,29 +9,15 @@ use crate::error::LibraryError;
 use crate::store::checksum;
 use crate::store::outbox::OutboxOp;
 use crate::store::Library;
+use crate::sync::chunked;
 use crate::sync::engine::{Outcome, Request};
 use crate::sync::http::{self};
 use crate::sync::protocol::{self, Body};
 
-use super::leader::{Completion, Leader};
 use super::progress::Direction;
-use super::upload;
+use super::state::{Completion, Leader};
+use super::upload::{self, OpenFile, Opened};
 use super::*;
-use crate::sync::chunked;
-
-/// An upload's file, opened (and hashed, for records imported without a checksum) ahead of
-/// its request.
-pub(super) type OpenFile = futures_util::future::Shared<LocalBoxFuture<'static, Result<Opened, LibraryError>>>;
-/// What an upload sends, read from its record.
-#[derive(Clone)]
-pub(super) struct Opened {
-    /// The stored bytes (not wrapped in a `File`: the headers carry name, type and time).
-    pub(super) body: web_sys::Blob,
-    pub(super) mime: String,
-    pub(super) created_at: f64,
-    /// The checksum computed for it (`None`: the record has one).
-    pub(super) sha: Option<String>,
-}
 
 /// The file of a queued upload, opening it now unless a prefetch already did.
 pub(super) fn open_for_upload(svc: &Shared, leader: &mut Leader, id: &str) -> Option<OpenFile> {
@@ -53,7 +38,7 @@ pub(super) struct UploadLimits {
     /// `maxUploadBytes`.
     pub(super) max_bytes: Option<f64>,
     /// `resumableUploads`, when the server has the extension.
-    pub(super) sessions: Option<chunked::SessionLimits>,
+    pub(super) sessions: Option<protocol::SessionLimits>,
 }
 
 impl UploadLimits {

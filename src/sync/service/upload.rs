@@ -18,8 +18,21 @@ use crate::sync::http;
 use crate::sync::protocol::{self, HttpRequest};
 
 use super::progress::Direction;
-use super::transfer::Opened;
 use super::*;
+
+/// An upload's file, opened (and hashed, for records imported without a checksum) ahead of
+/// its request.
+pub(super) type OpenFile = futures_util::future::Shared<LocalBoxFuture<'static, Result<Opened, LibraryError>>>;
+/// What an upload sends, read from its record.
+#[derive(Clone)]
+pub(super) struct Opened {
+    /// The stored bytes (not wrapped in a `File`: the headers carry name, type and time).
+    pub(super) body: web_sys::Blob,
+    pub(super) mime: String,
+    pub(super) created_at: f64,
+    /// The checksum computed for it (`None`: the record has one).
+    pub(super) sha: Option<String>,
+}
 
 /// Reads `from..to` of the file as chunks to hash: bounded, so a rehash of a large prefix
 /// never holds more than this in JS memory.

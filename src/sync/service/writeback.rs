@@ -14,7 +14,7 @@ use crate::sync::bridge::{self, UserSyncState};
 use crate::sync::engine::{Event, SyncError};
 
 use super::channel::StatusNote;
-use super::leader::Leader;
+use super::state::Leader;
 use super::*;
 
 pub(super) fn progress(svc: &Service, leader: &Leader) {
