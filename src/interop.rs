@@ -140,7 +140,7 @@ fn parse_options<T: DeserializeOwned + Default>(
 }
 
 pub(crate) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+    crate::platform::to_value(v)
         .map_err(|e| to_js_error(LibraryError::Storage { op: "encoding a result", detail: e.to_string() }))
 }
 

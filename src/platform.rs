@@ -6,6 +6,12 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::StorageManager;
 
+/// `v` as the library hands values to JS: JSON-compatible (maps as plain objects, 64-bit
+/// integers as numbers). The facade (`interop::to_js`) and the store's events both use it.
+pub fn to_value<T: serde::Serialize>(v: &T) -> Result<JsValue, serde_wasm_bindgen::Error> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+}
+
 /// Dispatches a `CustomEvent` of `kind` with `detail` on `target`. Listener exceptions are
 /// reported by the browser, not thrown into us.
 pub fn dispatch(target: &web_sys::EventTarget, kind: &str, detail: &JsValue) {

@@ -311,7 +311,7 @@ impl Library {
 
     /// The `evict` event here, and to other contexts over the BroadcastChannel.
     fn emit_evict(&self, report: &EvictReport) {
-        let Ok(detail) = crate::interop::to_js(report) else { return };
+        let Ok(detail) = crate::platform::to_value(report) else { return };
         crate::platform::dispatch(&self.events, "evict", &detail);
         if let Some(ch) = &self.channel {
             let _ = js_sys::Reflect::set(&detail, &"t".into(), &"evict".into());

@@ -87,10 +87,10 @@ impl Library {
             let asset: MediaAsset = serde_wasm_bindgen::from_value(raw)
                 .map_err(|e| LibraryError::CorruptRecord { id: key, detail: e.to_string() })?;
             if filter.matches(&asset) {
-                kept.push(&crate::interop::to_js(&asset).map_err(|_| LibraryError::Storage {
-                    op: "encoding a record",
-                    detail: "a record could not be encoded".into(),
-                })?);
+                kept.push(
+                    &crate::platform::to_value(&asset)
+                        .map_err(|e| LibraryError::Storage { op: "encoding a record", detail: e.to_string() })?,
+                );
             }
         }
         SORT_FN.with(|f| f.call1(&JsValue::NULL, &kept)).map_err(read)
