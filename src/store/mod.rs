@@ -14,6 +14,7 @@ pub mod lost;
 pub mod opfs;
 pub mod outbox;
 pub mod pieces;
+pub mod schema;
 pub mod synced;
 
 use std::cell::{Cell, RefCell};

@@ -7,8 +7,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, IdbDatabase};
 
-use super::catalog::BLOBS;
 use super::copy::ChunkSink;
+use super::schema::BLOBS;
 
 /// Bytes gathered before a piece is written: with up to four writes in flight, a stream's
 /// import holds at most ~20 MiB of it in memory.
