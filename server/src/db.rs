@@ -24,6 +24,8 @@ pub struct AssetRow {
     pub thumb_path: Option<String>,
     /// Set (ms epoch) once a thumbnail could not be made, so the decode is never retried.
     pub thumb_failed: Option<i64>,
+    /// The member who made this version (spaces only; `None` in a personal library).
+    pub updated_by: Option<String>,
 }
 
 /// The metadata database.
@@ -45,7 +47,7 @@ pub enum Insert {
     SessionGone,
 }
 
-const COLS: &str = "user_id, id, name, mime_type, size, sha256, path, tags, created_at, updated_at, version, seq, deleted_at, thumb_path, thumb_failed";
+const COLS: &str = "user_id, id, name, mime_type, size, sha256, path, tags, created_at, updated_at, version, seq, deleted_at, thumb_path, thumb_failed, updated_by";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<AssetRow, sqlx::Error> {
     let tags: String = r.try_get("tags")?;
@@ -65,6 +67,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<AssetRow, sqlx::Error> {
         deleted_at: r.try_get("deleted_at")?,
         thumb_path: r.try_get("thumb_path")?,
         thumb_failed: r.try_get("thumb_failed")?,
+        updated_by: r.try_get("updated_by")?,
     })
 }
 
@@ -136,7 +139,7 @@ impl Db {
         }
         let seq = Self::next_seq(tx, &a.user_id).await?;
         let q = format!(
-            "INSERT INTO assets ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
+            "INSERT INTO assets ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL, $13)"
         );
         sqlx::query(&q)
             .bind(&a.user_id)
@@ -151,6 +154,7 @@ impl Db {
             .bind(a.updated_at)
             .bind(1i64)
             .bind(seq)
+            .bind(&a.updated_by)
             .execute(&mut **tx)
             .await?;
         Ok(Insert::Created(AssetRow {
@@ -212,8 +216,9 @@ impl Db {
         }
     }
 
-    /// Updates name/tags if `version` matches; returns the new row, or `Err(current)` on a
-    /// stale version. `None` if the asset is missing or deleted.
+    /// Updates name/tags if `version` matches, made `by` a space's member; returns the new
+    /// row, or `Err(current)` on a stale version. `None` if the asset is missing or deleted.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_meta(
         &self,
         user: &str,
@@ -222,8 +227,13 @@ impl Db {
         name: &str,
         tags: &[String],
         now: i64,
+        by: Option<&str>,
     ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // The sequence first: its row lock makes this library's writers take turns, so the
+        // read below is the latest commit (two members' edits of one version: the second
+        // sees the first's result and gets 412 with it). An early return rolls it back.
+        let seq = Self::next_seq(&mut tx, user).await?;
         let Some(cur) = Self::get_in(&mut tx, user, id).await? else { return Ok(None) };
         if cur.deleted_at.is_some() {
             return Ok(None);
@@ -231,16 +241,16 @@ impl Db {
         if cur.version != version {
             return Ok(Some(Err(cur)));
         }
-        let seq = Self::next_seq(&mut tx, user).await?;
         let tags_json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
         let done = sqlx::query(
-            "UPDATE assets SET name = $1, tags = $2, updated_at = $3, version = version + 1, seq = $4 \
-             WHERE user_id = $5 AND id = $6 AND version = $7",
+            "UPDATE assets SET name = $1, tags = $2, updated_at = $3, version = version + 1, seq = $4, \
+             updated_by = $5 WHERE user_id = $6 AND id = $7 AND version = $8",
         )
         .bind(name)
         .bind(&tags_json)
         .bind(now)
         .bind(seq)
+        .bind(by)
         .bind(user)
         .bind(id)
         .bind(version)
@@ -256,20 +266,25 @@ impl Db {
             updated_at: now,
             version: version + 1,
             seq,
+            updated_by: by.map(str::to_owned),
             ..cur
         })))
     }
 
-    /// Turns a live asset into a tombstone. `Ok(None)` if missing; `Err(current)` if
-    /// `if_version` is given and stale. Already-deleted assets return their tombstone.
+    /// Turns a live asset into a tombstone (deleted `by` a space's member). `Ok(None)` if
+    /// missing; `Err(current)` if `if_version` is given and stale. Already-deleted assets
+    /// return their tombstone.
     pub async fn delete(
         &self,
         user: &str,
         id: &str,
         if_version: Option<i64>,
         now: i64,
+        by: Option<&str>,
     ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // Sequence first, as in `update_meta`: `if_version` meets the latest commit.
+        let seq = Self::next_seq(&mut tx, user).await?;
         let Some(cur) = Self::get_in(&mut tx, user, id).await? else { return Ok(None) };
         if cur.deleted_at.is_some() {
             return Ok(Some(Ok(cur)));
@@ -277,20 +292,27 @@ impl Db {
         if if_version.is_some_and(|v| v != cur.version) {
             return Ok(Some(Err(cur)));
         }
-        let seq = Self::next_seq(&mut tx, user).await?;
         sqlx::query(
-            "UPDATE assets SET deleted_at = $1, updated_at = $2, version = version + 1, seq = $3 \
-             WHERE user_id = $4 AND id = $5",
+            "UPDATE assets SET deleted_at = $1, updated_at = $2, version = version + 1, seq = $3, \
+             updated_by = $4 WHERE user_id = $5 AND id = $6",
         )
         .bind(now)
         .bind(now)
         .bind(seq)
+        .bind(by)
         .bind(user)
         .bind(id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Some(Ok(AssetRow { deleted_at: Some(now), updated_at: now, version: cur.version + 1, seq, ..cur })))
+        Ok(Some(Ok(AssetRow {
+            deleted_at: Some(now),
+            updated_at: now,
+            version: cur.version + 1,
+            seq,
+            updated_by: by.map(str::to_owned),
+            ..cur
+        })))
     }
 
     /// Live assets of `user` with id > `after`, ordered by id, at most `limit`.

@@ -123,6 +123,7 @@ mod tests {
             deleted_at: None,
             thumb_path: None,
             thumb_failed: None,
+            updated_by: None,
         }
     }
 

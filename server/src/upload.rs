@@ -14,9 +14,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::api::{asset_json, valid_name, valid_tags, with_etag};
-use crate::auth::User;
 use crate::db::{AssetRow, Insert};
 use crate::error::ApiError;
+use crate::library::Library;
 use crate::localfile::LocalWrite;
 use crate::request::{content_type, header, parse_id, pct_decode, safe_uint};
 use crate::{now_ms, AppState};
@@ -107,7 +107,7 @@ pub(crate) async fn drain_stream(mut stream: axum::body::BodyDataStream) {
 /// The handler.
 pub async fn upload(
     State(s): State<AppState>,
-    user: User,
+    lib: Library,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -115,18 +115,18 @@ pub async fn upload(
         Err(e) => Err(e),
         Ok(m) if m.declared_len.is_some_and(|n| n > s.max_upload_bytes) => Err(too_large(s.max_upload_bytes)),
         // Already here? Answer without storing anything (a retry after a lost response).
-        Ok(m) => match s.db.get(&user.0, &m.id).await? {
-            Some(existing) => existing_answer(&s.api_prefix, &existing, &m.claimed),
-            None => return store(&s, user, m, body).await,
+        Ok(m) => match s.db.get(&lib.key, &m.id).await? {
+            Some(existing) => existing_answer(&lib.root, &existing, &m.claimed),
+            None => return store(&s, lib, m, body).await,
         },
     };
     drain(body).await;
     early
 }
 
-async fn store(s: &AppState, user: User, m: UploadMeta, body: Body) -> Result<Response, ApiError> {
+async fn store(s: &AppState, lib: Library, m: UploadMeta, body: Body) -> Result<Response, ApiError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let path = crate::storage::asset_path(&user.0, &m.id, &nonce, &m.name);
+    let path = crate::storage::asset_path(&lib.key, &m.id, &nonce, &m.name);
     let (size, actual) = stream_to_store(s, &path, body).await?;
     if actual != m.claimed {
         let _ = s.store.delete(&path).await;
@@ -138,7 +138,7 @@ async fn store(s: &AppState, user: User, m: UploadMeta, body: Body) -> Result<Re
         .with_details(json!({ "expected": m.claimed, "actual": actual })));
     }
     let new = NewAsset { id: m.id, name: m.name, mime: m.mime, tags: m.tags, created_at: m.created_at };
-    commit(s, &user.0, new, &path, size, actual, None).await
+    commit(s, &lib, new, &path, size, actual, None).await
 }
 
 /// The metadata an asset is made of, from a POST's headers or an upload session's row.
@@ -156,7 +156,7 @@ pub(crate) struct NewAsset {
 /// the upload session held under it ends in the same transaction.
 pub(crate) async fn commit(
     s: &AppState,
-    user: &str,
+    lib: &Library,
     a: NewAsset,
     path: &Path,
     size: u64,
@@ -164,7 +164,7 @@ pub(crate) async fn commit(
     lease: Option<&str>,
 ) -> Result<Response, ApiError> {
     let row = AssetRow {
-        user_id: user.to_owned(),
+        user_id: lib.key.clone(),
         id: a.id,
         name: a.name,
         mime_type: a.mime,
@@ -179,12 +179,13 @@ pub(crate) async fn commit(
         deleted_at: None,
         thumb_path: None,
         thumb_failed: None,
+        updated_by: lib.by.clone(),
     };
     match s.db.insert_finishing(&row, lease).await {
-        Ok(Insert::Created(created)) => Ok(with_etag(&s.api_prefix, StatusCode::CREATED, &created)),
+        Ok(Insert::Created(created)) => Ok(with_etag(&lib.root, StatusCode::CREATED, &created)),
         Ok(Insert::Exists(existing)) => {
             let _ = s.store.delete(path).await;
-            existing_answer(&s.api_prefix, &existing, &row.sha256)
+            existing_answer(&lib.root, &existing, &row.sha256)
         }
         Ok(Insert::SessionGone) => {
             let _ = s.store.delete(path).await;
