@@ -238,7 +238,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     // The CORS layer answers every OPTIONS as a preflight; one without `Origin` and
     // `Access-Control-Request-Method` is an ordinary request: 405 (with `Allow`) or 404.
     let split = tower::service_fn(move |mut req: axum::extract::Request| {
-        if spaces {
+        // A preflight is answered whatever its path (a malformed space id included).
+        if spaces && !is_preflight(&req) {
             match space_route(&prefix, &mut req) {
                 Ok(()) => {}
                 Err(e) => return futures::future::Either::Left(async move { Ok(library::refuse(req, e).await) }),
