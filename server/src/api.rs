@@ -10,11 +10,13 @@ use object_store::{path::Path, GetOptions, GetRange};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::body::{read_json_body, JSON_MAX_BYTES};
 use crate::cursor::Kind;
 use crate::db::AssetRow;
 use crate::error::ApiError;
 use crate::library::Library;
-use crate::request::{has_type, if_match, AssetId, Page};
+use crate::reply::{asset_json, change_json, with_etag};
+use crate::request::{has_type, if_match, valid_name, valid_tags, AssetId, Page};
 use crate::{now_ms, thumb, AppState, PROTOCOL, PROTOCOL_VERSION};
 
 pub use crate::request::parse_id;
@@ -23,77 +25,6 @@ pub use crate::upload::upload;
 /// Most items in one page of a listing.
 pub const MAX_PAGE: i64 = 1000;
 const DEFAULT_PAGE: i64 = 100;
-/// Largest JSON request body (a metadata patch).
-pub const JSON_MAX_BYTES: usize = 64 * 1024;
-
-/// Whether `s` is only Unicode White_Space (or empty): such names and tags are refused.
-fn blank(s: &str) -> bool {
-    s.chars().all(char::is_whitespace)
-}
-
-/// Checks a name against the protocol's limits (400 INVALID_NAME).
-pub fn valid_name(name: &str) -> Result<(), ApiError> {
-    let ok = !blank(name)
-        && name.len() <= 255
-        && !name.chars().any(char::is_control)
-        && !name.contains(['/', '\\'])
-        && name != "."
-        && name != "..";
-    ok.then_some(()).ok_or_else(|| {
-        ApiError::bad_request(
-            "INVALID_NAME",
-            "names are 1-255 bytes of UTF-8 without control characters or path separators",
-        )
-    })
-}
-
-/// Checks tags against the protocol's limits (400 INVALID_TAGS).
-pub fn valid_tags(tags: &[String]) -> Result<(), ApiError> {
-    let ok = tags.len() <= 64 && tags.iter().all(|t| !blank(t) && t.len() <= 64 && !t.chars().any(char::is_control));
-    ok.then_some(()).ok_or_else(|| {
-        ApiError::bad_request("INVALID_TAGS", "at most 64 tags of 1-64 bytes without control characters")
-    })
-}
-
-/// The JSON form of an asset (docs/protocol.md, "Asset").
-pub fn asset_json(prefix: &str, a: &AssetRow) -> Value {
-    let mut v = json!({
-        "id": a.id, "name": a.name, "type": a.mime_type, "size": a.size, "sha256": a.sha256,
-        "createdAt": a.created_at, "updatedAt": a.updated_at, "version": a.version, "tags": a.tags,
-        "path": a.path, "url": format!("{prefix}/media/assets/{}", a.id),
-    });
-    if let Some(by) = &a.updated_by {
-        v["updatedBy"] = json!(by);
-    }
-    if thumb::is_image(&a.mime_type) {
-        v["thumbnailUrl"] = json!(format!("{prefix}/media/assets/{}/thumbnail", a.id));
-    }
-    v
-}
-
-fn change_json(prefix: &str, a: &AssetRow) -> Value {
-    match a.deleted_at {
-        Some(at) => {
-            let mut v = json!({ "id": a.id, "deleted": true, "deletedAt": at, "version": a.version });
-            if let Some(by) = &a.updated_by {
-                v["updatedBy"] = json!(by);
-            }
-            v
-        }
-        None => json!({ "id": a.id, "deleted": false, "asset": asset_json(prefix, a) }),
-    }
-}
-
-fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-/// A JSON asset response with its metadata ETag.
-pub fn with_etag(prefix: &str, status: StatusCode, a: &AssetRow) -> Response {
-    let mut res = (status, Json(asset_json(prefix, a))).into_response();
-    res.headers_mut().insert(header::ETAG, etag(a.version));
-    res
-}
 
 /// A header that follows plain HTTP semantics (Range, If-None-Match): unreadable means absent.
 fn http_header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -396,32 +327,6 @@ pub async fn patch_meta(
         None => Err(ApiError::not_found()),
         Some(Err(current)) => Err(stale(&lib.root, &current)),
         Some(Ok(updated)) => Ok(with_etag(&lib.root, StatusCode::OK, &updated)),
-    }
-}
-
-/// A JSON body of at most [`JSON_MAX_BYTES`], else `413` with `details.maxJsonBytes` (the
-/// rest of the body drained, so the client reads it); a stalled body (nothing for the idle
-/// timeout) is `408 BODY_TIMEOUT`.
-pub(crate) async fn read_json_body(s: &AppState, body: Body) -> Result<bytes::Bytes, ApiError> {
-    use futures::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut buf = bytes::BytesMut::new();
-    loop {
-        match tokio::time::timeout(s.body_idle_timeout, stream.next()).await {
-            Err(_) => return Err(crate::upload::body_timeout(s.body_idle_timeout)),
-            Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(_))) => return Err(ApiError::bad_request("BAD_REQUEST", "the request body broke off")),
-            Ok(Some(Ok(chunk))) if buf.len() + chunk.len() <= JSON_MAX_BYTES => buf.extend_from_slice(&chunk),
-            Ok(Some(Ok(_))) => {
-                crate::upload::drain_stream(stream).await;
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    format!("JSON bodies are limited to {JSON_MAX_BYTES} bytes"),
-                )
-                .with_details(json!({ "maxJsonBytes": JSON_MAX_BYTES })));
-            }
-        }
     }
 }
 

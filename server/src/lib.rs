@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod cursor;
 pub mod db;
 pub mod error;
@@ -12,8 +13,10 @@ pub mod library;
 pub mod localfile;
 pub mod members;
 pub mod ratelimit;
+pub mod reply;
 pub mod request;
 pub mod resumable;
+pub mod rows;
 pub mod serve;
 pub mod storage;
 pub mod thumb;
@@ -196,7 +199,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             .into_response()
         })
         // Uploads stream and enforce their own limit; JSON bodies stay small.
-        .layer(DefaultBodyLimit::max(api::JSON_MAX_BYTES))
+        .layer(DefaultBodyLimit::max(body::JSON_MAX_BYTES))
         .with_state(state);
     let allow = if cors_origins.iter().any(|o| o == "*") {
         // Test harnesses serve pages from random ports; `*` echoes any origin back.

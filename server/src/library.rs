@@ -127,7 +127,7 @@ pub async fn admit(State(s): State<AppState>, mut req: Request, next: Next) -> R
 
 /// Answers `e` after draining the request's body (an upload's), so the client can read it.
 pub(crate) async fn refuse(req: Request, e: ApiError) -> Response {
-    crate::upload::drain(req.into_body()).await;
+    crate::body::drain(req.into_body()).await;
     e.into_response()
 }
 

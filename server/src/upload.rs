@@ -2,8 +2,6 @@
 //! body is read, the body streamed to storage with a per-chunk idle timeout. An answer given
 //! before the body is read drains it first (within a bound), so browsers see the answer.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,19 +11,14 @@ use object_store::{path::Path, WriteMultipart};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::api::{asset_json, valid_name, valid_tags, with_etag};
+use crate::body::{body_timeout, drain, drain_stream};
 use crate::db::{AssetRow, Insert};
 use crate::error::ApiError;
 use crate::library::Library;
 use crate::localfile::LocalWrite;
-use crate::request::{content_type, header, parse_id, pct_decode, safe_uint};
+use crate::reply::{asset_json, with_etag};
+use crate::request::{content_type, header, parse_id, pct_decode, safe_uint, valid_name, valid_tags};
 use crate::{now_ms, AppState};
-
-/// Most bytes of an unwanted upload body read (and dropped) before an early answer; beyond
-/// it the connection is closed after the answer.
-pub const DRAIN_MAX_BYTES: u64 = 8 * 1024 * 1024;
-/// Longest time spent draining an unwanted body.
-const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 
 /// The metadata headers of an upload, validated.
 struct UploadMeta {
@@ -82,26 +75,6 @@ fn meta(h: &HeaderMap) -> Result<UploadMeta, ApiError> {
         Some(v) => Some(v.parse().map_err(|_| ApiError::bad_request("BAD_REQUEST", "bad Content-Length"))?),
     };
     Ok(UploadMeta { id, name, mime, claimed, tags, created_at, declared_len })
-}
-
-/// Reads and drops up to [`DRAIN_MAX_BYTES`] of `body` for at most [`DRAIN_MAX_TIME`], so an
-/// answer given before the body was read reaches the client (docs/protocol.md, upload).
-pub async fn drain(body: Body) {
-    drain_stream(body.into_data_stream()).await;
-}
-
-/// [`drain`] for a body already being read.
-pub(crate) async fn drain_stream(mut stream: axum::body::BodyDataStream) {
-    let mut read = 0u64;
-    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            read += chunk.len() as u64;
-            if read > DRAIN_MAX_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 /// The handler.
@@ -189,7 +162,7 @@ pub(crate) async fn commit(
         }
         Ok(Insert::SessionGone) => {
             let _ = s.store.delete(path).await;
-            Err(crate::resumable::not_found())
+            Err(ApiError::upload_not_found())
         }
         Err(e) => {
             let _ = s.store.delete(path).await;
@@ -219,14 +192,6 @@ pub(crate) fn existing_answer(prefix: &str, existing: &AssetRow, claimed: &str) 
 }
 
 /// `408 BODY_TIMEOUT`: the client stopped sending the body.
-pub fn body_timeout(after: Duration) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "BODY_TIMEOUT",
-        format!("no body bytes arrived for {} s; nothing was stored, send the request again", after.as_secs()),
-    )
-}
-
 /// Where a POST's bytes go: a local file written and flushed by [`LocalWrite`], or any other
 /// store's multipart upload.
 enum Sink {

@@ -21,11 +21,12 @@ use super::db::SessionRow;
 use super::rules::{self, Chunk, ChunkError};
 use super::store::Staging;
 use super::{answer, ext, not_found, upload_response, Resumable};
+use crate::body::{body_timeout, drain};
 use crate::error::ApiError;
 use crate::library::Library;
 use crate::localfile::BatchedAppend;
 use crate::request::{has_type, header as strict_header, safe_uint, AssetId};
-use crate::upload::{body_timeout, drain, NewAsset};
+use crate::upload::NewAsset;
 use crate::{now_ms, AppState};
 
 fn offset_mismatch(current: i64) -> Response {

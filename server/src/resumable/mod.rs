@@ -17,11 +17,11 @@ use opfs_media::digest::Sha256State;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{valid_name, valid_tags};
+use crate::body::drain;
 use crate::error::ApiError;
 use crate::library::Library;
-use crate::request::{has_type, mime_type, parse_id, AssetId};
-use crate::upload::{drain, existing_answer, too_large, NewAsset};
+use crate::request::{has_type, mime_type, parse_id, valid_name, valid_tags, AssetId};
+use crate::upload::{existing_answer, too_large, NewAsset};
 use crate::{now_ms, AppState};
 pub use append::append;
 use db::SessionRow;
@@ -103,11 +103,7 @@ impl Resumable {
 
 /// `404 UPLOAD_NOT_FOUND`: no open session for (user, id).
 pub fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "UPLOAD_NOT_FOUND",
-        "no open upload session with this id (never created, cancelled, expired or completed); create one",
-    )
+    ApiError::upload_not_found()
 }
 
 fn ext(s: &AppState) -> Result<&Resumable, ApiError> {
@@ -227,7 +223,7 @@ async fn create_inner(s: &AppState, lib: &Library, headers: &HeaderMap, body: Bo
             "send the session's metadata as application/json",
         ));
     }
-    let raw = crate::api::read_json_body(s, body).await?;
+    let raw = crate::body::read_json_body(s, body).await?;
     let parsed: CreateBody = serde_json::from_slice(&raw).map_err(|_| {
         ApiError::bad_request(
             "INVALID_JSON",
