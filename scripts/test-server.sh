@@ -16,6 +16,8 @@ trap cleanup EXIT
 step() { printf '\n\033[1m--- %s\033[0m\n' "$*"; }
 source scripts/lib.sh
 SECRET=conformance-secret-0123456789
+# The admin secret turns spaces on; the suite manages membership with it (tests/conformance/spaces.mjs).
+ADMIN=conformance-admin-secret-0123456789
 SUMMARY=()
 
 cargo build -q -p opfs-media-server
@@ -57,16 +59,20 @@ RESUMABLE_LOCAL=(--chunk-min-bytes 65536 --chunk-max-bytes 262144 --upload-sessi
 mint() { "$BIN" --auth hmac --secret "$SECRET" mint-token "$1"; }
 
 # 1. SQLite + local files, dev auth.
-start_server sqlite-dev 18701 --max-upload-bytes 1000000 --cors-origins http://127.0.0.1:18799 "${RESUMABLE_LOCAL[@]}"
-conformance "sqlite+local, dev auth, CORS" 18701 dev:alice dev:bob --cors-origin http://127.0.0.1:18799
+start_server sqlite-dev 18701 --max-upload-bytes 1000000 --cors-origins http://127.0.0.1:18799 "${RESUMABLE_LOCAL[@]}" --admin-secret "$ADMIN"
+conformance "sqlite+local, dev auth, CORS, spaces" 18701 dev:alice dev:bob --cors-origin http://127.0.0.1:18799 --admin-secret "$ADMIN"
 kill "$SERVER_PID"
 
-# The same configuration without the resumable-upload extension: everything else passes, and
-# its endpoints answer 404 (the suite checks that when capabilities do not advertise it).
+# The same configuration without the resumable-upload extension and without spaces (no admin
+# secret): everything else passes, and their endpoints answer 404 (the suite checks that when
+# capabilities do not advertise them).
 start_server sqlite-no-resumable 18712 --max-upload-bytes 1000000 --no-resumable-uploads
 conformance "sqlite+local, --no-resumable-uploads" 18712 dev:alice dev:bob
 if curl -fsS http://127.0.0.1:18712/api/media/capabilities | grep -q resumable; then
   echo "--no-resumable-uploads still advertises the extension" >&2; exit 1
+fi
+if curl -fsS http://127.0.0.1:18712/api/media/capabilities | grep -q spaces; then
+  echo "a server without --admin-secret advertises spaces" >&2; exit 1
 fi
 kill "$SERVER_PID"
 
@@ -83,9 +89,9 @@ kill "$SERVER_PID"
 
 # The API mounted under another path (an app whose own router owns /api): the whole suite
 # runs against that root, and the default mount is not served.
-API_PREFIX=/apps/media-sync start_server sqlite-prefix 18707 --api-prefix /apps/media-sync --max-upload-bytes 1000000 "${RESUMABLE_LOCAL[@]}"
+API_PREFIX=/apps/media-sync start_server sqlite-prefix 18707 --api-prefix /apps/media-sync --max-upload-bytes 1000000 "${RESUMABLE_LOCAL[@]}" --admin-secret "$ADMIN"
 step "conformance: API under /apps/media-sync"
-if node_tests node tests/conformance/suite.mjs --base-url http://127.0.0.1:18707/apps/media-sync/ --token dev:alice --token2 dev:bob; then
+if node_tests node tests/conformance/suite.mjs --base-url http://127.0.0.1:18707/apps/media-sync/ --token dev:alice --token2 dev:bob --admin-secret "$ADMIN"; then
   SUMMARY+=("conformance  sqlite+local, --api-prefix /apps/media-sync: passed")
 else
   SUMMARY+=("conformance  --api-prefix: FAILED"); exit 1
@@ -95,8 +101,8 @@ if [ "$status" != 404 ]; then echo "the default mount answered $status with --ap
 kill "$SERVER_PID"
 
 # 2. SQLite + local files, HMAC tokens.
-start_server sqlite-hmac 18702 --auth hmac --secret "$SECRET" --max-upload-bytes 1000000
-conformance "sqlite+local, hmac auth" 18702 "$(mint alice)" "$(mint bob)"
+start_server sqlite-hmac 18702 --auth hmac --secret "$SECRET" --max-upload-bytes 1000000 --admin-secret "$ADMIN"
+conformance "sqlite+local, hmac auth, spaces" 18702 "$(mint alice)" "$(mint bob)" --admin-secret "$ADMIN"
 
 # A kill -9 mid-upload (with committed assets beside it, on SQLite + local files and on
 # PostgreSQL + S3) is scripts/test-server-faults.sh's job.
@@ -137,15 +143,18 @@ step "starting PostgreSQL and moto_server"
 PIDS+=("$(start_pg_moto opfs_conformance 18709 opfs-conformance "$WORK")")
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:18709
 start_server pg-s3 18703 --auth hmac --secret "$SECRET" --max-upload-bytes 1000000 \
-  --database-url postgres://opfs:opfs@127.0.0.1:5432/opfs_conformance --storage-url s3://opfs-conformance/media
-conformance "postgresql+s3, hmac auth" 18703 "$(mint alice)" "$(mint bob)"
+  --database-url postgres://opfs:opfs@127.0.0.1:5432/opfs_conformance --storage-url s3://opfs-conformance/media \
+  --admin-secret "$ADMIN"
+conformance "postgresql+s3, hmac auth, spaces" 18703 "$(mint alice)" "$(mint bob)" --admin-secret "$ADMIN"
 kill "$SERVER_PID"
 # With 5 MiB chunks (S3's smallest part) the multi-chunk resumable checks need files over the
 # 1 MB limit above: they run here, against a server that allows 16 MiB, with a short lifetime.
 start_server pg-s3-resumable 18713 --auth hmac --secret "$SECRET" --max-upload-bytes 16777216 \
   --database-url postgres://opfs:opfs@127.0.0.1:5432/opfs_conformance --storage-url s3://opfs-conformance/media \
-  --chunk-min-bytes 5242880 --chunk-max-bytes 6291456 --upload-session-lifetime-secs 4 --max-upload-sessions 4
-NODE_FLAGS=--test-name-pattern=resumable conformance "postgresql+s3, resumable uploads with 5 MiB chunks" 18713 "$(mint carol)" "$(mint dave)"
+  --chunk-min-bytes 5242880 --chunk-max-bytes 6291456 --upload-session-lifetime-secs 4 --max-upload-sessions 4 \
+  --admin-secret "$ADMIN"
+# The pattern also selects the spaces checks of sessions ("spaces: resumable: ...").
+NODE_FLAGS=--test-name-pattern=resumable conformance "postgresql+s3, resumable uploads with 5 MiB chunks (personal and in a space)" 18713 "$(mint carol)" "$(mint dave)" --admin-secret "$ADMIN"
 kill "$SERVER_PID"
 
 # Load: 50 concurrent clients against the default configuration, and one 1 GiB streamed upload.

@@ -10,11 +10,13 @@ use object_store::{path::Path, GetOptions, GetRange};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::User;
+use crate::body::{read_json_body, JSON_MAX_BYTES};
 use crate::cursor::Kind;
 use crate::db::AssetRow;
 use crate::error::ApiError;
-use crate::request::{has_type, if_match, AssetId, Page};
+use crate::library::Library;
+use crate::reply::{asset_json, change_json, with_etag};
+use crate::request::{has_type, if_match, valid_name, valid_tags, AssetId, Page};
 use crate::{now_ms, thumb, AppState, PROTOCOL, PROTOCOL_VERSION};
 
 pub use crate::request::parse_id;
@@ -23,68 +25,6 @@ pub use crate::upload::upload;
 /// Most items in one page of a listing.
 pub const MAX_PAGE: i64 = 1000;
 const DEFAULT_PAGE: i64 = 100;
-/// Largest JSON request body (a metadata patch).
-pub const JSON_MAX_BYTES: usize = 64 * 1024;
-
-/// Whether `s` is only Unicode White_Space (or empty): such names and tags are refused.
-fn blank(s: &str) -> bool {
-    s.chars().all(char::is_whitespace)
-}
-
-/// Checks a name against the protocol's limits (400 INVALID_NAME).
-pub fn valid_name(name: &str) -> Result<(), ApiError> {
-    let ok = !blank(name)
-        && name.len() <= 255
-        && !name.chars().any(char::is_control)
-        && !name.contains(['/', '\\'])
-        && name != "."
-        && name != "..";
-    ok.then_some(()).ok_or_else(|| {
-        ApiError::bad_request(
-            "INVALID_NAME",
-            "names are 1-255 bytes of UTF-8 without control characters or path separators",
-        )
-    })
-}
-
-/// Checks tags against the protocol's limits (400 INVALID_TAGS).
-pub fn valid_tags(tags: &[String]) -> Result<(), ApiError> {
-    let ok = tags.len() <= 64 && tags.iter().all(|t| !blank(t) && t.len() <= 64 && !t.chars().any(char::is_control));
-    ok.then_some(()).ok_or_else(|| {
-        ApiError::bad_request("INVALID_TAGS", "at most 64 tags of 1-64 bytes without control characters")
-    })
-}
-
-/// The JSON form of an asset (docs/protocol.md, "Asset").
-pub fn asset_json(prefix: &str, a: &AssetRow) -> Value {
-    let mut v = json!({
-        "id": a.id, "name": a.name, "type": a.mime_type, "size": a.size, "sha256": a.sha256,
-        "createdAt": a.created_at, "updatedAt": a.updated_at, "version": a.version, "tags": a.tags,
-        "path": a.path, "url": format!("{prefix}/media/assets/{}", a.id),
-    });
-    if thumb::is_image(&a.mime_type) {
-        v["thumbnailUrl"] = json!(format!("{prefix}/media/assets/{}/thumbnail", a.id));
-    }
-    v
-}
-
-fn change_json(prefix: &str, a: &AssetRow) -> Value {
-    match a.deleted_at {
-        Some(at) => json!({ "id": a.id, "deleted": true, "deletedAt": at, "version": a.version }),
-        None => json!({ "id": a.id, "deleted": false, "asset": asset_json(prefix, a) }),
-    }
-}
-
-fn etag(version: i64) -> HeaderValue {
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
-}
-
-/// A JSON asset response with its metadata ETag.
-pub fn with_etag(prefix: &str, status: StatusCode, a: &AssetRow) -> Response {
-    let mut res = (status, Json(asset_json(prefix, a))).into_response();
-    res.headers_mut().insert(header::ETAG, etag(a.version));
-    res
-}
 
 /// A header that follows plain HTTP semantics (Range, If-None-Match): unreadable means absent.
 fn http_header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -105,6 +45,9 @@ pub async fn capabilities(State(s): State<AppState>) -> Json<Value> {
     if s.resumable.is_some() {
         features.push("resumable-uploads");
     }
+    if s.admin_secret.is_some() {
+        features.push("spaces");
+    }
     let mut caps = json!({
         "protocol": PROTOCOL, "versions": [PROTOCOL_VERSION], "maxUploadBytes": s.max_upload_bytes,
         "pageMax": MAX_PAGE,
@@ -120,43 +63,46 @@ pub async fn capabilities(State(s): State<AppState>) -> Json<Value> {
     if let Some(r) = &s.resumable {
         caps["resumableUploads"] = r.capabilities();
     }
+    if s.admin_secret.is_some() {
+        caps["spaces"] = crate::library::capabilities(&s.api_prefix);
+    }
     Json(caps)
 }
 
 /// `GET /api/media/assets`: live assets, ordered by id, paged.
-pub async fn list(State(s): State<AppState>, user: User, q: Page) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(s): State<AppState>, lib: Library, q: Page) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit)?;
-    let after = q.cursor.as_deref().map(|c| s.cursors.decode(&user.0, Kind::List, c)).transpose()?.unwrap_or_default();
-    let mut rows = s.db.list(&user.0, &after, limit + 1).await?;
+    let after = q.cursor.as_deref().map(|c| s.cursors.decode(&lib.key, Kind::List, c)).transpose()?.unwrap_or_default();
+    let mut rows = s.db.list(&lib.key, &after, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
-    let next = rows.last().map(|r| s.cursors.encode(&user.0, Kind::List, &r.id));
+    let next = rows.last().map(|r| s.cursors.encode(&lib.key, Kind::List, &r.id));
     Ok(Json(
-        json!({ "assets": rows.iter().map(|a| asset_json(&s.api_prefix, a)).collect::<Vec<_>>(), "nextCursor": next, "hasMore": has_more }),
+        json!({ "assets": rows.iter().map(|a| asset_json(&lib.root, a)).collect::<Vec<_>>(), "nextCursor": next, "hasMore": has_more }),
     ))
 }
 
 /// `GET /api/media/changes`: live assets and tombstones changed after the cursor.
-pub async fn changes(State(s): State<AppState>, user: User, q: Page) -> Result<Json<Value>, ApiError> {
+pub async fn changes(State(s): State<AppState>, lib: Library, q: Page) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(q.limit)?;
-    let after: i64 = match q.cursor.as_deref().map(|c| s.cursors.decode(&user.0, Kind::Changes, c)).transpose()? {
+    let after: i64 = match q.cursor.as_deref().map(|c| s.cursors.decode(&lib.key, Kind::Changes, c)).transpose()? {
         None => 0,
         Some(c) => c
             .parse()
             .map_err(|_| ApiError::bad_request("INVALID_CURSOR", "the cursor is not one this server issued"))?,
     };
-    let mut rows = s.db.changes(&user.0, after, limit + 1).await?;
+    let mut rows = s.db.changes(&lib.key, after, limit + 1).await?;
     let has_more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     // An empty page keeps the caller's position, so polling never loses its place.
     let next = rows.last().map_or(after, |r| r.seq);
     Ok(Json(
-        json!({ "changes": rows.iter().map(|a| change_json(&s.api_prefix, a)).collect::<Vec<_>>(), "nextCursor": s.cursors.encode(&user.0, Kind::Changes, &next.to_string()), "hasMore": has_more }),
+        json!({ "changes": rows.iter().map(|a| change_json(&lib.root, a)).collect::<Vec<_>>(), "nextCursor": s.cursors.encode(&lib.key, Kind::Changes, &next.to_string()), "hasMore": has_more }),
     ))
 }
 
-async fn live(s: &AppState, user: &User, id: &str) -> Result<AssetRow, ApiError> {
-    match s.db.get(&user.0, id).await? {
+async fn live(s: &AppState, lib: &Library, id: &str) -> Result<AssetRow, ApiError> {
+    match s.db.get(&lib.key, id).await? {
         Some(a) if a.deleted_at.is_none() => Ok(a),
         _ => Err(ApiError::not_found()),
     }
@@ -165,11 +111,11 @@ async fn live(s: &AppState, user: &User, id: &str) -> Result<AssetRow, ApiError>
 /// `GET /api/media/assets/:id`: the bytes, with ETag (the SHA-256), Range and safe headers.
 pub async fn download(
     State(s): State<AppState>,
-    user: User,
+    lib: Library,
     AssetId(id): AssetId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let a = live(&s, &user, &id).await?;
+    let a = live(&s, &lib, &id).await?;
     let tag = format!("\"{}\"", a.sha256);
     // If-None-Match compares weakly (RFC 9110 13.1.2): `W/"<sha>"` matches too.
     let matches = |t: &str| {
@@ -306,15 +252,15 @@ pub fn content_disposition(name: &str) -> HeaderValue {
 /// `DELETE /api/media/assets/:id`: tombstones the asset, then removes its bytes. Idempotent.
 pub async fn delete(
     State(s): State<AppState>,
-    user: User,
+    lib: Library,
     AssetId(id): AssetId,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let want = if_match(&headers)?;
-    match s.db.delete(&user.0, &id, want, now_ms()).await? {
+    match s.db.delete(&lib.key, &id, want, now_ms(), lib.by()).await? {
         None => Err(ApiError::not_found()),
-        Some(Err(current)) => Err(stale(&s.api_prefix, &current)),
+        Some(Err(current)) => Err(stale(&lib.root, &current)),
         Some(Ok(tomb)) => {
             // Bytes go after the tombstone commits; a failure here leaves an orphan the sweep removes.
             let _ = s.store.delete(&Path::from(tomb.path.as_str())).await;
@@ -336,8 +282,8 @@ fn stale(prefix: &str, current: &AssetRow) -> ApiError {
 }
 
 /// `GET /api/media/assets/:id/metadata`.
-pub async fn get_meta(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Result<Response, ApiError> {
-    Ok(with_etag(&s.api_prefix, StatusCode::OK, &live(&s, &user, &id).await?))
+pub async fn get_meta(State(s): State<AppState>, lib: Library, AssetId(id): AssetId) -> Result<Response, ApiError> {
+    Ok(with_etag(&lib.root, StatusCode::OK, &live(&s, &lib, &id).await?))
 }
 
 #[derive(Deserialize)]
@@ -350,7 +296,7 @@ pub struct MetaPatch {
 /// `PATCH /api/media/assets/:id/metadata` with `If-Match: "<version>"` (required).
 pub async fn patch_meta(
     State(s): State<AppState>,
-    user: User,
+    lib: Library,
     AssetId(id): AssetId,
     headers: HeaderMap,
     body: Body,
@@ -365,7 +311,7 @@ pub async fn patch_meta(
     let body = read_json_body(&s, body).await?;
     let patch: MetaPatch = serde_json::from_slice(&body)
         .map_err(|_| ApiError::bad_request("INVALID_JSON", "the body must be a JSON object with only `name` (a string) and `tags` (an array of strings), each key once"))?;
-    let cur = live(&s, &user, &id).await?;
+    let cur = live(&s, &lib, &id).await?;
     let want = if_match(&headers)?.ok_or_else(|| {
         ApiError::new(
             StatusCode::PRECONDITION_REQUIRED,
@@ -377,42 +323,16 @@ pub async fn patch_meta(
     valid_name(&name)?;
     let tags = patch.tags.unwrap_or(cur.tags.clone());
     valid_tags(&tags)?;
-    match s.db.update_meta(&user.0, &cur.id, want, &name, &tags, now_ms().max(cur.updated_at + 1)).await? {
+    match s.db.update_meta(&lib.key, &cur.id, want, &name, &tags, now_ms().max(cur.updated_at + 1), lib.by()).await? {
         None => Err(ApiError::not_found()),
-        Some(Err(current)) => Err(stale(&s.api_prefix, &current)),
-        Some(Ok(updated)) => Ok(with_etag(&s.api_prefix, StatusCode::OK, &updated)),
-    }
-}
-
-/// A JSON body of at most [`JSON_MAX_BYTES`], else `413` with `details.maxJsonBytes` (the
-/// rest of the body drained, so the client reads it); a stalled body (nothing for the idle
-/// timeout) is `408 BODY_TIMEOUT`.
-pub(crate) async fn read_json_body(s: &AppState, body: Body) -> Result<bytes::Bytes, ApiError> {
-    use futures::StreamExt;
-    let mut stream = body.into_data_stream();
-    let mut buf = bytes::BytesMut::new();
-    loop {
-        match tokio::time::timeout(s.body_idle_timeout, stream.next()).await {
-            Err(_) => return Err(crate::upload::body_timeout(s.body_idle_timeout)),
-            Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(_))) => return Err(ApiError::bad_request("BAD_REQUEST", "the request body broke off")),
-            Ok(Some(Ok(chunk))) if buf.len() + chunk.len() <= JSON_MAX_BYTES => buf.extend_from_slice(&chunk),
-            Ok(Some(Ok(_))) => {
-                crate::upload::drain_stream(stream).await;
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PAYLOAD_TOO_LARGE",
-                    format!("JSON bodies are limited to {JSON_MAX_BYTES} bytes"),
-                )
-                .with_details(json!({ "maxJsonBytes": JSON_MAX_BYTES })));
-            }
-        }
+        Some(Err(current)) => Err(stale(&lib.root, &current)),
+        Some(Ok(updated)) => Ok(with_etag(&lib.root, StatusCode::OK, &updated)),
     }
 }
 
 /// `GET /api/media/assets/:id/thumbnail`: a PNG at most `thumb::MAX_SIZE` px, made once.
-pub async fn thumbnail(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Result<Response, ApiError> {
-    let a = live(&s, &user, &id).await?;
+pub async fn thumbnail(State(s): State<AppState>, lib: Library, AssetId(id): AssetId) -> Result<Response, ApiError> {
+    let a = live(&s, &lib, &id).await?;
     let png = thumb::get_or_make(&s, &a).await?;
     Ok((
         [

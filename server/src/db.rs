@@ -1,30 +1,11 @@
 //! Asset metadata in SQL through one code path for SQLite and PostgreSQL (sqlx `Any`).
 //! Every write bumps the user's change sequence in the same transaction.
 
-use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
-/// A stored asset row (live or tombstone).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct AssetRow {
-    pub user_id: String,
-    pub id: String,
-    pub name: String,
-    pub mime_type: String,
-    pub size: i64,
-    pub sha256: String,
-    pub path: String,
-    pub tags: Vec<String>,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub version: i64,
-    pub seq: i64,
-    pub deleted_at: Option<i64>,
-    pub thumb_path: Option<String>,
-    /// Set (ms epoch) once a thumbnail could not be made, so the decode is never retried.
-    pub thumb_failed: Option<i64>,
-}
+use crate::rows::{self, row, COLS};
+pub use crate::rows::{AssetRow, Insert};
 
 /// The metadata database.
 #[derive(Clone)]
@@ -32,40 +13,6 @@ pub struct Db {
     pool: AnyPool,
     /// New assets' group commit (SQLite only: [`crate::groupcommit`]).
     group: Option<crate::groupcommit::Group>,
-}
-
-/// Result of trying to insert a new asset.
-pub enum Insert {
-    /// Created.
-    Created(AssetRow),
-    /// The id already exists (live or deleted); the caller decides 200/409.
-    Exists(AssetRow),
-    /// The upload session to finish is gone (cancelled, or its lease taken over): nothing
-    /// was written.
-    SessionGone,
-}
-
-const COLS: &str = "user_id, id, name, mime_type, size, sha256, path, tags, created_at, updated_at, version, seq, deleted_at, thumb_path, thumb_failed";
-
-fn row(r: &sqlx::any::AnyRow) -> Result<AssetRow, sqlx::Error> {
-    let tags: String = r.try_get("tags")?;
-    Ok(AssetRow {
-        user_id: r.try_get("user_id")?,
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        mime_type: r.try_get("mime_type")?,
-        size: r.try_get("size")?,
-        sha256: r.try_get("sha256")?,
-        path: r.try_get("path")?,
-        tags: serde_json::from_str(&tags).unwrap_or_default(),
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        version: r.try_get("version")?,
-        seq: r.try_get("seq")?,
-        deleted_at: r.try_get("deleted_at")?,
-        thumb_path: r.try_get("thumb_path")?,
-        thumb_failed: r.try_get("thumb_failed")?,
-    })
 }
 
 impl Db {
@@ -99,68 +46,9 @@ impl Db {
         sqlx::query(&q).bind(user).bind(id).fetch_optional(&self.pool).await?.as_ref().map(row).transpose()
     }
 
-    pub(crate) async fn get_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        user: &str,
-        id: &str,
-    ) -> Result<Option<AssetRow>, sqlx::Error> {
-        let q = format!("SELECT {COLS} FROM assets WHERE user_id = $1 AND id = $2");
-        sqlx::query(&q).bind(user).bind(id).fetch_optional(&mut **tx).await?.as_ref().map(row).transpose()
-    }
-
-    async fn next_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>, user: &str) -> Result<i64, sqlx::Error> {
-        // The row lock on user_seq also serialises a user's writers, so seq order is commit order.
-        let r = sqlx::query(
-            "INSERT INTO user_seq (user_id, seq) VALUES ($1, 1) \
-             ON CONFLICT (user_id) DO UPDATE SET seq = user_seq.seq + 1 RETURNING seq",
-        )
-        .bind(user)
-        .fetch_one(&mut **tx)
-        .await?;
-        r.try_get("seq")
-    }
-
     /// Inserts a new asset unless the id exists for this user.
     pub async fn insert(&self, a: &AssetRow) -> Result<Insert, sqlx::Error> {
         self.insert_finishing(a, None).await
-    }
-
-    /// The insert of [`Self::insert_finishing`] inside `tx`: the existing row, or the new one
-    /// with the user's next sequence number (a unique violation is the caller's to answer).
-    pub(crate) async fn insert_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        a: &AssetRow,
-    ) -> Result<Insert, sqlx::Error> {
-        if let Some(existing) = Self::get_in(tx, &a.user_id, &a.id).await? {
-            return Ok(Insert::Exists(existing));
-        }
-        let seq = Self::next_seq(tx, &a.user_id).await?;
-        let q = format!(
-            "INSERT INTO assets ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, NULL)"
-        );
-        sqlx::query(&q)
-            .bind(&a.user_id)
-            .bind(&a.id)
-            .bind(&a.name)
-            .bind(&a.mime_type)
-            .bind(a.size)
-            .bind(&a.sha256)
-            .bind(&a.path)
-            .bind(serde_json::to_string(&a.tags).unwrap_or_else(|_| "[]".into()))
-            .bind(a.created_at)
-            .bind(a.updated_at)
-            .bind(1i64)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
-        Ok(Insert::Created(AssetRow {
-            version: 1,
-            seq,
-            deleted_at: None,
-            thumb_path: None,
-            thumb_failed: None,
-            ..a.clone()
-        }))
     }
 
     /// Inserts a new asset unless the id exists for this user; with `lease`, the upload
@@ -182,7 +70,7 @@ impl Db {
                 return Ok(Insert::SessionGone);
             }
         }
-        match Self::insert_in(&mut tx, a).await {
+        match rows::insert_in(&mut tx, a).await {
             Ok(Insert::Exists(existing)) => {
                 if lease.is_some() {
                     tx.commit().await?;
@@ -212,8 +100,9 @@ impl Db {
         }
     }
 
-    /// Updates name/tags if `version` matches; returns the new row, or `Err(current)` on a
-    /// stale version. `None` if the asset is missing or deleted.
+    /// Updates name/tags if `version` matches, made `by` a space's member; returns the new
+    /// row, or `Err(current)` on a stale version. `None` if the asset is missing or deleted.
+    #[allow(clippy::too_many_arguments)]
     pub async fn update_meta(
         &self,
         user: &str,
@@ -222,25 +111,30 @@ impl Db {
         name: &str,
         tags: &[String],
         now: i64,
+        by: Option<&str>,
     ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let Some(cur) = Self::get_in(&mut tx, user, id).await? else { return Ok(None) };
+        // The sequence first: its row lock makes this library's writers take turns, so the
+        // read below is the latest commit (two members' edits of one version: the second
+        // sees the first's result and gets 412 with it). An early return rolls it back.
+        let seq = rows::next_seq(&mut tx, user).await?;
+        let Some(cur) = rows::get_in(&mut tx, user, id).await? else { return Ok(None) };
         if cur.deleted_at.is_some() {
             return Ok(None);
         }
         if cur.version != version {
             return Ok(Some(Err(cur)));
         }
-        let seq = Self::next_seq(&mut tx, user).await?;
         let tags_json = serde_json::to_string(tags).unwrap_or_else(|_| "[]".into());
         let done = sqlx::query(
-            "UPDATE assets SET name = $1, tags = $2, updated_at = $3, version = version + 1, seq = $4 \
-             WHERE user_id = $5 AND id = $6 AND version = $7",
+            "UPDATE assets SET name = $1, tags = $2, updated_at = $3, version = version + 1, seq = $4, \
+             updated_by = $5 WHERE user_id = $6 AND id = $7 AND version = $8",
         )
         .bind(name)
         .bind(&tags_json)
         .bind(now)
         .bind(seq)
+        .bind(by)
         .bind(user)
         .bind(id)
         .bind(version)
@@ -256,41 +150,53 @@ impl Db {
             updated_at: now,
             version: version + 1,
             seq,
+            updated_by: by.map(str::to_owned),
             ..cur
         })))
     }
 
-    /// Turns a live asset into a tombstone. `Ok(None)` if missing; `Err(current)` if
-    /// `if_version` is given and stale. Already-deleted assets return their tombstone.
+    /// Turns a live asset into a tombstone (deleted `by` a space's member). `Ok(None)` if
+    /// missing; `Err(current)` if `if_version` is given and stale. Already-deleted assets
+    /// return their tombstone.
     pub async fn delete(
         &self,
         user: &str,
         id: &str,
         if_version: Option<i64>,
         now: i64,
+        by: Option<&str>,
     ) -> Result<Option<Result<AssetRow, AssetRow>>, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let Some(cur) = Self::get_in(&mut tx, user, id).await? else { return Ok(None) };
+        // Sequence first, as in `update_meta`: `if_version` meets the latest commit.
+        let seq = rows::next_seq(&mut tx, user).await?;
+        let Some(cur) = rows::get_in(&mut tx, user, id).await? else { return Ok(None) };
         if cur.deleted_at.is_some() {
             return Ok(Some(Ok(cur)));
         }
         if if_version.is_some_and(|v| v != cur.version) {
             return Ok(Some(Err(cur)));
         }
-        let seq = Self::next_seq(&mut tx, user).await?;
         sqlx::query(
-            "UPDATE assets SET deleted_at = $1, updated_at = $2, version = version + 1, seq = $3 \
-             WHERE user_id = $4 AND id = $5",
+            "UPDATE assets SET deleted_at = $1, updated_at = $2, version = version + 1, seq = $3, \
+             updated_by = $4 WHERE user_id = $5 AND id = $6",
         )
         .bind(now)
         .bind(now)
         .bind(seq)
+        .bind(by)
         .bind(user)
         .bind(id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Some(Ok(AssetRow { deleted_at: Some(now), updated_at: now, version: cur.version + 1, seq, ..cur })))
+        Ok(Some(Ok(AssetRow {
+            deleted_at: Some(now),
+            updated_at: now,
+            version: cur.version + 1,
+            seq,
+            updated_by: by.map(str::to_owned),
+            ..cur
+        })))
     }
 
     /// Live assets of `user` with id > `after`, ordered by id, at most `limit`.

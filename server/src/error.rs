@@ -39,6 +39,14 @@ impl ApiError {
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such asset")
     }
+    /// 404 UPLOAD_NOT_FOUND (resumable uploads).
+    pub fn upload_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "UPLOAD_NOT_FOUND",
+            "no open upload session with this id (never created, cancelled, expired or completed); create one",
+        )
+    }
     /// 401 UNAUTHENTICATED.
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", message)

@@ -10,7 +10,7 @@
 use sqlx::{Acquire, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::{AssetRow, Db, Insert};
+use crate::rows::{self, AssetRow, Insert};
 
 /// Most uploads committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -83,7 +83,7 @@ async fn commit_batch(pool: &AnyPool, jobs: Vec<Job>) {
 /// One upload of the batch, in its own savepoint.
 async fn one(tx: &mut sqlx::Transaction<'static, sqlx::Any>, a: &AssetRow) -> Result<Insert, sqlx::Error> {
     let mut sp = tx.begin().await?;
-    match Db::insert_in(&mut sp, a).await {
+    match rows::insert_in(&mut sp, a).await {
         Ok(r) => {
             sp.commit().await?;
             Ok(r)
@@ -92,7 +92,7 @@ async fn one(tx: &mut sqlx::Transaction<'static, sqlx::Any>, a: &AssetRow) -> Re
         // answer it as the one-by-one path does.
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             sp.rollback().await?;
-            let existing = Db::get_in(tx, &a.user_id, &a.id).await?.ok_or(sqlx::Error::RowNotFound)?;
+            let existing = rows::get_in(tx, &a.user_id, &a.id).await?.ok_or(sqlx::Error::RowNotFound)?;
             Ok(Insert::Exists(existing))
         }
         Err(e) => {
@@ -105,6 +105,7 @@ async fn one(tx: &mut sqlx::Transaction<'static, sqlx::Any>, a: &AssetRow) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::Db;
 
     fn row(user: &str, n: u32) -> AssetRow {
         AssetRow {
@@ -123,6 +124,7 @@ mod tests {
             deleted_at: None,
             thumb_path: None,
             thumb_failed: None,
+            updated_by: None,
         }
     }
 

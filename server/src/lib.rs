@@ -1,16 +1,22 @@
 //! Reference server for the opfs-media sync protocol (docs/protocol.md).
 //! SQLite + a local directory by default; PostgreSQL + S3-compatible storage by configuration.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod cursor;
 pub mod db;
 pub mod error;
 pub mod groupcommit;
+pub mod library;
 pub mod localfile;
+pub mod members;
 pub mod ratelimit;
+pub mod reply;
 pub mod request;
 pub mod resumable;
+pub mod rows;
 pub mod serve;
 pub mod storage;
 pub mod thumb;
@@ -68,6 +74,9 @@ pub struct AppState {
     /// The directory behind `store` when it is local (`file://`): uploads then write there
     /// themselves, flushed to disk before they commit ([`localfile`]). `None`: through `store`.
     pub local_root: Option<std::path::PathBuf>,
+    /// The secret of the admin API; set, it turns spaces on (docs/protocol.md, "Spaces"):
+    /// `None`, space paths answer like any unknown path and capabilities omit them.
+    pub admin_secret: Option<Arc<[u8]>>,
 }
 
 impl AppState {
@@ -97,6 +106,7 @@ impl AppState {
             body_idle_timeout: Duration::from_secs(30),
             resumable: None,
             local_root: None,
+            admin_secret: None,
         })
     }
 
@@ -157,10 +167,21 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     }
     // Credentials and the rate limit apply to matched routes only: capabilities, unknown
     // paths and wrong methods are never limited.
+    // The gate (outermost) authenticates; then `admit` decides the library (a space's
+    // membership).
+    .route_layer(axum::middleware::from_fn_with_state(state.clone(), library::admit))
     .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::gate));
+    let admin = match state.admin_secret {
+        None => Router::new(),
+        Some(_) => Router::new()
+            .route(&at("/admin/spaces/{space}/members"), get(admin::list))
+            .route(&at("/admin/spaces/{space}/members/{user}"), axum::routing::put(admin::add).delete(admin::remove)),
+    };
+    let spaces = state.admin_secret.is_some();
     let api = Router::new()
         .route(&at("/media/capabilities"), get(api::capabilities))
         .merge(authed)
+        .merge(admin)
         .fallback(|| async {
             error::ApiError::new(
                 axum::http::StatusCode::NOT_FOUND,
@@ -178,7 +199,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             .into_response()
         })
         // Uploads stream and enforce their own limit; JSON bodies stay small.
-        .layer(DefaultBodyLimit::max(api::JSON_MAX_BYTES))
+        .layer(DefaultBodyLimit::max(body::JSON_MAX_BYTES))
         .with_state(state);
     let allow = if cors_origins.iter().any(|o| o == "*") {
         // Test harnesses serve pages from random ports; `*` echoes any origin back.
@@ -190,7 +211,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(allow)
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::HEAD])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::HEAD, Method::PUT])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
@@ -219,11 +240,38 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let with_cors = plain.clone().layer(cors);
     // The CORS layer answers every OPTIONS as a preflight; one without `Origin` and
     // `Access-Control-Request-Method` is an ordinary request: 405 (with `Allow`) or 404.
-    let split = tower::service_fn(move |req: axum::extract::Request| {
+    let split = tower::service_fn(move |mut req: axum::extract::Request| {
+        // A preflight is answered whatever its path (a malformed space id included).
+        if spaces && !is_preflight(&req) {
+            match space_route(&prefix, &mut req) {
+                Ok(()) => {}
+                Err(e) => return futures::future::Either::Left(async move { Ok(library::refuse(req, e).await) }),
+            }
+        }
         let svc = if is_preflight(&req) || req.method() != Method::OPTIONS { with_cors.clone() } else { plain.clone() };
-        svc.oneshot(req).map_ok(refused_origin_gets_nothing)
+        futures::future::Either::Right(svc.oneshot(req).map_ok(refused_origin_gets_nothing))
     });
     Router::new().fallback_service(split).layer(TraceLayer::new_for_http())
+}
+
+/// A space's media request (`<prefix>/spaces/<id>/media/...`) is served by the per-user route
+/// it mirrors, with the space in its extensions; a malformed space id is `400 INVALID_SPACE_ID`.
+fn space_route(prefix: &str, req: &mut axum::extract::Request) -> Result<(), error::ApiError> {
+    match library::route(prefix, req.uri().path()) {
+        library::Route::AsIs => Ok(()),
+        library::Route::BadId => Err(library::bad_space_id()),
+        library::Route::Space { id, path } => {
+            let pq = match req.uri().query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path,
+            };
+            let mut parts = req.uri().clone().into_parts();
+            parts.path_and_query = Some(pq.parse().map_err(|_| library::bad_space_id())?);
+            *req.uri_mut() = axum::http::Uri::from_parts(parts).map_err(|_| library::bad_space_id())?;
+            req.extensions_mut().insert(id);
+            Ok(())
+        }
+    }
 }
 
 /// Without `Access-Control-Allow-Origin` (a refused origin, or CORS off) no other

@@ -86,6 +86,10 @@ struct Config {
     /// locked (409 UPLOAD_LOCKED) at most this long.
     #[arg(long, env = "OPFS_MEDIA_UPLOAD_LEASE_SECS", default_value_t = 30)]
     upload_lease_secs: u64,
+    /// Secret of the admin API the app's backend manages space membership with (at least 16
+    /// characters). Set, it turns spaces on (`<prefix>/spaces/<id>/media/...`); unset, they are off.
+    #[arg(long, env = "OPFS_MEDIA_ADMIN_SECRET", hide_env_values = true)]
+    admin_secret: Option<String>,
     /// Browser origins allowed by CORS (comma-separated), e.g. the demo page's.
     #[arg(long, env = "OPFS_MEDIA_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
@@ -117,6 +121,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let cli = Cli::parse();
     let auth = auth_mode(&cli.cfg)?;
+    if cli.cfg.admin_secret.as_ref().is_some_and(|s| s.len() < 16) {
+        return Err("--admin-secret (OPFS_MEDIA_ADMIN_SECRET) must be at least 16 characters".into());
+    }
     let api_prefix = opfs_media_server::api_prefix(&cli.cfg.api_prefix)?;
     if let Some(Cmd::MintToken { user, ttl }) = cli.cmd {
         if !opfs_media_server::auth::valid_user(&user) {
@@ -166,6 +173,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     state.body_idle_timeout = Duration::from_secs(cli.cfg.body_idle_timeout_secs.max(1));
     state.resumable = resumable.clone();
     state.local_root = local;
+    state.admin_secret = cli.cfg.admin_secret.as_deref().map(|s| Arc::from(s.as_bytes()));
     // Expired upload sessions: swept as often as sessions can expire (at most a minute apart).
     if let Some(r) = resumable {
         let (db, grace) = (db.clone(), Duration::from_secs(cli.cfg.sweep_grace_secs));

@@ -116,7 +116,7 @@ pub async fn gate(State(s): State<AppState>, mut req: Request, next: Next) -> Re
 
 /// Answers `e` after draining the request's body (an upload's), so the client can read it.
 async fn refuse(req: Request, e: ApiError) -> Response {
-    crate::upload::drain(req.into_body()).await;
+    crate::body::drain(req.into_body()).await;
     e.into_response()
 }
 

@@ -159,6 +159,35 @@ impl FromRequestParts<AppState> for Page {
     }
 }
 
+/// Whether `s` is only Unicode White_Space (or empty): such names and tags are refused.
+fn blank(s: &str) -> bool {
+    s.chars().all(char::is_whitespace)
+}
+
+/// Checks a name against the protocol's limits (400 INVALID_NAME).
+pub fn valid_name(name: &str) -> Result<(), ApiError> {
+    let ok = !blank(name)
+        && name.len() <= 255
+        && !name.chars().any(char::is_control)
+        && !name.contains(['/', '\\'])
+        && name != "."
+        && name != "..";
+    ok.then_some(()).ok_or_else(|| {
+        ApiError::bad_request(
+            "INVALID_NAME",
+            "names are 1-255 bytes of UTF-8 without control characters or path separators",
+        )
+    })
+}
+
+/// Checks tags against the protocol's limits (400 INVALID_TAGS).
+pub fn valid_tags(tags: &[String]) -> Result<(), ApiError> {
+    let ok = tags.len() <= 64 && tags.iter().all(|t| !blank(t) && t.len() <= 64 && !t.chars().any(char::is_control));
+    ok.then_some(()).ok_or_else(|| {
+        ApiError::bad_request("INVALID_TAGS", "at most 64 tags of 1-64 bytes without control characters")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,6 @@
 //! body is read, the body streamed to storage with a per-chunk idle timeout. An answer given
 //! before the body is read drains it first (within a bound), so browsers see the answer.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -13,19 +11,14 @@ use object_store::{path::Path, WriteMultipart};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::api::{asset_json, valid_name, valid_tags, with_etag};
-use crate::auth::User;
+use crate::body::{body_timeout, drain, drain_stream};
 use crate::db::{AssetRow, Insert};
 use crate::error::ApiError;
+use crate::library::Library;
 use crate::localfile::LocalWrite;
-use crate::request::{content_type, header, parse_id, pct_decode, safe_uint};
+use crate::reply::{asset_json, with_etag};
+use crate::request::{content_type, header, parse_id, pct_decode, safe_uint, valid_name, valid_tags};
 use crate::{now_ms, AppState};
-
-/// Most bytes of an unwanted upload body read (and dropped) before an early answer; beyond
-/// it the connection is closed after the answer.
-pub const DRAIN_MAX_BYTES: u64 = 8 * 1024 * 1024;
-/// Longest time spent draining an unwanted body.
-const DRAIN_MAX_TIME: Duration = Duration::from_secs(5);
 
 /// The metadata headers of an upload, validated.
 struct UploadMeta {
@@ -84,30 +77,10 @@ fn meta(h: &HeaderMap) -> Result<UploadMeta, ApiError> {
     Ok(UploadMeta { id, name, mime, claimed, tags, created_at, declared_len })
 }
 
-/// Reads and drops up to [`DRAIN_MAX_BYTES`] of `body` for at most [`DRAIN_MAX_TIME`], so an
-/// answer given before the body was read reaches the client (docs/protocol.md, upload).
-pub async fn drain(body: Body) {
-    drain_stream(body.into_data_stream()).await;
-}
-
-/// [`drain`] for a body already being read.
-pub(crate) async fn drain_stream(mut stream: axum::body::BodyDataStream) {
-    let mut read = 0u64;
-    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            read += chunk.len() as u64;
-            if read > DRAIN_MAX_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
 /// The handler.
 pub async fn upload(
     State(s): State<AppState>,
-    user: User,
+    lib: Library,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -115,18 +88,18 @@ pub async fn upload(
         Err(e) => Err(e),
         Ok(m) if m.declared_len.is_some_and(|n| n > s.max_upload_bytes) => Err(too_large(s.max_upload_bytes)),
         // Already here? Answer without storing anything (a retry after a lost response).
-        Ok(m) => match s.db.get(&user.0, &m.id).await? {
-            Some(existing) => existing_answer(&s.api_prefix, &existing, &m.claimed),
-            None => return store(&s, user, m, body).await,
+        Ok(m) => match s.db.get(&lib.key, &m.id).await? {
+            Some(existing) => existing_answer(&lib.root, &existing, &m.claimed),
+            None => return store(&s, lib, m, body).await,
         },
     };
     drain(body).await;
     early
 }
 
-async fn store(s: &AppState, user: User, m: UploadMeta, body: Body) -> Result<Response, ApiError> {
+async fn store(s: &AppState, lib: Library, m: UploadMeta, body: Body) -> Result<Response, ApiError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let path = crate::storage::asset_path(&user.0, &m.id, &nonce, &m.name);
+    let path = crate::storage::asset_path(&lib.key, &m.id, &nonce, &m.name);
     let (size, actual) = stream_to_store(s, &path, body).await?;
     if actual != m.claimed {
         let _ = s.store.delete(&path).await;
@@ -138,7 +111,7 @@ async fn store(s: &AppState, user: User, m: UploadMeta, body: Body) -> Result<Re
         .with_details(json!({ "expected": m.claimed, "actual": actual })));
     }
     let new = NewAsset { id: m.id, name: m.name, mime: m.mime, tags: m.tags, created_at: m.created_at };
-    commit(s, &user.0, new, &path, size, actual, None).await
+    commit(s, &lib, new, &path, size, actual, None).await
 }
 
 /// The metadata an asset is made of, from a POST's headers or an upload session's row.
@@ -156,7 +129,7 @@ pub(crate) struct NewAsset {
 /// the upload session held under it ends in the same transaction.
 pub(crate) async fn commit(
     s: &AppState,
-    user: &str,
+    lib: &Library,
     a: NewAsset,
     path: &Path,
     size: u64,
@@ -164,7 +137,7 @@ pub(crate) async fn commit(
     lease: Option<&str>,
 ) -> Result<Response, ApiError> {
     let row = AssetRow {
-        user_id: user.to_owned(),
+        user_id: lib.key.clone(),
         id: a.id,
         name: a.name,
         mime_type: a.mime,
@@ -179,16 +152,17 @@ pub(crate) async fn commit(
         deleted_at: None,
         thumb_path: None,
         thumb_failed: None,
+        updated_by: lib.by.clone(),
     };
     match s.db.insert_finishing(&row, lease).await {
-        Ok(Insert::Created(created)) => Ok(with_etag(&s.api_prefix, StatusCode::CREATED, &created)),
+        Ok(Insert::Created(created)) => Ok(with_etag(&lib.root, StatusCode::CREATED, &created)),
         Ok(Insert::Exists(existing)) => {
             let _ = s.store.delete(path).await;
-            existing_answer(&s.api_prefix, &existing, &row.sha256)
+            existing_answer(&lib.root, &existing, &row.sha256)
         }
         Ok(Insert::SessionGone) => {
             let _ = s.store.delete(path).await;
-            Err(crate::resumable::not_found())
+            Err(ApiError::upload_not_found())
         }
         Err(e) => {
             let _ = s.store.delete(path).await;
@@ -218,14 +192,6 @@ pub(crate) fn existing_answer(prefix: &str, existing: &AssetRow, claimed: &str) 
 }
 
 /// `408 BODY_TIMEOUT`: the client stopped sending the body.
-pub fn body_timeout(after: Duration) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "BODY_TIMEOUT",
-        format!("no body bytes arrived for {} s; nothing was stored, send the request again", after.as_secs()),
-    )
-}
-
 /// Where a POST's bytes go: a local file written and flushed by [`LocalWrite`], or any other
 /// store's multipart upload.
 enum Sink {

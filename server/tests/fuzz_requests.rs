@@ -146,7 +146,7 @@ proptest! {
         prop_assert_eq!(parse_range(&format!("bytes={f}-{l}")), Some(RangeSpec::From(f, Some(l))));
         prop_assert_eq!(RangeSpec::From(f, Some(l)).within(size), (f < size).then(|| f..(l + 1).min(size)));
         prop_assert_eq!(parse_range(&format!("bytes={f}-")), Some(RangeSpec::From(f, None)));
-        prop_assert_eq!(RangeSpec::From(f, None).within(size), (f < size).then(|| f..size));
+        prop_assert_eq!(RangeSpec::From(f, None).within(size), (f < size).then_some(f..size));
         prop_assert_eq!(parse_range(&format!("bytes=-{len}")), Some(RangeSpec::Suffix(len)));
         prop_assert_eq!(RangeSpec::Suffix(len).within(size), (len > 0 && size > 0).then(|| size.saturating_sub(len)..size));
         if len > 0 {

@@ -13,6 +13,10 @@ Checks a server against docs/protocol.md over HTTP. Options (or environment vari
   --token2 T       a valid credential of a second user (CONFORMANCE_TOKEN2)
   --cors-origin O  a browser origin the server allows (CONFORMANCE_CORS_ORIGIN): enables the
                    CORS checks (preflight, Vary, refused origins)
+  --admin-secret S the reference server's admin secret (CONFORMANCE_ADMIN_SECRET): enables the
+                   spaces checks, which manage membership through its admin API
+  --user U, --user2 U  the user ids of the two tokens (CONFORMANCE_USER, CONFORMANCE_USER2);
+                   by default read from reference tokens (dev:<user>, <user>.<exp>.<sig>)
   --help           this text
 Node's test runner options work too, e.g. --test-name-pattern="rate limit".`;
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -46,10 +50,10 @@ export async function req(method, path, { token = TOKEN, headers = {}, body } = 
   return { status: res.status, headers: res.headers, buf, json };
 }
 
-export async function upload(bytes, { id = uuidv7(), name = 'file.bin', type = 'application/octet-stream', token = TOKEN, checksum = sha(bytes), headers = {} } = {}) {
+export async function upload(bytes, { id = uuidv7(), name = 'file.bin', type = 'application/octet-stream', token = TOKEN, checksum = sha(bytes), headers = {}, path = '/media/assets' } = {}) {
   const h = { 'content-type': type, 'x-asset-id': id, 'x-asset-name': encodeURIComponent(name), ...headers };
   if (checksum !== null) h['x-content-sha256'] = checksum;
-  const r = await req('POST', '/media/assets', { token, headers: h, body: bytes });
+  const r = await req('POST', path, { token, headers: h, body: bytes });
   return { ...r, id };
 }
 

@@ -628,3 +628,4 @@ test('Range: the unit is case-insensitive, leading zeros are digits, a repeated 
 
 // The resumable-upload extension's checks, after these (node:test runs them in this order).
 await import('./resumable.mjs');
+await import('./spaces.mjs');

@@ -21,11 +21,12 @@ use super::db::SessionRow;
 use super::rules::{self, Chunk, ChunkError};
 use super::store::Staging;
 use super::{answer, ext, not_found, upload_response, Resumable};
-use crate::auth::User;
+use crate::body::{body_timeout, drain};
 use crate::error::ApiError;
+use crate::library::Library;
 use crate::localfile::BatchedAppend;
 use crate::request::{has_type, header as strict_header, safe_uint, AssetId};
-use crate::upload::{body_timeout, drain, NewAsset};
+use crate::upload::NewAsset;
 use crate::{now_ms, AppState};
 
 fn offset_mismatch(current: i64) -> Response {
@@ -179,14 +180,14 @@ impl Drop for Lease {
 /// chunk completes the upload.
 pub async fn append(
     State(s): State<AppState>,
-    user: User,
+    lib: Library,
     AssetId(id): AssetId,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let start = async {
         let r = ext(&s)?;
-        let row = s.db.open_session(&user.0, &id, now_ms()).await?.ok_or_else(not_found)?;
+        let row = super::own(s.db.open_session(&lib.key, &id, now_ms()).await?, &lib)?;
         let head = append_head(&headers)?;
         if head.offset != row.offset as u64 {
             return Ok(Err(offset_mismatch(row.offset)));
@@ -196,10 +197,10 @@ pub async fn append(
         let waiting_since = std::time::Instant::now();
         loop {
             let now = now_ms();
-            if s.db.take_lease(&user.0, &id, row.offset, &token, now + r.lease.as_millis() as i64, now).await? {
+            if s.db.take_lease(&lib.key, &id, row.offset, &token, now + r.lease.as_millis() as i64, now).await? {
                 break;
             }
-            match s.db.open_session(&user.0, &id, now_ms()).await? {
+            match s.db.open_session(&lib.key, &id, now_ms()).await? {
                 None => return Err(not_found()),
                 Some(cur) if cur.offset != row.offset => return Ok(Err(offset_mismatch(cur.offset))),
                 // The holder is most often an append whose connection just broke and whose
@@ -210,18 +211,18 @@ pub async fn append(
                 Some(_) => return Err(locked()),
             }
         }
-        let lease = Lease::start(&s, r, &user.0, &id, token);
+        let lease = Lease::start(&s, r, &lib.key, &id, token);
         Ok(Ok((r, row, head, lease)))
     };
     // Early answers drain the body first, as POST's do, so the client can read them.
     let res = match start.await {
         Ok(Ok((r, row, head, lease))) => {
             let handle = row.handle.clone();
-            match append_chunk(&s, r, row, head, lease, body).await {
+            match append_chunk(&s, &lib, r, row, head, lease, body).await {
                 // Cancelled meanwhile (a DELETE does not wait for a running append): the
                 // session is gone, so this append answers as any append to it would.
                 Err(e) if e.code != "UPLOAD_NOT_FOUND" && e.status != StatusCode::UNPROCESSABLE_ENTITY => {
-                    match s.db.session(&user.0, &id).await {
+                    match s.db.session(&lib.key, &id).await {
                         Ok(Some(cur)) if cur.handle == handle => Err(e),
                         Ok(_) => Err(not_found()),
                         Err(db) => Err(db.into()),
@@ -252,6 +253,7 @@ enum Sink {
 
 async fn append_chunk(
     s: &AppState,
+    lib: &Library,
     r: &Resumable,
     row: SessionRow,
     head: AppendHead,
@@ -393,8 +395,7 @@ async fn append_chunk(
                 created_at: row.created_at,
             };
             let path = Path::from(row.path.as_str());
-            let res =
-                crate::upload::commit(s, &row.user_id, asset, &path, row.size as u64, actual, Some(&lease.token)).await;
+            let res = crate::upload::commit(s, lib, asset, &path, row.size as u64, actual, Some(&lease.token)).await;
             // Unless the database failed (the session stays, to be retried), it is over.
             if !matches!(&res, Err(e) if e.status == StatusCode::INTERNAL_SERVER_ERROR) {
                 lease.done = true;

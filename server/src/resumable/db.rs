@@ -29,6 +29,8 @@ pub struct SessionRow {
     pub lease_token: Option<String>,
     pub lease_until: Option<i64>,
     pub expires_at: i64,
+    /// The member who opened it, in a space (`None` in a personal library): only they see it.
+    pub created_by: Option<String>,
 }
 
 impl SessionRow {
@@ -39,7 +41,7 @@ impl SessionRow {
     }
 }
 
-const COLS: &str = "user_id, id, name, mime_type, size, tags, created_at, upload_offset, hash_state, path, handle, parts, lease_token, lease_until, expires_at";
+const COLS: &str = "user_id, id, name, mime_type, size, tags, created_at, upload_offset, hash_state, path, handle, parts, lease_token, lease_until, expires_at, created_by";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
     let tags: String = r.try_get("tags")?;
@@ -60,6 +62,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<SessionRow, sqlx::Error> {
         lease_token: r.try_get("lease_token")?,
         lease_until: r.try_get("lease_until")?,
         expires_at: r.try_get("expires_at")?,
+        created_by: r.try_get("created_by")?,
     })
 }
 
@@ -96,7 +99,7 @@ impl Db {
     /// Inserts a new session; `false` if (user, id) has one already (a concurrent create won).
     pub async fn insert_session(&self, s: &SessionRow) -> Result<bool, sqlx::Error> {
         let q = format!(
-            "INSERT INTO upload_sessions ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, $13)"
+            "INSERT INTO upload_sessions ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL, NULL, $13, $14)"
         );
         let r = sqlx::query(&q)
             .bind(&s.user_id)
@@ -112,6 +115,7 @@ impl Db {
             .bind(&s.handle)
             .bind(json(&s.parts))
             .bind(s.expires_at)
+            .bind(&s.created_by)
             .execute(self.pool())
             .await;
         match r {

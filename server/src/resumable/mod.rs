@@ -17,11 +17,11 @@ use opfs_media::digest::Sha256State;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{valid_name, valid_tags};
-use crate::auth::User;
+use crate::body::drain;
 use crate::error::ApiError;
-use crate::request::{has_type, mime_type, parse_id, AssetId};
-use crate::upload::{drain, existing_answer, too_large, NewAsset};
+use crate::library::Library;
+use crate::request::{has_type, mime_type, parse_id, valid_name, valid_tags, AssetId};
+use crate::upload::{existing_answer, too_large, NewAsset};
 use crate::{now_ms, AppState};
 pub use append::append;
 use db::SessionRow;
@@ -103,11 +103,7 @@ impl Resumable {
 
 /// `404 UPLOAD_NOT_FOUND`: no open session for (user, id).
 pub fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "UPLOAD_NOT_FOUND",
-        "no open upload session with this id (never created, cancelled, expired or completed); create one",
-    )
+    ApiError::upload_not_found()
 }
 
 fn ext(s: &AppState) -> Result<&Resumable, ApiError> {
@@ -213,11 +209,11 @@ fn validate(b: CreateBody, max_upload_bytes: u64) -> Result<Create, ApiError> {
 
 /// `POST <prefix>/media/uploads`: creates a session, or finds the one (or the asset) this id
 /// already names.
-pub async fn create(State(s): State<AppState>, user: User, headers: HeaderMap, body: Body) -> Response {
-    answer(create_inner(&s, &user, &headers, body).await)
+pub async fn create(State(s): State<AppState>, lib: Library, headers: HeaderMap, body: Body) -> Response {
+    answer(create_inner(&s, &lib, &headers, body).await)
 }
 
-async fn create_inner(s: &AppState, user: &User, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn create_inner(s: &AppState, lib: &Library, headers: &HeaderMap, body: Body) -> Result<Response, ApiError> {
     let r = ext(s)?;
     if !has_type(headers, "application/json") {
         drain(body).await;
@@ -227,7 +223,7 @@ async fn create_inner(s: &AppState, user: &User, headers: &HeaderMap, body: Body
             "send the session's metadata as application/json",
         ));
     }
-    let raw = crate::api::read_json_body(s, body).await?;
+    let raw = crate::body::read_json_body(s, body).await?;
     let parsed: CreateBody = serde_json::from_slice(&raw).map_err(|_| {
         ApiError::bad_request(
             "INVALID_JSON",
@@ -236,19 +232,26 @@ async fn create_inner(s: &AppState, user: &User, headers: &HeaderMap, body: Body
     })?;
     let c = validate(parsed, s.max_upload_bytes)?;
     // 1. The id names an asset already: answer as a POST of it would.
-    if let Some(existing) = s.db.get(&user.0, &c.asset.id).await? {
+    if let Some(existing) = s.db.get(&lib.key, &c.asset.id).await? {
         let claimed = c.sha256.as_deref().unwrap_or(&existing.sha256).to_owned();
-        return existing_answer(&s.api_prefix, &existing, &claimed);
+        return existing_answer(&lib.root, &existing, &claimed);
     }
     let now = now_ms();
     // 2. A session for it is open: a retried create.
-    match s.db.session(&user.0, &c.asset.id).await? {
+    match s.db.session(&lib.key, &c.asset.id).await? {
+        Some(open) if open.open_at(now) && open.created_by.as_deref() != lib.by() => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ID_CONFLICT",
+                "another member's upload session holds this id; use a new id",
+            ))
+        }
         Some(open) if open.open_at(now) => return same_session(open, c.size),
         Some(expired) => end_session(s, r, &expired).await,
         None => {}
     }
     // 3. The per-user limit.
-    let (open, first_expiry) = s.db.open_sessions(&user.0, now).await?;
+    let (open, first_expiry) = s.db.open_sessions(&lib.key, now).await?;
     if open >= i64::from(r.max_sessions) {
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -261,10 +264,10 @@ async fn create_inner(s: &AppState, user: &User, headers: &HeaderMap, body: Body
     }
     // 4. A new session.
     let nonce = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let path = crate::storage::asset_path(&user.0, &c.asset.id, &nonce, &c.asset.name).to_string();
-    let handle = r.staging.begin(&user.0, &c.asset.id, &nonce, &path).await?;
+    let path = crate::storage::asset_path(&lib.key, &c.asset.id, &nonce, &c.asset.name).to_string();
+    let handle = r.staging.begin(&lib.key, &c.asset.id, &nonce, &path).await?;
     let row = SessionRow {
-        user_id: user.0.clone(),
+        user_id: lib.key.clone(),
         id: c.asset.id,
         name: c.asset.name,
         mime_type: c.asset.mime,
@@ -279,21 +282,33 @@ async fn create_inner(s: &AppState, user: &User, headers: &HeaderMap, body: Body
         lease_token: None,
         lease_until: None,
         expires_at: r.expiry(now),
+        created_by: lib.by.clone(),
     };
     let inserted = s.db.insert_session(&row).await;
     if !matches!(inserted, Ok(true)) {
         let _ = r.staging.discard(&row.path, &row.handle).await;
         inserted?;
         // A concurrent create of the same id won: this is its retry.
-        return match s.db.open_session(&user.0, &row.id, now_ms()).await? {
-            Some(open) => same_session(open, row.size as u64),
+        return match s.db.open_session(&lib.key, &row.id, now_ms()).await? {
+            Some(open) if open.created_by == row.created_by => same_session(open, row.size as u64),
+            Some(_) => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ID_CONFLICT",
+                "another member's upload session holds this id; use a new id",
+            )),
             None => Err(ApiError::internal("a concurrent session vanished during create")),
         };
     }
     let mut res = upload_response(StatusCode::CREATED, &row);
-    let location = format!("{}/media/uploads/{}", s.api_prefix, row.id);
+    let location = format!("{}/media/uploads/{}", lib.root, row.id);
     res.headers_mut().insert(header::LOCATION, HeaderValue::from_str(&location).map_err(ApiError::internal)?);
     Ok(res)
+}
+
+/// An open session, if the requester may see it: in a space, only the member who opened it
+/// does (to the others it is `404 UPLOAD_NOT_FOUND`, as if it did not exist).
+pub(crate) fn own(row: Option<SessionRow>, lib: &Library) -> Result<SessionRow, ApiError> {
+    row.filter(|r| r.created_by.as_deref() == lib.by()).ok_or_else(not_found)
 }
 
 fn same_session(open: SessionRow, size: u64) -> Result<Response, ApiError> {
@@ -323,11 +338,11 @@ async fn end_session(s: &AppState, r: &Resumable, row: &SessionRow) {
 }
 
 /// `GET <prefix>/media/uploads/:id`: the session's offset.
-pub async fn offset(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Response {
+pub async fn offset(State(s): State<AppState>, lib: Library, AssetId(id): AssetId) -> Response {
     answer(
         async {
             ext(&s)?;
-            let row = s.db.open_session(&user.0, &id, now_ms()).await?.ok_or_else(not_found)?;
+            let row = own(s.db.open_session(&lib.key, &id, now_ms()).await?, &lib)?;
             Ok(upload_response(StatusCode::OK, &row))
         }
         .await,
@@ -335,11 +350,11 @@ pub async fn offset(State(s): State<AppState>, user: User, AssetId(id): AssetId)
 }
 
 /// `DELETE <prefix>/media/uploads/:id`: cancels the session and removes its bytes.
-pub async fn cancel(State(s): State<AppState>, user: User, AssetId(id): AssetId) -> Response {
+pub async fn cancel(State(s): State<AppState>, lib: Library, AssetId(id): AssetId) -> Response {
     answer(
         async {
             let r = ext(&s)?;
-            let row = s.db.open_session(&user.0, &id, now_ms()).await?.ok_or_else(not_found)?;
+            let row = own(s.db.open_session(&lib.key, &id, now_ms()).await?, &lib)?;
             if !s.db.delete_session(&row, None).await? {
                 return Err(not_found());
             }
