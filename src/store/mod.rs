@@ -291,8 +291,15 @@ impl Library {
         // The lease and the record are fetched together (a lock request is an IPC round trip
         // on the first read of an asset); an eviction that slipped in between shows as missing
         // bytes under a record read before it, and the record is read again.
-        let ((), first) = futures_util::future::join(self.lease(&id), self.get(&id)).await;
-        let mut asset = first?;
+        let ((), first) = futures_util::future::join(self.lease(&id), self.catalog.get_with_blob(&id)).await;
+        let (found, blob) = first?;
+        let mut asset = found.ok_or_else(|| LibraryError::NotFound(id.clone()))?;
+        // A small asset's bytes came with its record (one transaction).
+        if let Some(b) = blob.filter(|b| b.size() == asset.size) {
+            let file = wrap_file(&asset, &b)?;
+            self.note_access(&id);
+            return Ok(file);
+        }
         for attempt in 0..3 {
             if asset.storage == StorageKind::Remote {
                 self.download_via_service(&asset.id).await?;
@@ -322,12 +329,7 @@ impl Library {
 
     /// The bytes of a record already read, as a `File` carrying its name, type and import time.
     pub async fn file_of(&self, asset: &MediaAsset) -> Result<File, LibraryError> {
-        let parts: js_sys::Array = std::iter::once(JsValue::from(self.stored_bytes(asset).await?)).collect();
-        let bag = FilePropertyBag::new();
-        bag.set_type(&asset.mime_type);
-        bag.set_last_modified(asset.created_at);
-        File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
-            .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
+        wrap_file(asset, &self.stored_bytes(asset).await?)
     }
 
     /// The stored bytes of a record already read, unwrapped (the OPFS `File` or the IndexedDB
@@ -580,6 +582,16 @@ impl Drop for Library {
             ch.close();
         }
     }
+}
+
+/// Stored bytes as a `File` carrying the asset's name, type and import time (no copy).
+fn wrap_file(asset: &MediaAsset, bytes: &Blob) -> Result<File, LibraryError> {
+    let parts: js_sys::Array = std::iter::once(JsValue::from(bytes)).collect();
+    let bag = FilePropertyBag::new();
+    bag.set_type(&asset.mime_type);
+    bag.set_last_modified(asset.created_at);
+    File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
+        .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
 }
 
 /// `{ kind, id, sync }`: the detail of a `change` event.

@@ -25,23 +25,25 @@ async fn open_with(test: &str, extra: &str) -> Option<MediaLibrary> {
 }
 
 /// Records, from now until `stop()`, each read-write transaction as its sorted store names
-/// joined by `+`, and each OPFS file handle asked for with `create: true`. `stop()` restores
-/// the prototypes and returns `[transactions, created file names]`.
+/// joined by `+`, each OPFS file handle asked for with `create: true`, and every transaction
+/// of any mode. `stop()` restores the prototypes and returns `[read-write transactions,
+/// created file names, all transactions]`.
 fn count_writes() -> Function {
     let install = Function::new_no_args(
         "const db = IDBDatabase.prototype, tx = db.transaction;
         const dir = FileSystemDirectoryHandle.prototype, gfh = dir.getFileHandle;
-        const txs = [], created = [];
+        const txs = [], created = [], all = [];
         db.transaction = function (stores, mode) {
             const names = typeof stores === 'string' ? [stores] : Array.from(stores);
             if (mode === 'readwrite') txs.push(names.sort().join('+'));
+            all.push((mode || 'readonly') + ':' + names.sort().join('+'));
             return tx.apply(this, arguments);
         };
         dir.getFileHandle = function (name, opts) {
             if (opts && opts.create) created.push(name);
             return gfh.apply(this, arguments);
         };
-        return () => { db.transaction = tx; dir.getFileHandle = gfh; return [txs, created]; };",
+        return () => { db.transaction = tx; dir.getFileHandle = gfh; return [txs, created, all]; };",
     );
     install.call0(&JsValue::NULL).unwrap().unchecked_into()
 }
@@ -76,7 +78,11 @@ pub async fn small_asset_goes_to_indexeddb_in_its_record_transaction() {
     assert!(created.is_empty(), "no OPFS file created: {created:?}");
     assert!(opfs_names(lib.library()).await.is_empty());
     assert_eq!(blob_keys(&lib).await, vec![a.handle_name.clone()]);
+    let counter = count_writes();
     let f = lib.get_file(a.id.clone().into()).await.unwrap();
+    let all = Array::from(&counter.call0(&JsValue::NULL).unwrap()).get(2);
+    let all: Vec<String> = Array::from(&all).iter().map(|s| s.as_string().unwrap()).collect();
+    assert_eq!(all, ["readonly:assets+blobs"], "a small asset's read: record and bytes in one transaction");
     assert_eq!((f.name(), f.size()), ("small.bin".to_owned(), 10_000.0));
     assert_eq!(read_all(&f).await, data);
     assert_eq!(asset_of(&lib.get(a.id.into()).await.unwrap()).storage, StorageKind::Indexeddb);
