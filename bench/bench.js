@@ -213,6 +213,87 @@ async function listRows(p, ctx) {
   return rows;
 }
 
+// (e) small files (issue 23): where IndexedDB beats OPFS as an asset's home. The same library
+// code with every file in OPFS (`smallFileBytes: 0`) against every file in IndexedDB (the
+// largest threshold): `importFile` one by one, then `getFile` + `arrayBuffer()` of each, per
+// size. A ratio below 1 means the IndexedDB home is faster at that size.
+const CROSSOVER_KB = [4, 16, 64, 256, 1024, 4096];
+async function crossoverRows(p, ctx) {
+  const rows = [];
+  for (const kb of CROSSOVER_KB) {
+    const n = Math.max(8, Math.min(50, Math.floor((32 * 1024) / kb)));
+    const files = Array.from({ length: n }, (_, i) => new File([makeBytes(kb * 1024, i + 3)], `c${i}.bin`, { type: 'image/png' }));
+    const home = (smallFileBytes) => async () => {
+      const lib = await MediaLibrary.open({ name: `bench-${ctx}-${++libSeq}`, storage: 'opfs', smallFileBytes });
+      const ids = [];
+      const imp = await timeIt(async () => { for (const f of files) ids.push((await lib.importFile(f)).id); });
+      const read = await timeIt(async () => { for (const id of ids) await (await lib.getFile(id)).arrayBuffer(); });
+      await dropLibrary(lib);
+      return [imp, read];
+    };
+    const t = await alternate(p.runs, { opfs: home(0), idb: home(64 * 1024 * 1024) });
+    const pick = (k, i) => t[k].map((x) => x[i] / n);
+    rows.push(row(ctx, `crossover: importFile, ${n} x ${kb} KB (ms per file)`, 'same library, OPFS home (smallFileBytes: 0)', pick('opfs', 0), pick('idb', 0), null));
+    rows.push(row(ctx, `crossover: getFile+arrayBuffer, ${n} x ${kb} KB (ms/file)`, 'same library, OPFS home (smallFileBytes: 0)', pick('opfs', 1), pick('idb', 1), null));
+    p.progress?.(rows);
+  }
+  return rows;
+}
+
+// (f) one `getFile` of a 10 KB asset (the default home: IndexedDB) against the plain-JS ways
+// to get the same bytes and record in the same context: one IndexedDB transaction reading the
+// record and the blob; and an OPFS file (`getFileHandle` + `getFile`) plus an IndexedDB get of
+// the record. Reads cycle over 100 assets; each timed run does `reads` of them one at a time.
+async function readRows(p, ctx, dir) {
+  const rows = [];
+  const n = 100, reads = 2000;
+  const lib = await MediaLibrary.open({ name: `bench-${ctx}-${++libSeq}` });
+  const libOpfs = await MediaLibrary.open({ name: `bench-${ctx}-${++libSeq}`, smallFileBytes: 0 });
+  const files = Array.from({ length: n }, (_, i) => new File([makeBytes(10 * 1024, i + 5)], `r${i}.png`, { type: 'image/png' }));
+  const ids = (await lib.importFiles(files)).map((r) => r.id);
+  const idsOpfs = (await libOpfs.importFiles(files)).map((r) => r.id);
+  if ((await lib.get(ids[0])).storage !== 'indexeddb') throw new Error('a 10 KB asset is not in IndexedDB by default');
+  const r = indexedDB.open(`bench-plain-read-${ctx}`, 1);
+  r.onupgradeneeded = () => { r.result.createObjectStore('assets', { keyPath: 'id' }); r.result.createObjectStore('blobs'); };
+  const db = await req(r);
+  const plainIds = files.map(() => crypto.randomUUID());
+  let tx = db.transaction(['assets', 'blobs'], 'readwrite');
+  files.forEach((f, i) => { tx.objectStore('assets').put(meta(plainIds[i], f)); tx.objectStore('blobs').put(f, plainIds[i]); });
+  await txDone(tx);
+  for (const [i, f] of files.entries()) {
+    const w = await (await dir.getFileHandle(plainIds[i], { create: true })).createWritable();
+    await w.write(f);
+    await w.close();
+  }
+  const each = async (list, fn) => timeIt(async () => { for (let i = 0; i < reads; i++) await fn(list[i % n]); });
+  const check = (b) => { if (b.size !== 10 * 1024) throw new Error(`read ${b.size} bytes`); };
+  const t = await alternate(p.runs, {
+    idb: () => each(plainIds, async (id) => {
+      const t2 = db.transaction(['assets', 'blobs'], 'readonly');
+      const [rec, blob] = await Promise.all([req(t2.objectStore('assets').get(id)), req(t2.objectStore('blobs').get(id))]);
+      if (!rec) throw new Error('no record');
+      check(blob);
+    }),
+    opfs: () => each(plainIds, async (id) => {
+      const [file, rec] = await Promise.all([dir.getFileHandle(id).then((h) => h.getFile()), req(db.transaction('assets').objectStore('assets').get(id))]);
+      if (!rec) throw new Error('no record');
+      check(file);
+    }),
+    lib: () => each(ids, async (id) => check(await lib.getFile(id))),
+    libOpfs: () => each(idsOpfs, async (id) => check(await libOpfs.getFile(id))),
+  });
+  const per = (xs) => xs.map((x) => x / reads);
+  rows.push(row(ctx, 'one getFile, 10 KB asset (IndexedDB home; ms/read)', 'IndexedDB get of record + blob, one transaction', per(t.idb), per(t.lib), { max: 1.2 }));
+  rows.push(row(ctx, 'one getFile, 10 KB asset (IndexedDB home; ms/read)', 'getFileHandle + getFile + IndexedDB get of record', per(t.opfs), per(t.lib), { max: 1.2 }));
+  rows.push(row(ctx, 'one getFile, 10 KB asset (OPFS home; ms/read)', 'getFileHandle + getFile + IndexedDB get of record', per(t.opfs), per(t.libOpfs), { max: 1.2 }));
+  db.close();
+  await req(indexedDB.deleteDatabase(`bench-plain-read-${ctx}`)).catch(() => {});
+  await clearDir(dir);
+  await dropLibrary(lib);
+  await dropLibrary(libOpfs);
+  return rows;
+}
+
 export async function runBench(p) {
   await init();
   const ctx = typeof WorkerGlobalScope !== 'undefined' ? 'worker' : 'page';
@@ -221,10 +302,12 @@ export async function runBench(p) {
   await clearDir(dir);
   const db = await openDb(`bench-plain-${ctx}`);
   await clearStore(db);
-  const only = p.only ? p.only.split(',') : ['import', 'list'];
+  const only = p.only ? p.only.split(',') : ['import', 'list', 'read', 'crossover'];
   const rows = [];
   if (only.includes('import')) rows.push(...await importRows(p, ctx, dir, db));
   if (only.includes('list')) rows.push(...await listRows(p, ctx));
+  if (only.includes('read')) rows.push(...await readRows(p, ctx, dir));
+  if (only.includes('crossover')) rows.push(...await crossoverRows(p, ctx));
   db.close();
   return { userAgent: navigator.userAgent, context: ctx, rows };
 }

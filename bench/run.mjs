@@ -1,7 +1,7 @@
 // Runs the import and list bench (bench/bench.js) in headless Debian Chromium (playwright-core),
 // in a page and in a dedicated worker, prints one table, writes target/bench/import.json.
 // Usage: node bench/run.mjs [--runs 5] [--big-mb 100] [--small-n 500] [--list-n 10000]
-//        [--contexts page,worker] [--only import,list] [--profile]
+//        [--contexts page,worker] [--only import,list,read,crossover] [--profile]
 // --profile records a CPU profile of the page's main thread (DevTools protocol) over the
 // whole run and prints the top self-time functions (page context only).
 import { launchChromium } from '../scripts/chromium.mjs';
@@ -54,10 +54,11 @@ const verdict = (r) => {
   return `${r.target.strict ? '<' : '<='} ${r.target.max}x ${ok ? 'met' : 'MISSED'}`;
 };
 console.log(`\nimport + list bench (${results[0].userAgent.match(/Chrome\/[\d.]+/)?.[0]}), median of ${opts.runs} alternating runs; ratio = opfs-media / baseline (lower is better)\n`);
-const cols = [['context', 7], ['workload', 40], ['baseline (named)', 66], ['baseline ms', 11], ['opfs-media ms', 13], ['ratio (min-max)', 20], ['target', 20]];
+const cols = [['context', 7], ['workload', 56], ['baseline (named)', 66], ['baseline ms', 11], ['opfs-media ms', 13], ['ratio (min-max)', 20], ['target', 20]];
 console.log(cols.map(([h, w]) => h.padEnd(w)).join(' | '));
 for (const r of rows) {
-  const cells = [r.context, r.workload, r.baselineName, r.baselineMs.toFixed(0), r.libraryMs.toFixed(0),
+  const ms = (x) => (x < 10 ? x.toFixed(3) : x.toFixed(0));
+  const cells = [r.context, r.workload, r.baselineName, ms(r.baselineMs), ms(r.libraryMs),
     `${r.ratio.toFixed(2)}x (${r.ratioMin.toFixed(2)}-${r.ratioMax.toFixed(2)})`, verdict(r)];
   console.log(cells.map((c, i) => String(c).padEnd(cols[i][1])).join(' | '));
 }

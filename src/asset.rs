@@ -11,7 +11,8 @@ pub enum StorageKind {
     /// The Origin Private File System (`handleName` names the file).
     #[default]
     Opfs,
-    /// An IndexedDB `blobs` store, used where OPFS is missing.
+    /// An IndexedDB `blobs` store: small files (below `smallFileBytes`), and every file where
+    /// OPFS is missing.
     Indexeddb,
     /// Not on this device: the asset came from the server (or its local copy was freed);
     /// `MediaSyncService.downloadAsset` (or `getAssetFile` with a service running) fetches it.
@@ -303,8 +304,12 @@ pub struct StorageInfo {
     pub quota: f64,
     /// Whether the browser has granted persistent storage.
     pub persisted: bool,
-    /// Where this library keeps new bytes.
+    /// Where this library keeps new bytes of large files (small ones, below `smallFileBytes`,
+    /// go to IndexedDB; each record's `storage` says where its bytes are).
     pub storage: StorageKind,
+    /// The small-file threshold in this context: bytes below it are stored in IndexedDB
+    /// (`0`: always OPFS; where OPFS is missing every asset is in IndexedDB).
+    pub small_file_bytes: f64,
     /// The library's local budget in bytes (`null`: none set, nothing is ever evicted).
     pub budget: Option<f64>,
     /// Bytes of this library's assets stored on this device.

@@ -44,6 +44,18 @@ pub struct LibraryOptions {
     #[serde(default)]
     #[tsify(optional)]
     pub budget: Option<crate::budget::BudgetSpec>,
+    /// Bytes below this size are stored in IndexedDB, in the same transaction as their record;
+    /// larger ones in OPFS (default 1 MiB; `0`: always OPFS; at most 64 MiB). Assets already
+    /// stored stay where they are. Opening a library already open in this realm with it sets it there.
+    #[serde(default, deserialize_with = "present")]
+    #[tsify(optional, type = "number")]
+    pub small_file_bytes: Option<Option<f64>>,
+}
+
+/// A field given as `null` (or as NaN or Infinity, which JSON makes `null`) is `Some(None)`,
+/// told apart from a missing one (`None`), so a bad number is refused rather than ignored.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
 }
 
 /// Options for `MediaLibrary.sweep`.
@@ -382,6 +394,10 @@ pub(crate) async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, Js
         Some(spec) => Some(spec.validate().map_err(|e| to_js_error(e.into()))?),
         None => None,
     };
+    let small = match opts.small_file_bytes {
+        None => None,
+        Some(v) => Some(crate::home::small_file_bytes(v.unwrap_or(f64::NAN)).map_err(|e| to_js_error(e.into()))?),
+    };
     let name = opts.name.as_deref().unwrap_or("default");
     let key = (name.to_owned(), pref);
     // One instance per name and preference in a realm, so a sync service and the app share
@@ -391,10 +407,16 @@ pub(crate) async fn open_library(opts: LibraryOptions) -> Result<Rc<Library>, Js
         if budget.is_some() {
             open.set_budget(budget);
         }
+        if let Some(small) = small {
+            open.set_small_file_bytes(small);
+        }
         return Ok(open);
     }
     let lib = Library::open(name, pref).await.map_err(to_js_error)?;
     lib.set_budget(budget);
+    if let Some(small) = small {
+        lib.set_small_file_bytes(small);
+    }
     if opts.sweep_on_open.unwrap_or(true) {
         lib.sweep(opts.sweep_grace_ms.unwrap_or(DEFAULT_GRACE_MS)).await.map_err(to_js_error)?;
     }

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod budget;
 pub mod digest;
 pub mod error;
+pub mod home;
 pub mod interop;
 #[cfg(feature = "sync")]
 pub mod interop_sync;

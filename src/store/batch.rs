@@ -105,7 +105,7 @@ impl Library {
                     state.stored(i, asset);
                 }
                 Err(e) => {
-                    self.discard_bytes(&asset.handle_name).await;
+                    self.discard_bytes(&asset.handle_name, asset.storage).await;
                     state.fail(i, e);
                 }
             }

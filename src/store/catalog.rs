@@ -376,6 +376,30 @@ impl Catalog {
         v.map(|v| from_js(id, v)).transpose()
     }
 
+    /// The record `id` and, where it says its bytes are a `Blob` in IndexedDB under its id, that
+    /// `Blob` (or its one `ArrayBuffer`, wrapped), read in one transaction (a read of a small
+    /// asset is then one transaction, not two). `None` for the bytes otherwise (OPFS, pieces):
+    /// read them apart.
+    pub async fn get_with_blob(&self, id: &str) -> Result<(Option<MediaAsset>, Option<Blob>), LibraryError> {
+        let err = idb_err("reading the catalog");
+        let tx = self.tx(&[ASSETS, BLOBS], false)?;
+        let v = tx.object_store(ASSETS).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        let Some(asset) = v.map(|v| from_js(id, v)).transpose()? else { return Ok((None, None)) };
+        if asset.storage != StorageKind::Indexeddb || asset.handle_name != id {
+            return Ok((Some(asset), None));
+        }
+        let b = tx.object_store(BLOBS).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
+        let blob = match b {
+            Some(v) if v.is_instance_of::<Blob>() => Some(v.unchecked_into()),
+            // Engines that refuse Blob values: one ArrayBuffer, wrapped (no copy in WASM).
+            Some(v) if v.is_instance_of::<js_sys::ArrayBuffer>() => {
+                Blob::new_with_blob_sequence(&js_sys::Array::of1(&v)).ok()
+            }
+            _ => None,
+        };
+        Ok((Some(asset), blob))
+    }
+
     /// Every record, each parsed or reported as corrupt (never silently skipped).
     pub async fn all(&self) -> Result<Vec<Loaded>, LibraryError> {
         let err = idb_err("reading the catalog");

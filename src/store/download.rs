@@ -4,7 +4,8 @@
 //! closed piece. The next attempt asks the server for the rest (`Range: bytes=<kept>-`).
 //! The SHA-256 runs as bytes arrive (over the kept pieces again when resuming, a local read);
 //! only a complete, matching download becomes the asset's file, and the record says so
-//! afterwards. Without OPFS, downloads are stored whole (`store_download`).
+//! afterwards. Without OPFS, and for small assets (`home`), downloads are stored whole
+//! (`store_download`).
 
 use wasm_bindgen::JsValue;
 use web_sys::{Blob, ReadableStream};
@@ -39,9 +40,10 @@ pub fn piece_offset(handle: &str, name: &str) -> Option<f64> {
 }
 
 impl Library {
-    /// Whether downloads here resume (OPFS); otherwise they are stored whole.
-    pub fn resumable_downloads(&self) -> bool {
-        self.opfs.is_some()
+    /// Whether `asset`'s download here resumes (its bytes go to OPFS); otherwise it is stored
+    /// whole, in IndexedDB (no OPFS, or a small asset).
+    pub fn resumable_download(&self, asset: &MediaAsset) -> bool {
+        self.home_for(Some(asset.size)) == StorageKind::Opfs
     }
 
     /// The pieces kept of `asset`'s download: contiguous from byte 0 (a piece that does not
@@ -198,9 +200,9 @@ impl Library {
                 Ok(a)
             }
             None => {
-                match &self.opfs {
-                    Some(dir) => drop(dir.remove(&asset.handle_name).await),
-                    None => drop(self.catalog.delete_blob(&asset.handle_name).await),
+                match (&self.opfs, kind) {
+                    (Some(dir), StorageKind::Opfs) => drop(dir.remove(&asset.handle_name).await),
+                    _ => drop(self.catalog.delete_blob(&asset.handle_name).await),
                 }
                 Err(LibraryError::NotFound(asset.id.clone()))
             }

@@ -1,5 +1,6 @@
 //! The local library: imports bytes + record durably, reads, edits, deletes, sweeps.
-//! Bytes go to OPFS (or IndexedDB where OPFS is missing); records go to the catalog.
+//! Bytes go to OPFS, or to IndexedDB when small (`home`) or where OPFS is missing; records
+//! go to the catalog.
 
 pub mod batch;
 pub mod catalog;
@@ -75,6 +76,8 @@ pub struct Library {
     opfs: Option<OpfsDir>,
     events: web_sys::EventTarget,
     write_budget: Cell<Option<u64>>,
+    /// Bytes below this go to IndexedDB with their record (`home::home`), in this context.
+    small_file_bytes: Cell<f64>,
     /// Whether IndexedDB takes `Blob` values here (else bytes are stored as `ArrayBuffer`s).
     idb_blobs: bool,
     /// The sync service that downloads remote-only assets, if one runs in this context.
@@ -100,7 +103,9 @@ impl Library {
         };
         let events = web_sys::EventTarget::new()
             .map_err(|e| LibraryError::StorageUnavailable(format!("EventTarget: {}", error_parts(&e).1)))?;
-        let idb_blobs = opfs.is_some() || catalog.can_store_blobs().await;
+        // Probed with OPFS too: small files go to IndexedDB there (WebKitGTK's OPFS lane
+        // has an IndexedDB that refuses Blobs).
+        let idb_blobs = catalog.can_store_blobs().await;
         let channel = open_channel(&name);
         let on_message = channel.as_ref().map(|ch| relay_changes(ch, &events));
         Ok(Self {
@@ -109,6 +114,7 @@ impl Library {
             opfs,
             events,
             write_budget: Cell::new(None),
+            small_file_bytes: Cell::new(crate::home::DEFAULT_SMALL_FILE_BYTES),
             idb_blobs,
             downloader: RefCell::new(None),
             book: evict::Book::default(),
@@ -129,6 +135,22 @@ impl Library {
         } else {
             StorageKind::Indexeddb
         }
+    }
+
+    /// Sets the small-file threshold (already checked by `home::small_file_bytes`) for the
+    /// imports and downloads of this context; assets already stored stay where they are.
+    pub fn set_small_file_bytes(&self, bytes: f64) {
+        self.small_file_bytes.set(bytes);
+    }
+
+    /// The small-file threshold of this context.
+    pub fn small_file_bytes(&self) -> f64 {
+        self.small_file_bytes.get()
+    }
+
+    /// Where new bytes of `size` go here (`None`: a stream of unknown length).
+    pub fn home_for(&self, size: Option<f64>) -> StorageKind {
+        crate::home::home(size, self.small_file_bytes.get(), self.opfs.is_some())
     }
 
     /// Whether this context has sync access handles (dedicated worker): streams are written
@@ -174,7 +196,7 @@ impl Library {
         let written = self.write_bytes(id, src).await?;
         let asset = new_record(id, meta, &written, platform::now_ms());
         if let Err(e) = self.catalog.put(&asset, written.stored.as_ref(), Some(OutboxOp::Upload)).await {
-            self.discard_bytes(id).await;
+            self.discard_bytes(id, written.storage).await;
             return Err(e);
         }
         Ok(asset)
@@ -185,9 +207,12 @@ impl Library {
         let budget = self.write_budget.get();
         // No checksum here: hashing in WASM would slow the import on the app's thread (see
         // `checksum`); the sync service computes it before the first upload.
+        let home = self.home_for(src.repeatable_size());
         let (size, storage, stored) = match (&self.opfs, src) {
-            (Some(dir), src) => (dir.write_new(id, src, budget, None).await?, StorageKind::Opfs, None),
-            (None, Source::Blob(blob)) => {
+            (Some(dir), src) if home == StorageKind::Opfs => {
+                (dir.write_new(id, src, budget, None).await?, StorageKind::Opfs, None)
+            }
+            (_, Source::Blob(blob)) => {
                 // Read through once (no WASM copy) so an unreadable source fails here, typed,
                 // before anything is stored; the simulated quota applies to the same stream.
                 let read = match budget {
@@ -197,7 +222,7 @@ impl Library {
                 let size = read.map_err(opfs::copy_err)?.0;
                 (size, StorageKind::Indexeddb, Some(self.idb_value(blob).await?))
             }
-            (None, Source::Stream(_)) => {
+            (_, Source::Stream(_)) => {
                 // In pieces, each committed as it fills; the manifest goes in with the record.
                 let sink = pieces::PieceSink::new(self.catalog.db(), id, self.idb_blobs);
                 let (read, parts) = match budget {
@@ -217,11 +242,12 @@ impl Library {
         Ok(Written { size, storage, stored })
     }
 
-    /// Removes the bytes of a new asset whose record could not be written.
-    pub(crate) async fn discard_bytes(&self, id: &str) {
-        match &self.opfs {
-            Some(dir) => drop(dir.remove(id).await),
-            None => drop(pieces::delete_pieces(&self.catalog.db(), id).await),
+    /// Removes the bytes of a new asset whose record could not be written (`storage`: where
+    /// `write_bytes` put them; a small Blob was not stored yet, it goes in with the record).
+    pub(crate) async fn discard_bytes(&self, id: &str, storage: StorageKind) {
+        match (&self.opfs, storage) {
+            (Some(dir), StorageKind::Opfs) => drop(dir.remove(id).await),
+            _ => drop(pieces::delete_pieces(&self.catalog.db(), id).await),
         }
     }
 
@@ -266,8 +292,15 @@ impl Library {
         // The lease and the record are fetched together (a lock request is an IPC round trip
         // on the first read of an asset); an eviction that slipped in between shows as missing
         // bytes under a record read before it, and the record is read again.
-        let ((), first) = futures_util::future::join(self.lease(&id), self.get(&id)).await;
-        let mut asset = first?;
+        let ((), first) = futures_util::future::join(self.lease(&id), self.catalog.get_with_blob(&id)).await;
+        let (found, blob) = first?;
+        let mut asset = found.ok_or_else(|| LibraryError::NotFound(id.clone()))?;
+        // A small asset's bytes came with its record (one transaction).
+        if let Some(b) = blob.filter(|b| b.size() == asset.size) {
+            let file = wrap_file(&asset, &b)?;
+            self.note_access(&id);
+            return Ok(file);
+        }
         for attempt in 0..3 {
             if asset.storage == StorageKind::Remote {
                 self.download_via_service(&asset.id).await?;
@@ -297,12 +330,7 @@ impl Library {
 
     /// The bytes of a record already read, as a `File` carrying its name, type and import time.
     pub async fn file_of(&self, asset: &MediaAsset) -> Result<File, LibraryError> {
-        let parts: js_sys::Array = std::iter::once(JsValue::from(self.stored_bytes(asset).await?)).collect();
-        let bag = FilePropertyBag::new();
-        bag.set_type(&asset.mime_type);
-        bag.set_last_modified(asset.created_at);
-        File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
-            .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
+        wrap_file(asset, &self.stored_bytes(asset).await?)
     }
 
     /// The stored bytes of a record already read, unwrapped (the OPFS `File` or the IndexedDB
@@ -473,6 +501,7 @@ impl Library {
             quota: num("quota"),
             persisted,
             storage,
+            small_file_bytes: self.small_file_bytes.get(),
             budget,
             local_bytes: local.local,
             evictable_bytes: local.evictable,
@@ -554,6 +583,16 @@ impl Drop for Library {
             ch.close();
         }
     }
+}
+
+/// Stored bytes as a `File` carrying the asset's name, type and import time (no copy).
+fn wrap_file(asset: &MediaAsset, bytes: &Blob) -> Result<File, LibraryError> {
+    let parts: js_sys::Array = std::iter::once(JsValue::from(bytes)).collect();
+    let bag = FilePropertyBag::new();
+    bag.set_type(&asset.mime_type);
+    bag.set_last_modified(asset.created_at);
+    File::new_with_blob_sequence_and_options(&parts, &asset.name, &bag)
+        .map_err(|e| LibraryError::Storage { op: "wrapping stored bytes", detail: error_parts(&e).1 })
 }
 
 /// `{ kind, id, sync }`: the detail of a `change` event.

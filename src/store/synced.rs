@@ -99,13 +99,13 @@ impl Library {
             return Ok(asset);
         }
         let expected = asset.sha256.clone().unwrap_or_default();
-        let kind = self.storage_kind();
+        let kind = self.home_for(Some(bytes.size()));
         let stored = match &self.opfs {
-            Some(dir) => {
+            Some(dir) if kind == StorageKind::Opfs => {
                 dir.write_new(&asset.handle_name, bytes.into(), None, Some(&expected)).await?;
                 None
             }
-            None => {
+            _ => {
                 let got = super::checksum::sha256_of(bytes).await?;
                 if got != expected {
                     return Err(LibraryError::ChecksumMismatch { id: id.to_owned(), expected, got });

@@ -14,6 +14,7 @@ pub mod batch;
 pub mod budget;
 pub mod listing;
 pub mod shapes;
+pub mod small;
 pub mod stream;
 #[allow(unused_imports)]
 pub use batch::{
@@ -26,6 +27,12 @@ pub use budget::{budget_evicts_least_recently_used, held_and_read_assets_are_not
 pub use listing::list_matches_parsed_records;
 #[allow(unused_imports)]
 pub use shapes::{missing_opfs_falls_back, older_safari_without_create_writable, one_argument_move_engines};
+#[allow(unused_imports)]
+pub use small::{
+    bad_small_file_bytes_are_refused, library_mixing_both_homes, old_library_small_assets_in_opfs_still_read,
+    small_asset_goes_to_indexeddb_in_its_record_transaction, small_batch_is_one_transaction_and_no_opfs_file,
+    small_file_bytes_zero_keeps_everything_in_opfs, threshold_boundary_goes_to_opfs,
+};
 #[allow(unused_imports)]
 pub use stream::{
     chunk_hashing_yields_in_a_page, chunk_reads_reuse_their_buffer, download_chunks_are_views, stream_chunks_are_views,
@@ -60,10 +67,16 @@ pub fn auto_storage() -> StorageKind {
     }
 }
 
+/// Opens a fresh library on `storage`. The `"opfs"` twin of each test is about OPFS (temp
+/// files, renames, crashes mid-write): it keeps every asset there (`smallFileBytes: 0`).
+/// Small files in IndexedDB under the default threshold are `small.rs`'s subject.
 pub(crate) async fn try_open(storage: &str) -> Result<MediaLibrary, JsValue> {
     let opts = js_sys::Object::new();
     Reflect::set(&opts, &"name".into(), &unique("t").into()).unwrap();
     Reflect::set(&opts, &"storage".into(), &storage.into()).unwrap();
+    if storage == "opfs" {
+        Reflect::set(&opts, &"smallFileBytes".into(), &0.into()).unwrap();
+    }
     MediaLibrary::open(Some(opts.into())).await
 }
 
@@ -213,12 +226,15 @@ pub fn asset_of(v: &JsValue) -> opfs_media::MediaAsset {
 pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
     let Some(lib) = open(storage).await else { return };
     assert_eq!(lib.storage(), expect.as_str());
-    let data = bytes(300_000, 7);
+    // Above the default small-file threshold: `auto` puts a large file in OPFS where it can
+    // (a small one goes to IndexedDB: small.rs).
+    const SIZE: usize = opfs_media::home::DEFAULT_SMALL_FILE_BYTES as usize + 300_000;
+    let data = bytes(SIZE, 7);
     let v = lib.import_file(file(&data, "holiday.jpg", "image/jpeg").into(), None).await.unwrap();
     let a = asset_of(&v);
     assert_eq!(a.name, "holiday.jpg");
     assert_eq!(a.mime_type, "image/jpeg");
-    assert_eq!(a.size, 300_000.0);
+    assert_eq!(a.size, SIZE as f64);
     // Not hashed while importing (docs/library.md, "Checksums"): on demand, then stored.
     assert_eq!(a.sha256, None);
     assert_eq!(lib.checksum(a.id.clone().into()).await.unwrap().as_string(), Some(sha_hex(&data)));
@@ -239,7 +255,7 @@ pub async fn import_get_list_roundtrip(storage: &str, expect: StorageKind) {
     assert_eq!(Array::from(&listed).length(), 1);
 
     let f = lib.get_file(a.id.clone().into()).await.unwrap();
-    assert_eq!((f.name(), f.type_(), f.size()), ("holiday.jpg".to_owned(), "image/jpeg".to_owned(), 300_000.0));
+    assert_eq!((f.name(), f.type_(), f.size()), ("holiday.jpg".to_owned(), "image/jpeg".to_owned(), SIZE as f64));
     assert_eq!(read_all(&f).await, data);
     if expect == StorageKind::Opfs {
         assert_eq!(opfs_names(lib.library()).await, vec![a.id.clone()], "only the committed file, no temp");
@@ -864,6 +880,40 @@ macro_rules! library_suite {
         #[wasm_bindgen_test]
         async fn older_safari_without_create_writable() {
             common::older_safari_without_create_writable().await
+        }
+        #[wasm_bindgen_test]
+        async fn small_asset_goes_to_indexeddb_in_its_record_transaction() {
+            common::running("small_asset_goes_to_indexeddb_in_its_record_transaction");
+            common::small_asset_goes_to_indexeddb_in_its_record_transaction().await
+        }
+        #[wasm_bindgen_test]
+        async fn small_batch_is_one_transaction_and_no_opfs_file() {
+            common::running("small_batch_is_one_transaction_and_no_opfs_file");
+            common::small_batch_is_one_transaction_and_no_opfs_file().await
+        }
+        #[wasm_bindgen_test]
+        async fn threshold_boundary_goes_to_opfs() {
+            common::running("threshold_boundary_goes_to_opfs");
+            common::threshold_boundary_goes_to_opfs().await
+        }
+        #[wasm_bindgen_test]
+        async fn library_mixing_both_homes() {
+            common::running("library_mixing_both_homes");
+            common::library_mixing_both_homes().await
+        }
+        #[wasm_bindgen_test]
+        async fn small_file_bytes_zero_keeps_everything_in_opfs() {
+            common::running("small_file_bytes_zero_keeps_everything_in_opfs");
+            common::small_file_bytes_zero_keeps_everything_in_opfs().await
+        }
+        #[wasm_bindgen_test]
+        async fn bad_small_file_bytes_are_refused() {
+            common::bad_small_file_bytes_are_refused().await
+        }
+        #[wasm_bindgen_test]
+        async fn old_library_small_assets_in_opfs_still_read() {
+            common::running("old_library_small_assets_in_opfs_still_read");
+            common::old_library_small_assets_in_opfs_still_read().await
         }
         #[wasm_bindgen_test]
         async fn bad_library_options() {

@@ -164,7 +164,7 @@ pub async fn sweep_removes_stale_pieces(storage: &str) {
 /// (`"close"` or `"error"`, a dropped connection after the data). WebKit writes a view's
 /// whole backing buffer into an OPFS writable: these chunks would be stored with the bytes
 /// around them.
-fn stream_of_views(data: &[u8], tail: &str) -> JsValue {
+pub(crate) fn stream_of_views(data: &[u8], tail: &str) -> JsValue {
     let make = Function::new_with_args(
         "data, tail",
         "const shared = new Uint8Array(data.length + 4096);
@@ -230,9 +230,6 @@ pub async fn stream_chunks_are_views(storage: &str) {
 pub async fn download_chunks_are_views(storage: &str) {
     let Some(lib) = open(storage).await else { return };
     let lib = lib.library();
-    if !lib.resumable_downloads() {
-        return;
-    }
     let data = bytes(1_700_001, 13);
     let id = opfs_media::platform::new_asset_id();
     let now = js_sys::Date::now();
@@ -254,6 +251,9 @@ pub async fn download_chunks_are_views(storage: &str) {
         cloud_version: Some(1),
         sync_error: None,
     };
+    if !lib.resumable_download(&remote) {
+        return;
+    }
     lib.put_synced(&remote, opfs_media::store::ChangeKind::Import).await.unwrap();
     let cut = 700_013;
     let mut part = lib.partial_download(&remote).await.unwrap();

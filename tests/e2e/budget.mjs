@@ -42,7 +42,8 @@ async function fill(opfs, api, user, name) {
   const u = (await lib.importFile(new File([bytes(1_000_000, 9)], 'unsynced.bin'))).id;
   const b = (await lib.importFile(new File([bytes(1_000_000, 10)], 'b.bin'))).id;
   const storage = Object.fromEntries(await Promise.all([...a, u, b].map(async (id) => [id, (await lib.get(id)).storage])));
-  return { a, u, b, storage, evictions: globalThis.evictions, usage: (await navigator.storage.estimate()).usage, kind: lib.storage };
+  const small = (await lib.estimate()).smallFileBytes;
+  return { a, u, b, storage, evictions: globalThis.evictions, usage: (await navigator.storage.estimate()).usage, kind: lib.storage, small };
 }
 
 // Under the capped quota: a 3 MB import does not fit, evicts synced copies and succeeds;
@@ -112,10 +113,13 @@ test('budget and real quota (DevTools protocol + reference server): LRU eviction
 
       const f = await run(fill, server.url, user, name);
       assert.equal(f.kind, 'opfs', where);
+      // Each 1 MB asset's home: IndexedDB below the small-file threshold (the 1 MiB default),
+      // OPFS otherwise; budget, quota and re-downloads treat both alike.
+      const home = 1_000_000 < f.small ? 'indexeddb' : 'opfs';
       const [a0, a1, a2, a3] = f.a;
       assert.deepEqual(f.evictions.map((e) => [e.evicted, e.reason]), [[[a0], 'budget']], `${where}: the 6th MB evicted the least recently used synced copy`);
       assert.equal(f.storage[a0], 'remote');
-      for (const id of [a1, a2, a3, f.u, f.b]) assert.equal(f.storage[id], 'opfs', `${where}: ${id} stays`);
+      for (const id of [a1, a2, a3, f.u, f.b]) assert.equal(f.storage[id], home, `${where}: ${id} stays`);
 
       // Room for 1.5 MB more: the 3 MB import must evict a3 and a2 (oldest first; a1 is pinned,
       // the others unsynced) and succeed on its retry.
@@ -132,8 +136,8 @@ test('budget and real quota (DevTools protocol + reference server): LRU eviction
       assert.equal(q.info.evictableBytes, 0);
 
       const r = await run(redownload, server.url, user, name, [[a0, 0], [a1, 1], [a2, 2], [a3, 3]]);
-      for (const id of [a0, a2, a3]) assert.deepEqual(r[id], { before: 'remote', identical: true, after: 'opfs' }, `${where}: ${id} re-downloaded`);
-      assert.deepEqual(r[a1], { before: 'opfs', identical: true, after: 'opfs' }, `${where}: pinned never left`);
+      for (const id of [a0, a2, a3]) assert.deepEqual(r[id], { before: 'remote', identical: true, after: home }, `${where}: ${id} re-downloaded`);
+      assert.deepEqual(r[a1], { before: home, identical: true, after: home }, `${where}: pinned never left`);
       console.log(`${where}: budget evicted ${f.evictions[0].evicted.length}, quota evicted ${q.evictions[0].evicted.length} (${q.evictions[0].bytes} B); then ${q.error2.name}; re-downloads identical`);
       await context.close();
     }

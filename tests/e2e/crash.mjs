@@ -30,8 +30,10 @@ const killProfile = (dir) => { try { execFileSync('pkill', ['-KILL', '-f', `user
 
 const harness = async (context, origin) => openHarness(context.pages()[0] ?? await context.newPage(), origin);
 
+// The library keeps every asset in OPFS (`smallFileBytes: 0`): this test is about OPFS files
+// (a temporary one mid-write, the committed one beside it), not where small files live.
 async function importKeep(opfs, name) {
-  const lib = await opfs.MediaLibrary.open({ name });
+  const lib = await opfs.MediaLibrary.open({ name, smallFileBytes: 0 });
   const bytes = new Uint8Array(1_000_000).map((_, i) => (i * 7) & 255);
   return (await lib.importFile(new File([bytes], 'keep.bin'))).id;
 }
@@ -40,7 +42,7 @@ async function importKeep(opfs, name) {
 // ReadableStream: in a worker the library writes it through a sync access handle (a whole
 // Blob goes through createWritable there too, which the page case covers).
 async function startBig(opfs, name, size, stream) {
-  const lib = await opfs.MediaLibrary.open({ name });
+  const lib = await opfs.MediaLibrary.open({ name, smallFileBytes: 0 });
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i += 4096) bytes[i] = i & 255;
   const file = new File([bytes], 'big.bin');
@@ -64,7 +66,7 @@ async function inspect(opfs, name, keepId) {
     return out;
   };
   const atRestart = await walkSizes();
-  const lib = await opfs.MediaLibrary.open({ name, sweepGraceMs: 0 }); // no other tab exists
+  const lib = await opfs.MediaLibrary.open({ name, sweepGraceMs: 0, smallFileBytes: 0 }); // no other tab exists
   const records = await lib.list();
   const sizes = [];
   for (const r of records) sizes.push([r.id, r.size, (await lib.getFile(r.id)).size]);

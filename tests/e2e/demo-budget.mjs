@@ -37,7 +37,8 @@ test('demo: local usage against the budget, eviction of synced items, pin, re-do
     await page.dispatchEvent('#budget', 'change');
     await page.waitForSelector('li[data-storage=remote]:has-text("one.png")');
     await page.waitForSelector('li[data-storage=remote]:has-text("three.png")');
-    assert.equal(await page.getAttribute('li:has-text("two.png")', 'data-storage'), 'opfs', 'pinned stays');
+    // Small images live in IndexedDB (below the 1 MiB `smallFileBytes` default).
+    assert.equal(await page.getAttribute('li:has-text("two.png")', 'data-storage'), 'indexeddb', 'pinned stays');
     await page.waitForFunction(() => /of 0\.0 MB budget/.test(document.getElementById('local').textContent));
     assert.match(await page.textContent('#sync'), /evicted the local copies of 2 synced item/);
     await page.screenshot({ path: 'target/e2e/demo-budget-evicted.png' });
@@ -46,7 +47,7 @@ test('demo: local usage against the budget, eviction of synced items, pin, re-do
     await page.dispatchEvent('#budget', 'change');
     await page.click('li:has-text("one.png")');
     await page.waitForSelector('canvas[data-drawn]');
-    await page.waitForSelector('li[data-storage=opfs]:has-text("one.png")');
+    await page.waitForSelector('li[data-storage=indexeddb]:has-text("one.png")');
     await page.screenshot({ path: 'target/e2e/demo-budget-redownloaded.png' });
     assert.deepEqual(errors, []);
   } finally {

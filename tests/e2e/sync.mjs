@@ -74,7 +74,9 @@ test('demo sync: two devices, server bytes, delete, server outage, offline toggl
     await b.click('li:has-text("split.png")');
     await b.waitForSelector('canvas[data-drawn]');
     assert.deepEqual(await pixel(b), [220, 30, 30], 'B draws the downloaded image');
-    await b.waitForSelector('li[data-storage=opfs]:has-text("split.png")');
+    // A small image's home is IndexedDB (below the 1 MiB `smallFileBytes` default): the
+    // download landed there.
+    await b.waitForSelector('li[data-storage=indexeddb]:has-text("split.png")');
     await b.screenshot({ path: 'target/e2e/sync-b-drawn.png' });
 
     // Delete on A: gone on B after its next pull.
@@ -131,11 +133,11 @@ test('demo sync: two devices, server bytes, delete, server outage, offline toggl
     await a.waitForSelector('#sync:has-text("freed the local copies of 2 synced item(s)")');
     await a.waitForSelector('li[data-storage=remote]:has-text("outage.png")');
     await a.waitForSelector('li[data-storage=remote]:has-text("offline.png")');
-    assert.equal(await a.getAttribute('li:has-text("unsynced.png")', 'data-storage'), 'opfs', 'pending bytes are never freed');
+    assert.equal(await a.getAttribute('li:has-text("unsynced.png")', 'data-storage'), 'indexeddb', 'pending bytes are never freed (a small image: in IndexedDB)');
     await a.screenshot({ path: 'target/e2e/sync-freed.png' });
     await a.uncheck('#offline');
     await a.click('li:has-text("offline.png")');
-    await a.waitForSelector('li[data-storage=opfs]:has-text("offline.png")');
+    await a.waitForSelector('li[data-storage=indexeddb]:has-text("offline.png")');
     const freedId = await a.getAttribute('li:has-text("offline.png")', 'data-id');
     await a.waitForSelector(`canvas[data-drawn="${freedId}"]`);
     assert.deepEqual(await pixel(a), [220, 30, 30], 'the freed item downloads again and draws');

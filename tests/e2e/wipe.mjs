@@ -33,15 +33,22 @@ const importRandom = (page, size, name) => page.evaluate(async ([size, name]) =>
 
 const statusOf = (page, id) => page.evaluate(async (id) => (await window.lib.get(id)).syncStatus, id);
 
-// What the page's origin still holds of the library: its IndexedDB database, its OPFS folder.
+// What the page's origin still holds of the library: its IndexedDB database, its OPFS folder,
+// and the local copies in either home (OPFS files, and small assets' bytes in the database's
+// `blobs` store, which is only opened where the database exists: opening creates one).
 const stored = (page) => page.evaluate(async () => {
   const dbs = (await indexedDB.databases()).map((d) => d.name).filter((n) => n === 'opfs-media:wipe');
-  let files = 0;
+  let files = 0, blobs = 0;
   try {
     const dir = await (await (await navigator.storage.getDirectory()).getDirectoryHandle('opfs-media')).getDirectoryHandle('wipe');
     for await (const _ of dir.values()) files += 1;
   } catch (e) { if (e.name !== 'NotFoundError') throw e; }
-  return { dbs: dbs.length, files };
+  if (dbs.length) {
+    const db = await new Promise((resolve, reject) => { const r = indexedDB.open('opfs-media:wipe'); r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+    blobs = await new Promise((resolve, reject) => { const r = db.transaction('blobs').objectStore('blobs').count(); r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+    db.close();
+  }
+  return { dbs: dbs.length, files, copies: files + blobs };
 });
 
 test('the origin cleared under a running app, synced and mid-upload: the server keeps everything, nothing is sent again, the next run pulls it all back', { timeout: 180_000 }, async () => {
@@ -72,7 +79,8 @@ test('the origin cleared under a running app, synced and mid-upload: the server 
     for (const a of [x, y]) await until(`${a.id} synced`, async () => (await statusOf(page, a.id)) === 'synced');
     const synced = await serverIds();
     assert.deepEqual(synced, [x.id, y.id].sort());
-    assert.deepEqual(await stored(page), { dbs: 1, files: 2 }, 'both copies are local before the clear');
+    const before = await stored(page);
+    assert.deepEqual([before.dbs, before.copies], [1, 2], `both copies are local before the clear (in OPFS or IndexedDB): ${JSON.stringify(before)}`);
 
     // 1. Cleared while the app runs, everything synced.
     console.log('# synced; clearing the origin');

@@ -15,7 +15,9 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::common::{self, assert_js_error, field};
 
+pub mod small;
 pub mod vanish;
+pub use small::small_asset_uploads_and_downloads_into_indexeddb;
 pub use vanish::{
     lost_bytes_download_again_or_are_reported_never_uploaded,
     wiped_storage_pulls_back_and_changes_nothing_on_the_server,
@@ -127,10 +129,15 @@ pub async fn until_status(lib: &MediaLibrary, id: &str, want: &str, ms: i32) {
 }
 
 pub async fn library() -> (String, MediaLibrary) {
+    library_with("").await
+}
+
+/// A fresh library opened with `extra` options too (JSON members, e.g. `"smallFileBytes":0`).
+pub async fn library_with(extra: &str) -> (String, MediaLibrary) {
     let name = common::unique("s");
-    let opts = Object::new();
-    Reflect::set(&opts, &"name".into(), &name.clone().into()).unwrap();
-    (name, MediaLibrary::open(Some(opts.into())).await.unwrap())
+    let sep = if extra.is_empty() { "" } else { "," };
+    let json = format!(r#"{{"name":"{name}"{sep}{extra}}}"#);
+    (name, MediaLibrary::open(Some(js_sys::JSON::parse(&json).unwrap())).await.unwrap())
 }
 
 pub async fn import(lib: &MediaLibrary, data: &[u8], name: &str) -> String {
@@ -1179,6 +1186,7 @@ macro_rules! sync_suite {
             uploads_do_not_each_pay_a_cors_preflight,
             wiped_storage_pulls_back_and_changes_nothing_on_the_server,
             lost_bytes_download_again_or_are_reported_never_uploaded,
+            small_asset_uploads_and_downloads_into_indexeddb,
         );
     };
     ($($name:ident),* $(,)?) => {

@@ -7,7 +7,9 @@ use opfs_media::interop::MediaLibrary;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{import, library, record_events, server_get, server_ids, service, status_of, wire, within, User};
+use super::{
+    import, library, library_with, record_events, server_get, server_ids, service, status_of, wire, within, User,
+};
 use crate::common::{self, assert_js_error, field};
 
 /// Removes what the browser keeps for library `name` behind its back, as a wipe does:
@@ -87,7 +89,9 @@ pub async fn wiped_storage_pulls_back_and_changes_nothing_on_the_server() {
 /// event and the service's `error` event, and never uploaded, empty or otherwise.
 pub async fn lost_bytes_download_again_or_are_reported_never_uploaded() {
     let user = User::new();
-    let (name, lib) = library().await;
+    // Both homes where the engine has OPFS: the synced asset is an OPFS file, the local-only
+    // one is small and lives in IndexedDB.
+    let (name, lib) = library_with(r#""smallFileBytes":100000"#).await;
     let kept = common::bytes(120_000, 31);
     let kid = import(&lib, &kept, "synced.png").await;
     let svc = service(&name, &user);
@@ -98,15 +102,20 @@ pub async fn lost_bytes_download_again_or_are_reported_never_uploaded() {
     let lost_events = js_sys::Array::new();
     lib.add_event_listener("lost", &Function::new_with_args("e", "this.push(e.detail)").bind0(&lost_events)).unwrap();
 
-    // Remove both assets' bytes, not their records.
-    if storage_of(&lib.get(kid.clone().into()).await.unwrap()) == "opfs" {
-        for id in [&kid, &lid] {
+    // Remove both assets' bytes, each from its own home, not their records.
+    for id in [&kid, &lid] {
+        if storage_of(&lib.get(id.clone().into()).await.unwrap()) == "opfs" {
             JsFuture::from(common::opfs_dir(lib.library()).await.remove_entry(id)).await.unwrap();
-        }
-    } else {
-        for id in [&kid, &lid] {
+        } else {
             lib.library().catalog().delete_blob(id).await.unwrap();
         }
+    }
+    if common::engine_has_opfs() {
+        let homes = [
+            storage_of(&lib.get(kid.clone().into()).await.unwrap()),
+            storage_of(&lib.get(lid.clone().into()).await.unwrap()),
+        ];
+        assert_eq!(homes, ["opfs", "indexeddb"], "records still say where the bytes were");
     }
     let svc = service(&name, &user);
     let errors = record_events(&svc, "error");

@@ -42,6 +42,12 @@ export async function example(file: File): Promise<void> {
   const budgetInfo = await lib.estimate();
   const budgetBytes: number | undefined | null = budgetInfo.budget;
   const localNumbers: number[] = [budgetInfo.localBytes, budgetInfo.evictableBytes, budgetInfo.pinnedBytes];
+  // Small files in IndexedDB below the threshold (`0`: always OPFS); estimate() reports it.
+  const smallLib: MediaLibrary = await MediaLibrary.open({ name: 'small', smallFileBytes: 256 * 1024 });
+  const threshold: number = (await smallLib.estimate()).smallFileBytes;
+  // @ts-expect-error smallFileBytes is a number of bytes
+  await MediaLibrary.open({ name: 'small', smallFileBytes: '1 MiB' });
+  console.log(threshold);
   console.log(dropped, pins, evicted.bytes, evicted.reason, budgetBytes, localNumbers);
   const imported: MediaAsset = await lib.importFile(file);
   // Many files at once: one outcome per file, in input order.

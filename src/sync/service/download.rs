@@ -1,7 +1,8 @@
 //! Downloads on the wire. With OPFS the response streams into the library's download pieces
 //! (`store/download.rs`) and an interruption continues with `Range` from what was kept, a few
 //! times within one call and again on the next call (also after a restart). Without OPFS the
-//! bytes are stored whole, as the browser hands them over.
+//! bytes are stored whole, as the browser hands them over; so are small assets, which go to
+//! IndexedDB (`home`).
 
 use crate::asset::MediaAsset;
 use crate::error::LibraryError;
@@ -24,7 +25,7 @@ enum Failure {
 }
 
 pub(super) async fn fetch(svc: &Shared, asset: &MediaAsset) -> Result<MediaAsset, ServiceError> {
-    if !svc.lib.resumable_downloads() {
+    if !svc.lib.resumable_download(asset) {
         return whole(svc, asset).await;
     }
     let (id, size) = (asset.id.as_str(), asset.size);
@@ -140,7 +141,7 @@ async fn refused(reply: &http::Reply, status: u16, id: &str) -> Failure {
     }
 }
 
-/// Without OPFS: one request, the body stored whole.
+/// Without OPFS, or for a small asset: one request, the body stored whole.
 async fn whole(svc: &Shared, asset: &MediaAsset) -> Result<MediaAsset, ServiceError> {
     let req = protocol::HttpRequest {
         method: "GET",
