@@ -1,7 +1,8 @@
 // Shared spaces end to end (issue 24): two users, Alice and Bob, each in a browser context of
 // their own (separate storage, as two profiles), both members of one space on the real
 // reference server (spaces on: --admin-secret), behind the counting proxy (tests/wire-proxy.mjs).
-// Each syncs the space with `MediaSyncService({ apiBaseUrl: <proxy>/api/spaces/<id>, library })`.
+// Each syncs the space with `MediaSyncService({ apiBaseUrl: <proxy>/api/spaces/<id>, library })`;
+// Alice also syncs her personal library (page) and a second board (her dedicated worker).
 // Alice imports offline, then online; Bob's device gets the asset, reads it (SHA-256 checked)
 // and reads it again with the network refused; Bob renames, Alice sees the name; Alice
 // deletes, Bob's copy goes; each asset crosses the wire once per device. Then Bob is removed
@@ -103,6 +104,14 @@ test('a space shared by two users: import, download, rename, delete, once per de
     await until('personal synced', async () => (await a('page', async (opfs, i) => (await globalThis.plib.get(i)).syncStatus, personalId)) === 'synced');
     assert.deepEqual(await a('page', async () => [globalThis.svc.isLeader, globalThis.personal.isLeader]), [true, true], 'one leader each');
     assert.equal((await a('page', record, personalId)).missing, 'NotFoundError', 'the personal asset is not in the space');
+    // And a second board in her dedicated worker: a third leader, its own space and library.
+    const SPACE2 = `${SPACE}-b`;
+    assert.equal((await fetch(`${api.url}/api/admin/spaces/${SPACE2}/members/alice`, { method: 'PUT', headers: { Authorization: `Bearer ${ADMIN}` } })).status, 201);
+    await a('worker', startSpace, { root: `${proxy}/api/spaces/${SPACE2}`, library: `space-${SPACE2}`, user: 'alice' });
+    const otherBoardId = await a('worker', importBytes, 'other-board.bin', 1000, 5);
+    await until('second board synced', async () => (await a('worker', record, otherBoardId)).syncStatus === 'synced');
+    assert.equal(await a('worker', async () => globalThis.svc.isLeader), true, 'the worker leads its board');
+    assert.equal((await a('page', record, otherBoardId)).missing, 'NotFoundError', 'the boards stay apart');
 
     // Bob's device: the asset arrives as metadata, downloads, SHA-256 checked against the file.
     await b('page', startSpace, { root, library, user: 'bob' });
@@ -123,6 +132,7 @@ test('a space shared by two users: import, download, rename, delete, once per de
     await until('alice sees the rename', async () => { await a('page', syncNow); return (await a('page', record, id)).name === 'by-bob.bin'; });
 
     assert.equal((await b('page', record, personalId)).missing, 'NotFoundError', 'Alice\'s personal asset never reaches Bob');
+    assert.equal((await b('page', record, otherBoardId)).missing, 'NotFoundError', 'nor does her other board\'s');
     // Once per device: one upload (Alice), one download (Bob), whatever was read since.
     const up = await wire('uploads', id);
     const down = await wire('downloads', id);
