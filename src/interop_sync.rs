@@ -64,6 +64,22 @@ export interface ConflictVersion {
     updatedAt: number;
     /** The server version this side is based on. */
     version?: number;
+    /** Who made the remote change (the server's `updatedBy`, sent on a space's assets). */
+    updatedBy?: string;
+}
+
+/**
+ * The `error` event's `detail`, and what `syncNow` rejects with (as an `Error` with these
+ * `name` and `code`). A space refusing this user stops sync: `name` is `NotAMemberError`
+ * (`code` `NOT_A_MEMBER`, HTTP 403) or `InvalidSpaceError` (`INVALID_SPACE_ID`, HTTP 400);
+ * local copies and unsynced imports are kept, and `start()` or `syncNow()` tries again.
+ */
+export interface SyncErrorDetail {
+    /** The asset concerned, if any. */
+    id?: string | null;
+    name: "NotAMemberError" | "InvalidSpaceError" | "NetworkError" | "ServerError" | "NotSignedInError" | string;
+    code: string;
+    message: string;
 }
 
 /** The `detail` of a `progress` event: assets by status, and bytes moved. */

@@ -57,6 +57,7 @@ fn remote(sha: &str) -> RemoteAsset {
         meta: Meta { name: "n".into(), tags: vec![] },
         version: 1,
         updated_at: 1,
+        updated_by: None,
     }
 }
 

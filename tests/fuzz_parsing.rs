@@ -188,7 +188,8 @@ fn valid_asset() -> impl Strategy<Value = (Value, RemoteAsset)> {
             let wire = json!({ "id": id, "name": name, "type": "image/png", "size": size, "sha256": sha,
                 "version": version, "createdAt": 1, "updatedAt": updated_at, "tags": tags,
                 "url": format!("/api/media/assets/{id}") });
-            let remote = RemoteAsset { id, sha256: sha, meta: Meta { name, tags }, version, updated_at };
+            let remote =
+                RemoteAsset { id, sha256: sha, meta: Meta { name, tags }, version, updated_at, updated_by: None };
             (wire, remote)
         })
 }

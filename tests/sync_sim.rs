@@ -63,6 +63,7 @@ impl Server {
             meta: a.meta.clone(),
             version: a.version,
             updated_at: a.updated_at,
+            updated_by: None,
         }
     }
     fn fail(status: u16, code: &str, current: Option<RemoteAsset>) -> Outcome {
@@ -719,6 +720,7 @@ fn an_app_resolver_replaces_last_writer_wins() {
         meta: Meta { name: "theirs".into(), tags: vec!["b".into()] },
         version: 2,
         updated_at: 200,
+        updated_by: None,
     };
     e.handle(
         n,

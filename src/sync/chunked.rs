@@ -455,6 +455,7 @@ mod tests {
             meta: Meta { name: "n".into(), tags: vec![] },
             version: 1,
             updated_at: 1,
+            updated_by: None,
         }
     }
 

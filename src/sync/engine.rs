@@ -6,7 +6,9 @@
 //! op per asset); uploads are idempotent on the client id; metadata conflicts resolve
 //! last-writer-wins on `updatedAt` with a deterministic tie-break; deletes win over edits;
 //! network errors, 408, 429 and 5xx retry with exponential backoff + jitter and honour
-//! `Retry-After`; other 4xx put the asset in `error` with the server's code kept.
+//! `Retry-After`; other 4xx put the asset in `error` with the server's code kept. A refusal
+//! of the whole API root (a space the user is not a member of) stops the engine instead
+//! (`Engine::refused`): nothing local changes, nothing more is sent.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -77,6 +79,8 @@ pub struct RemoteAsset {
     pub version: i64,
     /// Last metadata change (ms).
     pub updated_at: i64,
+    /// Who made the last change, where the server says (assets in a space).
+    pub updated_by: Option<String>,
 }
 
 /// One entry of the changes feed.
@@ -253,6 +257,22 @@ pub struct Engine {
     dirty: bool,
     events: Vec<Event>,
     resolver: Option<Resolver>,
+    refused: Option<SyncError>,
+}
+
+/// Whether an error answer refuses the whole API root rather than one request: `403
+/// NOT_A_MEMBER` (not, or no longer, a member of the space) and `400 INVALID_SPACE_ID` (no
+/// such space can exist). Retrying cannot help, and no asset is at fault.
+pub fn root_refusal(o: &Outcome) -> Option<SyncError> {
+    match o {
+        Outcome::Failed { status: 403, code, .. } if code == "NOT_A_MEMBER" => {
+            Some(SyncError { status: 403, code: code.clone() })
+        }
+        Outcome::Failed { status: 400, code, .. } if code == "INVALID_SPACE_ID" => {
+            Some(SyncError { status: 400, code: code.clone() })
+        }
+        _ => None,
+    }
 }
 
 impl Engine {
@@ -272,6 +292,7 @@ impl Engine {
             dirty: false,
             events: Vec::new(),
             resolver: None,
+            refused: None,
         }
     }
 
@@ -335,6 +356,13 @@ impl Engine {
         self.dirty = true;
     }
 
+    /// Set once the server refused the whole API root (`root_refusal`): the engine sends
+    /// nothing more, and has left every local asset and queued op as it was. A new engine
+    /// (the next leadership, after the app calls `start()` or `syncNow()`) tries again.
+    pub fn refused(&self) -> Option<&SyncError> {
+        self.refused.as_ref()
+    }
+
     /// Asks for a pull of the changes feed (start, online, visibility, timer).
     pub fn request_pull(&mut self) {
         self.pull_wanted = true;
@@ -347,6 +375,9 @@ impl Engine {
 
     /// When `poll` may have something new to send (the earliest backoff expiry).
     pub fn next_wakeup(&self) -> Option<i64> {
+        if self.refused.is_some() {
+            return None;
+        }
         // Over the backoffs (few), not the outbox (all queued ops): this runs on every turn.
         let assets = self
             .backoff
@@ -381,6 +412,9 @@ impl Engine {
     /// The requests to send now, each with the id to report its outcome under.
     pub fn poll(&mut self, now: i64) -> Vec<(u64, Request)> {
         let mut out = Vec::new();
+        if self.refused.is_some() {
+            return out;
+        }
         if self.pull_wanted && !self.pulling() && self.pull_backoff.not_before <= now {
             self.state.pull_gen += 1;
             self.pull_started_gen = self.state.pull_gen;
@@ -434,6 +468,10 @@ impl Engine {
     /// responses to a previous incarnation) are ignored.
     pub fn handle(&mut self, req: u64, outcome: Outcome, now: i64) {
         let Some(at) = self.inflight.iter().position(|(n, _)| *n == req) else { return };
+        if let Some(e) = root_refusal(&outcome) {
+            self.refuse(e);
+            return;
+        }
         let (_, f) = self.inflight.remove(at);
         match f {
             InFlight::Pull => self.on_pull(outcome, now),
@@ -447,6 +485,19 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Stops: requests in flight are forgotten (their answers are ignored), their assets go
+    /// back to `pending` with their ops still queued; nothing is deleted or marked failed.
+    fn refuse(&mut self, e: SyncError) {
+        for (_, f) in std::mem::take(&mut self.inflight) {
+            if let InFlight::Asset { id, .. } = f {
+                self.busy.remove(&id);
+                self.set_status(&id, SyncStatus::Pending, None);
+            }
+        }
+        self.pull_wanted = false;
+        self.refused = Some(e);
     }
 
     fn retryable(o: &Outcome) -> Option<Option<u64>> {

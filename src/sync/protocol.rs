@@ -36,6 +36,9 @@ pub struct WireAsset {
     /// Thumbnail URL, for images.
     #[serde(default)]
     pub thumbnail_url: Option<String>,
+    /// Who made the last change (servers with spaces send it on a space's assets).
+    #[serde(default)]
+    pub updated_by: Option<String>,
 }
 
 impl From<WireAsset> for RemoteAsset {
@@ -46,6 +49,7 @@ impl From<WireAsset> for RemoteAsset {
             meta: Meta { name: w.name, tags: w.tags },
             version: w.version,
             updated_at: w.updated_at,
+            updated_by: w.updated_by,
         }
     }
 }

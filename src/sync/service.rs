@@ -86,6 +86,18 @@ pub enum ServiceError {
         /// Protocol error code.
         code: String,
     },
+    /// The server refuses this API root for the user: `403 NOT_A_MEMBER` (not, or no longer,
+    /// a member of the space) or `400 INVALID_SPACE_ID`. Sync of this library stops; nothing
+    /// local is deleted.
+    #[error("the server refuses this user at {root} (HTTP {status} {code}): sync of this library stopped; its local copies and unsynced imports are kept. Delete them with the library's own calls if the app wants them gone; start() or syncNow() tries again (after the user was added back)")]
+    Refused {
+        /// The API root refused (the space's root).
+        root: String,
+        /// HTTP status.
+        status: u16,
+        /// `NOT_A_MEMBER` or `INVALID_SPACE_ID`.
+        code: String,
+    },
     /// `getUserId()` returned null: sync waits for a sign-in.
     #[error("no user is signed in (getUserId() returned null); local changes are kept and sync when a user signs in")]
     NotSignedIn,
@@ -104,6 +116,8 @@ impl ServiceError {
             Self::Library(e) => e.name(),
             Self::Network(_) => "NetworkError",
             Self::Server { .. } => "ServerError",
+            Self::Refused { code, .. } if code == "INVALID_SPACE_ID" => "InvalidSpaceError",
+            Self::Refused { .. } => "NotAMemberError",
             Self::NotSignedIn => "NotSignedInError",
             Self::Callback(_) => "InvalidInputError",
             Self::Disposed => "InvalidStateError",
@@ -115,7 +129,7 @@ impl ServiceError {
         match self {
             Self::Library(e) => e.code().to_owned(),
             Self::Network(_) => "NETWORK".into(),
-            Self::Server { code, .. } => code.clone(),
+            Self::Server { code, .. } | Self::Refused { code, .. } => code.clone(),
             Self::NotSignedIn => "NOT_SIGNED_IN".into(),
             Self::Callback(_) => "BAD_CALLBACK".into(),
             Self::Disposed => "DISPOSED".into(),

@@ -5,7 +5,7 @@ import init, {
   estimate, requestPersistence, defaultLibrary, MediaLibrary,
   type SyncErrorInfo, type ImportResult, type ImportError, type EvictReport, type MediaAsset, type SyncStatus, type StorageKind, type SweepReport, type StorageInfo,
 } from 'opfs-media';
-import { MediaSyncService, type MediaSyncOptions, type SyncProgress, type TransferProgress } from 'opfs-media/sync';
+import { MediaSyncService, type MediaSyncOptions, type SyncProgress, type TransferProgress, type SyncErrorDetail, type ConflictVersion } from 'opfs-media/sync';
 
 export async function example(file: File): Promise<void> {
   await init();
@@ -98,6 +98,15 @@ export async function example(file: File): Promise<void> {
     const t: TransferProgress | undefined = p.transfers[0];
     const dir: 'upload' | 'download' | undefined = t?.direction;
     console.log(p.bytesLoaded / p.bytesTotal, p.queued, t?.loaded, dir);
+  });
+  // A shared space: its own root and library; a refusal is a typed error.
+  const board = new MediaSyncService({
+    apiBaseUrl: '/api/spaces/board-1', library: 'space-board-1', getUserId: () => 'alice',
+    conflictResolver: (local: ConflictVersion, remote: ConflictVersion) => (remote.updatedBy === 'bob' ? 'remote' : 'local'),
+  });
+  board.addEventListener('error', (e: Event) => {
+    const d: SyncErrorDetail = (e as CustomEvent<SyncErrorDetail>).detail;
+    if (d.name === 'NotAMemberError' && d.code === 'NOT_A_MEMBER') board.stop();
   });
   const leader: boolean = sync.isLeader;
   sync.start();

@@ -102,7 +102,7 @@ async fn resume(svc: &Shared, asset: &MediaAsset, part: &mut PartialDownload) ->
         // The whole file (a server that ignores Range): what was kept is not needed.
         200 if part.len > 0.0 => start_over(svc, asset, part).await?,
         200 => {}
-        status => return Err(refused(&reply, status, &asset.id).await),
+        status => return Err(refused(svc, &reply, status, &asset.id).await),
     }
     let Some(body) = reply.body_stream() else {
         return Err(Failure::Final(ServiceError::Network("the response has no readable body".into())));
@@ -126,10 +126,17 @@ async fn start_over(svc: &Shared, asset: &MediaAsset, part: &mut PartialDownload
     Ok(())
 }
 
-/// The error of a non-2xx answer: retried for 408, 429 and 5xx.
-async fn refused(reply: &http::Reply, status: u16, id: &str) -> Failure {
+/// The error of a non-2xx answer: retried for 408, 429 and 5xx; a space refusing the user
+/// is `Refused` (never retried).
+async fn refused(svc: &Shared, reply: &http::Reply, status: u16, id: &str) -> Failure {
     let body = reply.bytes().await.unwrap_or_default();
-    let code = match protocol::outcome(&Request::Delete { id: id.to_owned() }, status, None, &body) {
+    let outcome = protocol::outcome(&Request::Delete { id: id.to_owned() }, status, None, &body);
+    if crate::sync::engine::root_refusal(&outcome).is_some() {
+        if let Outcome::Failed { code, .. } = outcome {
+            return Failure::Final(ServiceError::Refused { root: svc.cfg.endpoint.base_url.clone(), status, code });
+        }
+    }
+    let code = match outcome {
         Outcome::Failed { code, .. } => code,
         _ => format!("HTTP_{status}"),
     };
@@ -153,7 +160,7 @@ async fn whole(svc: &Shared, asset: &MediaAsset) -> Result<MediaAsset, ServiceEr
     let network = |e: http::HttpError| ServiceError::Network(e.to_string());
     let reply = http::send(&svc.cfg.endpoint, &req, token.as_deref(), None, None).await.map_err(network)?;
     if reply.status != 200 {
-        return Err(match refused(&reply, reply.status, &asset.id).await {
+        return Err(match refused(svc, &reply, reply.status, &asset.id).await {
             Failure::Retry(e) | Failure::Final(e) => e,
         });
     }

@@ -42,6 +42,10 @@ pub(super) fn resolve_with(
     };
     let l = side(&local.id, &local.meta, local.updated_at, local.remote_version);
     let r = side(&remote.id, &remote.meta, remote.updated_at, Some(remote.version));
+    if let Some(by) = &remote.updated_by {
+        // Who changed it, where the server says (a space's assets): the app may prefer a user.
+        let _ = js_sys::Reflect::set(&r, &"updatedBy".into(), &JsValue::from_str(by));
+    }
     let Ok(answer) = f.call2(&JsValue::UNDEFINED, &l, &r) else { return default };
     match answer.as_string().as_deref() {
         Some("local") => return engine::Resolution::Local,
@@ -104,6 +108,12 @@ pub(super) async fn run(svc: Shared) {
         };
         let Some(release) = acquire_lock(&svc, &user, &mut rx).await else { continue };
         if let Err(e) = lead(&svc, &user, &mut rx).await {
+            if matches!(e, ServiceError::Refused { .. }) {
+                // Retrying cannot help until the app acts (adds the user back): no loop
+                // against the server. `start()` or `syncNow()` tries once more.
+                svc.running.set(false);
+                svc.once.set(false);
+            }
             svc.emit("error", &error_detail(None, &e));
             // The `syncNow` calls this round was to serve fail with it, here and elsewhere;
             // the next round (a new leadership, state read again) serves later ones.
@@ -176,6 +186,12 @@ pub(super) async fn lead(svc: &Shared, user: &str, rx: &mut UnboundedReceiver<()
                 leader.wires.insert(w.id.clone(), w);
             }
             leader.engine.handle(c.req, c.outcome, now as i64);
+        }
+        if let Some(e) = leader.engine.refused().cloned() {
+            // Statuses of what was in flight go back to pending; then stop (run() reports it).
+            flush(svc, &mut leader).await.map_err(|e| unserved(svc, &served, e))?;
+            let root = svc.cfg.endpoint.base_url.clone();
+            return Err(unserved(svc, &served, ServiceError::Refused { root, status: e.status, code: e.code }));
         }
         let online = platform::get(&platform::get(&platform::global(), "navigator"), "onLine").as_bool() != Some(false);
         let sends = if online { leader.engine.poll(now as i64) } else { Vec::new() };
