@@ -49,10 +49,43 @@ pub(super) enum Wire {
     Failed {
         tokens: Vec<String>,
         message: String,
+        /// Set when the server refused the API root (`ServiceError::Refused`), so the calls
+        /// of other contexts reject with the same typed error (`NotAMemberError`, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<Refusal>,
     },
     SyncNow {
         token: String,
     },
+}
+
+/// A `ServiceError::Refused` as it crosses the channel.
+#[derive(Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+pub(super) struct Refusal {
+    root: String,
+    status: u16,
+    code: String,
+}
+
+impl Refusal {
+    /// The refusal `e` carries, if it is one.
+    pub(super) fn of(e: &ServiceError) -> Option<Self> {
+        match e {
+            ServiceError::Refused { root, status, code } => {
+                Some(Self { root: root.clone(), status: *status, code: code.clone() })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The error another context's failed round is reported with here: its refusal, typed as
+/// there, or a `StorageError` carrying its message.
+pub(super) fn remote_failure(message: String, refused: Option<Refusal>) -> ServiceError {
+    match refused {
+        Some(Refusal { root, status, code }) => ServiceError::Refused { root, status, code },
+        None => ServiceError::Library(LibraryError::Storage { op: "syncing (in another context)", detail: message }),
+    }
 }
 
 /// One status change in `Wire::Statuses`.
@@ -128,12 +161,9 @@ impl Service {
                     }
                 }
             }
-            Wire::Failed { tokens, message } => {
+            Wire::Failed { tokens, message, refused } => {
                 if !self.leading.get() {
-                    let error = ServiceError::Library(LibraryError::Storage {
-                        op: "syncing (in another context)",
-                        detail: message,
-                    });
+                    let error = remote_failure(message, refused);
                     self.notify(&Note::Failed { tokens, error });
                 }
             }
@@ -201,5 +231,39 @@ pub(super) async fn acquire_lock(svc: &Shared, user: &str, rx: &mut UnboundedRec
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn across(e: &ServiceError) -> ServiceError {
+        let wire = Wire::Failed { tokens: vec!["t".into()], message: e.to_string(), refused: Refusal::of(e) };
+        let text = serde_json::to_string(&wire).unwrap();
+        match serde_json::from_str::<Wire>(&text).unwrap() {
+            Wire::Failed { message, refused, .. } => remote_failure(message, refused),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_reaches_other_contexts_typed() {
+        for (status, code, name) in
+            [(403, "NOT_A_MEMBER", "NotAMemberError"), (400, "INVALID_SPACE_ID", "InvalidSpaceError")]
+        {
+            let e = ServiceError::Refused { root: "/api/spaces/b".into(), status, code: code.into() };
+            let there = across(&e);
+            assert_eq!(there, e);
+            assert_eq!((there.name(), there.code()), (name, code.to_owned()));
+        }
+    }
+
+    #[test]
+    fn other_failures_stay_storage_errors_and_old_messages_still_read() {
+        let there = across(&ServiceError::Network("offline".into()));
+        assert_eq!(there.name(), "StorageError");
+        let old = r#"{"t":"failed","tokens":["t"],"message":"m"}"#;
+        assert!(matches!(serde_json::from_str::<Wire>(old).unwrap(), Wire::Failed { refused: None, .. }));
     }
 }

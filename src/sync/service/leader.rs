@@ -19,7 +19,7 @@ use crate::store::outbox::{OutboxEntry, OutboxOp};
 use crate::sync::bridge::{self, UserSyncState};
 use crate::sync::engine::{self, Engine, Request, SyncState};
 
-use super::channel::acquire_lock;
+use super::channel::{acquire_lock, Refusal};
 use super::state::{Completion, Leader};
 use super::transfer::{open_for_upload, prefetch, read_capabilities, send};
 use super::writeback::{flush, has_unsaved, progress, write_back, FLUSH_MS};
@@ -119,7 +119,7 @@ pub(super) async fn run(svc: Shared) {
             // the next round (a new leadership, state read again) serves later ones.
             let tokens: Vec<String> = std::mem::take(&mut *svc.sync_tokens.borrow_mut());
             if !tokens.is_empty() {
-                svc.post(&Wire::Failed { tokens: tokens.clone(), message: e.to_string() });
+                svc.post(&Wire::Failed { tokens: tokens.clone(), message: e.to_string(), refused: Refusal::of(&e) });
                 svc.notify(&Note::Failed { tokens, error: e.clone() });
             }
             wait(&mut rx, Some(svc.cfg.poll_interval_ms.min(5000.0))).await;
