@@ -376,27 +376,18 @@ impl Catalog {
         v.map(|v| from_js(id, v)).transpose()
     }
 
-    /// The record `id` and, where it says its bytes are a `Blob` in IndexedDB under its id, that
-    /// `Blob` (or its one `ArrayBuffer`, wrapped), read in one transaction (a read of a small
-    /// asset is then one transaction, not two). `None` for the bytes otherwise (OPFS, pieces):
-    /// read them apart.
+    /// The record `id` and, where it says its bytes are in IndexedDB, those bytes (as `blob`
+    /// reads them), in one transaction: a read of a small asset is one transaction, not two.
+    /// `None` for the bytes otherwise (OPFS, remote): read them apart.
     pub async fn get_with_blob(&self, id: &str) -> Result<(Option<MediaAsset>, Option<Blob>), LibraryError> {
         let err = idb_err("reading the catalog");
         let tx = self.tx(&[ASSETS, BLOBS], false)?;
         let v = tx.object_store(ASSETS).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
         let Some(asset) = v.map(|v| from_js(id, v)).transpose()? else { return Ok((None, None)) };
-        if asset.storage != StorageKind::Indexeddb || asset.handle_name != id {
+        if asset.storage != StorageKind::Indexeddb {
             return Ok((Some(asset), None));
         }
-        let b = tx.object_store(BLOBS).map_err(&err)?.get(JsValue::from_str(id)).map_err(&err)?.await.map_err(&err)?;
-        let blob = match b {
-            Some(v) if v.is_instance_of::<Blob>() => Some(v.unchecked_into()),
-            // Engines that refuse Blob values: one ArrayBuffer, wrapped (no copy in WASM).
-            Some(v) if v.is_instance_of::<js_sys::ArrayBuffer>() => {
-                Blob::new_with_blob_sequence(&js_sys::Array::of1(&v)).ok()
-            }
-            _ => None,
-        };
+        let blob = stored_in(&tx.object_store(BLOBS).map_err(&err)?, &asset.handle_name).await?;
         Ok((Some(asset), blob))
     }
 
@@ -424,29 +415,8 @@ impl Catalog {
 
     /// The stored bytes of an IndexedDB-backed asset.
     pub async fn blob(&self, key: &str) -> Result<Option<Blob>, LibraryError> {
-        let err = idb_err("reading stored bytes");
         let tx = self.tx(&[BLOBS], false)?;
-        let store = tx.object_store(BLOBS).map_err(&err)?;
-        let v = store.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
-        let Some(v) = v else { return Ok(None) };
-        if let Some(b) = v.dyn_ref::<Blob>() {
-            return Ok(Some(b.clone()));
-        }
-        // Stored in pieces (a streamed import): one Blob over all of them, in key order.
-        let parts: js_sys::Array = match pieces::parts_of(&v) {
-            Some(n) => {
-                let got = store.get_all(Some(piece_query(key)?), None).map_err(&err)?.await.map_err(&err)?;
-                if got.len() != n as usize {
-                    return Ok(None);
-                }
-                got.into_iter().collect()
-            }
-            None => js_sys::Array::of1(&v),
-        };
-        // Stored as ArrayBuffers (engines that cannot store Blobs): wrap them, no copy in WASM.
-        Blob::new_with_blob_sequence(&parts)
-            .map(Some)
-            .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: error_parts(&e).1 })
+        stored_in(&tx.object_store(BLOBS).map_err(idb_err("reading stored bytes"))?, key).await
     }
 
     /// Deletes the record `id` and the blob `blob_key` (if given) in one transaction; with
@@ -724,4 +694,31 @@ fn to_js(asset: &MediaAsset) -> Result<JsValue, LibraryError> {
 fn from_js(id: &str, v: JsValue) -> Result<MediaAsset, LibraryError> {
     serde_wasm_bindgen::from_value(v)
         .map_err(|e| LibraryError::CorruptRecord { id: id.to_owned(), detail: e.to_string() })
+}
+
+/// The bytes stored under `key` in `store` (the `blobs` store of a transaction): a `Blob`, a
+/// streamed import's pieces as one `Blob` in key order, or an `ArrayBuffer` (engines that
+/// refuse Blob values) wrapped, with no copy in WASM.
+async fn stored_in(store: &ObjectStore, key: &str) -> Result<Option<Blob>, LibraryError> {
+    let err = idb_err("reading stored bytes");
+    let v = store.get(JsValue::from_str(key)).map_err(&err)?.await.map_err(&err)?;
+    let Some(v) = v else { return Ok(None) };
+    if let Some(b) = v.dyn_ref::<Blob>() {
+        return Ok(Some(b.clone()));
+    }
+    // Stored in pieces (a streamed import): one Blob over all of them, in key order.
+    let parts: js_sys::Array = match pieces::parts_of(&v) {
+        Some(n) => {
+            let got = store.get_all(Some(piece_query(key)?), None).map_err(&err)?.await.map_err(&err)?;
+            if got.len() != n as usize {
+                return Ok(None);
+            }
+            got.into_iter().collect()
+        }
+        None => js_sys::Array::of1(&v),
+    };
+    // Stored as ArrayBuffers (engines that cannot store Blobs): wrap them, no copy in WASM.
+    Blob::new_with_blob_sequence(&parts)
+        .map(Some)
+        .map_err(|e| LibraryError::Storage { op: "reading stored bytes", detail: error_parts(&e).1 })
 }
